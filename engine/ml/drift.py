@@ -1,0 +1,242 @@
+"""Drift statistics: how far a current sample of a feature has moved from its reference sample.
+
+Population Stability Index (PSI): bin the data, then compare each sample's share of rows per bin,
+
+    PSI = sum_i (cur_i - ref_i) * ln(cur_i / ref_i)
+
+Numeric bins are cut at deduplicated quantiles of the reference, so each holds roughly the same share of it; they
+are right-closed, (a, b], and the outer bins are open to -inf / +inf so current values beyond the reference range
+still count. Categorical data get one bin per category seen in either sample. Every term is >= 0, identical samples
+give exactly 0, and PSI is a symmetrised KL divergence, so it grows both with how much mass moved and with how rare
+the place it moved to was. The conventional reading, used for `level`:
+
+    PSI < 0.10            none       no meaningful change
+    0.10 <= PSI < 0.25    moderate   worth watching
+    PSI >= 0.25           major      the population has shifted: investigate, consider retraining
+
+An empty bin would make the log infinite, so shares below EPSILON (in particular empty bins) are raised to EPSILON
+before the log; a bin empty in the reference holding share c of the current sample then adds ~c * ln(c / EPSILON).
+
+KS (numeric) and chi-square (categorical) tests are reported alongside as supporting evidence, not as the drift
+flag: with a 100k-row reference their p-values drop below any alpha for shifts far too small to matter, whereas
+PSI measures the size of the shift.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from engine.ml.claims import FEATURES
+
+EPSILON = 1e-4   # floor on bin shares; a new category at 10% of current rows then adds ~0.1 * ln(1000) = 0.69
+MODERATE = 0.10  # PSI at or above this is "moderate" drift
+MAJOR = 0.25     # PSI at or above this is "major" drift
+LEVELS = ("none", "moderate", "major")  # ordered, so the worst of several levels is the one with the highest index
+
+
+def psi_level(value: float) -> str:
+    """Level name of a PSI value: "none" below MODERATE, "moderate" below MAJOR, else "major"."""
+    return "major" if value >= MAJOR else "moderate" if value >= MODERATE else "none"
+
+
+@dataclass(frozen=True)
+class PSIBin:
+    """One bin: label, each sample's share of rows (as observed, before EPSILON) and its term of the PSI sum."""
+
+    label: str
+    reference_share: float
+    current_share: float
+    contribution: float
+
+
+@dataclass(frozen=True)
+class PSIResult:
+    """A PSI value, its level and the per-bin breakdown that explains it."""
+
+    value: float
+    level: str
+    bins: tuple[PSIBin, ...]
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"value": self.value, "level": self.level, "bins": [asdict(b) for b in self.bins]}
+
+
+@dataclass(frozen=True)
+class StatTestResult:
+    """A two-sample test: its name ("ks" or "chi-square"), statistic and p-value."""
+
+    name: str
+    statistic: float
+    p_value: float
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return asdict(self)
+
+
+def _sample(values, what: str) -> pd.Series:
+    if np.ndim(values) != 1:
+        raise ValueError(f"{what} must be 1-D, got {np.ndim(values)} dimension(s)")
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if s.empty:
+        raise ValueError(f"{what} is empty; drift needs at least one value in each sample")
+    missing = int(s.isna().sum())
+    if missing:
+        raise ValueError(f"{what} has {missing} NaN/missing value(s) of {len(s)}; drop or impute them first")
+    return s
+
+
+def _numeric(s: pd.Series, what: str) -> np.ndarray:
+    try:
+        return s.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is not numeric (dtype {s.dtype}); treat it as categorical") from None
+
+
+def _fmt(x: float) -> str:
+    return repr(float(f"{x:.6g}"))  # 6 significant digits keep labels readable; repr keeps the ".0" of 40.0
+
+
+def _numeric_cuts(rs: np.ndarray, bins: int) -> tuple[np.ndarray, list[str]]:
+    lo, hi = rs[0], rs[-1]  # rs is the sorted reference
+    if lo == hi:
+        # No quantile can split one value; isolate it so that any other current value counts as drift.
+        v = _fmt(lo)
+        return np.array([np.nextafter(lo, -np.inf), lo]), [f"(-inf, {v})", f"[{v}, {v}]", f"({v}, +inf)"]
+    # Inverted-CDF quantiles, so cuts are reference values; with right-closed bins (a, b] no bin is empty in the
+    # reference by construction and a point mass at the minimum (zero amounts, say) gets a bin of its own.
+    q = np.unique(rs[(np.arange(1, bins) * rs.size + bins - 1) // bins - 1])
+    cuts = q[q < hi]  # a cut at the max would leave the bin above it empty in the reference
+    if cuts.size < q.size:  # a point mass at the max swallowed quantiles: give that mass its own bin
+        cuts = np.union1d(cuts, rs[np.searchsorted(rs, hi) - 1])
+    edges = [_fmt(c) for c in cuts]
+    return cuts, [f"({a}, {b}]" for a, b in zip(["-inf", *edges], edges)] + [f"({edges[-1]}, +inf)"]
+
+
+def _category_counts(ref: pd.Series, cur: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    # Zero counts are unobserved levels of a categorical dtype: not bins.
+    r, c = ({k: n for k, n in s.value_counts(sort=False).items() if n} for s in (ref, cur))
+    # Most common reference categories first, new ones last; the stable sort breaks ties by category/appearance order.
+    keys = sorted(r, key=r.get, reverse=True) + [k for k in c if k not in r]
+    return [str(k) for k in keys], *(np.array([d.get(k, 0) for k in keys], float) for d in (r, c))
+
+
+def _binned(reference, current, bins: int, categorical: bool | None):
+    """(kind, labels, reference counts, current counts, reference data, current data) after validation."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    ref, cur = _sample(reference, "reference sample"), _sample(current, "current sample")
+    if categorical is None:  # bools are flags, not magnitudes: count them like categories
+        categorical = any(not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) for s in (ref, cur))
+    if categorical:
+        return ("categorical", *_category_counts(ref, cur), ref, cur)
+    r, c = _numeric(ref, "reference sample"), _numeric(cur, "current sample")
+    rs = np.sort(r)  # one sort is cheaper than a quantile partition plus binning 100k unsorted values
+    cuts, labels = _numeric_cuts(rs, int(bins))
+    rc = np.diff(np.searchsorted(rs, cuts, side="right"), prepend=0, append=rs.size)
+    cc = np.bincount(np.searchsorted(cuts, c, side="left"), minlength=len(labels))
+    return "numeric", labels, rc, cc, r, c
+
+
+def _psi_from_counts(labels: list[str], ref_counts: np.ndarray, cur_counts: np.ndarray) -> PSIResult:
+    ref_share, cur_share = ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
+    r, c = np.maximum(ref_share, EPSILON), np.maximum(cur_share, EPSILON)
+    terms = (c - r) * np.log(c / r)
+    value = float(terms.sum())
+    bins = zip(labels, ref_share.tolist(), cur_share.tolist(), terms.tolist())
+    return PSIResult(value, psi_level(value), tuple(PSIBin(*b) for b in bins))
+
+
+def _chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> StatTestResult:
+    # Plain Pearson (no Yates correction) so the statistic means the same for 2 categories as for 20. A single
+    # category in total gives a 2x1 table, which scipy scores as statistic 0, p-value 1: nothing can differ.
+    res = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
+    return StatTestResult("chi-square", float(res.statistic), float(res.pvalue))
+
+
+def psi(reference, current, bins: int = 10, categorical: bool | None = None) -> PSIResult:
+    """Population Stability Index of `current` against `reference` (categorical auto-detected from dtype if None)."""
+    _, labels, rc, cc, _, _ = _binned(reference, current, bins, categorical)
+    return _psi_from_counts(labels, rc, cc)
+
+
+def ks_test(reference, current) -> StatTestResult:
+    """Two-sample Kolmogorov-Smirnov test on numeric samples."""
+    ref, cur = _sample(reference, "reference sample"), _sample(current, "current sample")
+    res = stats.ks_2samp(_numeric(ref, "reference sample"), _numeric(cur, "current sample"))
+    return StatTestResult("ks", float(res.statistic), float(res.pvalue))
+
+
+def chi_square_test(reference, current) -> StatTestResult:
+    """Chi-square test of homogeneity on the category counts of two samples."""
+    _, rc, cc = _category_counts(_sample(reference, "reference sample"), _sample(current, "current sample"))
+    return _chi_square(rc, cc)
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """Drift of one feature: PSI (the flag) and a two-sample test (the supporting evidence)."""
+
+    feature: str
+    kind: str            # "numeric" or "categorical"
+    psi: PSIResult
+    test: StatTestResult  # KS for numeric, chi-square for categorical
+    significant: bool    # test p-value < alpha
+    drifted: bool        # PSI >= MODERATE, i.e. level is not "none"
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"feature": self.feature, "kind": self.kind, "psi": self.psi.value, "level": self.psi.level,
+                "drifted": self.drifted, "test": self.test.name, "statistic": self.test.statistic,
+                "p_value": self.test.p_value, "significant": self.significant, "bins": self.psi.to_dict()["bins"]}
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Per-feature drift plus a summary: worst level, max PSI and share of features flagged as drifted."""
+
+    level: str           # worst feature level
+    max_psi: float
+    drift_share: float   # fraction of features with drifted=True
+    alpha: float
+    n_reference: int
+    n_current: int
+    features: tuple[FeatureDrift, ...]
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict: summary plus one entry per feature."""
+        summary = {k: v for k, v in vars(self).items() if k != "features"}
+        return {**summary, "features": [f.to_dict() for f in self.features]}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per feature, for display."""
+        return pd.DataFrame([{k: v for k, v in f.to_dict().items() if k != "bins"} for f in self.features])
+
+
+def feature_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, features=None, bins: int = 10,
+                  alpha: float = 0.05) -> DriftReport:
+    """Drift of each feature (default: the claims model's FEATURES) of `current_df` against `reference_df`."""
+    features = list(FEATURES if features is None else features)
+    if not features:
+        raise ValueError("no features to compare; pass at least one column name")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    missing = [f for f in features if f not in reference_df.columns or f not in current_df.columns]
+    if missing:
+        raise ValueError(f"feature column(s) {missing} missing from a frame; pass features= to choose others")
+    out = []
+    for name in features:
+        try:
+            kind, labels, rc, cc, r, c = _binned(reference_df[name], current_df[name], bins, None)
+        except ValueError as exc:
+            raise ValueError(f"feature {name!r}: {exc}") from None
+        test = _chi_square(rc, cc) if kind == "categorical" else ks_test(r, c)
+        result = _psi_from_counts(labels, rc, cc)
+        out.append(FeatureDrift(name, kind, result, test, test.p_value < alpha, result.value >= MODERATE))
+    return DriftReport(LEVELS[max(LEVELS.index(f.psi.level) for f in out)], max(f.psi.value for f in out),
+                       sum(f.drifted for f in out) / len(out), float(alpha), len(reference_df), len(current_df),
+                       tuple(out))

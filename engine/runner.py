@@ -1,0 +1,247 @@
+"""The runner: an APScheduler tick that claims queued steps, runs them in a worker thread and records everything.
+
+Many runners (dashboard replicas, `python -m engine worker` processes) may share one database. Each step is
+claimed atomically, so it runs exactly once. A step whose worker stops heartbeating is marked `interrupted`,
+and so is its run, by whichever runner ticks next.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import threading
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engine import failures, pipeline
+from engine.config import Settings
+from engine.errors import GateFailed, GateHeld
+from engine.states import IllegalTransition, RunStatus, StepStatus
+from engine.store import Store, _now
+
+log = logging.getLogger(__name__)
+
+
+class StepContext:
+    """What a step sees: its run, its parameters, upstream outputs, a logger into the store, MLflow."""
+
+    def __init__(self, store: Store, settings: Settings, run: dict, step: dict):
+        self.store, self.settings, self.run, self.step = store, settings, run, step
+        self.spec = pipeline.spec(step["name"])
+        self.params = self.spec.params()
+        self.modes = frozenset(run["failure_modes"] or ())
+        self.run_dir = Path(settings.data_dir) / "runs" / str(run["id"])
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._tracking = None
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Write a log line the dashboard shows while the step runs."""
+        self.store.add_log(self.run["id"], self.step["name"], self.step["attempt"], level, str(message))
+
+    def upstream(self, name: str) -> dict:
+        """Outputs of an earlier step of this run."""
+        row = self.store.step(self.run["id"], name)
+        if not row or row["status"] not in (StepStatus.SUCCEEDED.value, StepStatus.AWAITING_APPROVAL.value):
+            raise RuntimeError(f"step {name!r} has not succeeded in run {self.run['id']}; retry from it first")
+        return row["outputs"] or {}
+
+    @property
+    def tracking(self):
+        """MLflow for this run: the configured server, or a dead address under the mlflow_connection mode."""
+        if self._tracking is None:
+            from engine.tracking import Tracking
+            uri = self.settings.unreachable_mlflow_uri if "mlflow_connection" in self.modes \
+                else self.settings.tracking_uri
+            self._tracking = Tracking(uri, self.settings.artifact_root)
+        return self._tracking
+
+    def tags(self, stage: str, model_version: str = "") -> dict[str, str]:
+        """The reproducibility tags every MLflow run of this pipeline run carries."""
+        return {"commit_sha": self.run["sha"], "stage": stage, "dataset_window": self.run["dataset_window"],
+                "seed": str(self.run["seed"]), "model_version": model_version,
+                "pipeline_run_id": str(self.run["id"])}
+
+    def feed(self, rows: int, seed_offset: int = 0):
+        """This run's claims: `rows` from its seed and window (the schema failure mode drops a column here)."""
+        from engine.ml.claims import generate_claims
+        frame = generate_claims(rows, self.run["seed"] + seed_offset, self.run["dataset_window"])
+        if seed_offset == 0 and self.mode("schema_validation"):
+            frame = failures.drop_schema_column(frame)
+        return frame
+
+    def fresh(self, rows: int, purpose: int):
+        """Claims the model never saw (holdouts, shadow traffic): same window, a seed derived from `purpose`."""
+        from engine.ml.claims import generate_claims
+        return generate_claims(rows, self.run["seed"] * 1000 + purpose, self.run["dataset_window"])
+
+    def mode(self, name: str) -> bool:
+        """Whether failure mode `name` is on for this run."""
+        failures.check_name(name)
+        return name in self.modes
+
+
+class Runner:
+    """Claims and runs queued steps; up to `parallel` at once per process (independent DAG branches)."""
+
+    def __init__(self, store: Store, settings: Settings, parallel: int = 2):
+        self.store, self.settings = store, settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="lab-step")
+        self._parallel, self._active = parallel, 0
+        self._cond = threading.Condition()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # ---- scheduling ---------------------------------------------------------------------------------------
+    def start(self) -> "Runner":
+        """Start the background tick (idempotent)."""
+        if self._scheduler is None:
+            self._scheduler = BackgroundScheduler(daemon=True)
+            self._scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, coalesce=True,
+                                    max_instances=1, misfire_grace_time=max(1, int(self.settings.tick_seconds)),
+                                    next_run_time=datetime.now(), id="lab-tick")
+            self._scheduler.start()
+        return self
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop ticking; with wait, let running steps finish."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=wait)
+            self._scheduler = None
+        self._pool.shutdown(wait=wait)
+
+    def tick(self) -> None:
+        """One short scheduler tick: reap dead workers' steps, then hand queued steps to free worker threads."""
+        try:
+            self.reap_stale()
+            self._fill()
+        except Exception:  # a tick must never kill the scheduler; the next tick tries again
+            log.exception("runner tick failed")
+
+    def _fill(self) -> None:
+        with self._cond:
+            while self._active < self._parallel:
+                step = self.store.claim_step(self.worker_id)
+                if step is None:
+                    return
+                self._active += 1
+                self._pool.submit(self._drain, step)
+
+    def _drain(self, step: dict) -> None:
+        try:
+            self.execute(step)
+        except Exception:
+            log.exception("runner worker failed")
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+        self._fill()  # what this step made ready starts now, not at the next tick
+
+    def run_until_idle(self) -> None:
+        """Run queued steps (in parallel where the DAG allows) until none is left; for --wait and tests."""
+        while True:
+            self._fill()
+            with self._cond:
+                if self._active == 0:
+                    return
+                self._cond.wait(0.5)
+
+    # ---- one step -----------------------------------------------------------------------------------------
+    def execute(self, step: dict) -> None:
+        """Run a claimed step with a heartbeat, then record its outcome and move the run on."""
+        run = self.store.get_run(step["run_id"])
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(step["id"], done), daemon=True)
+        beat.start()
+        ctx = None
+        try:
+            ctx = StepContext(self.store, self.settings, run, step)
+            ctx.log(f"started {step['name']} (attempt {step['attempt']}) on {self.worker_id}")
+            module = importlib.import_module(f"engine.steps.{step['name']}")
+            outputs = module.run(ctx) or {}
+        except GateFailed as gate:
+            self._finish_failed(step, run, str(gate), gate.outputs, ctx,
+                                RunStatus.HELD if isinstance(gate, GateHeld) else RunStatus.FAILED)
+        except Exception as exc:
+            for line in traceback.format_exc().rstrip().splitlines():
+                self._log(step, "DEBUG", line)
+            self._finish_failed(step, run, f"{type(exc).__name__}: {exc}", {}, ctx, RunStatus.FAILED)
+        else:
+            self._finish_ok(step, outputs)
+        finally:
+            done.set()
+            beat.join()
+
+    def _heartbeat(self, step_id: int, done: threading.Event) -> None:
+        while not done.wait(self.settings.heartbeat_seconds):
+            try:
+                if not self.store.heartbeat(step_id):
+                    return
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def _log(self, step: dict, level: str, message: str) -> None:
+        self.store.add_log(step["run_id"], step["name"], step["attempt"], level, message)
+
+    def _finish_ok(self, step: dict, outputs: dict) -> None:
+        spec = pipeline.spec(step["name"])
+        now = _now()
+        try:
+            with self.store.tx() as c:
+                run_status = self.store.get_run_status(c, step["run_id"])
+                if spec.approval:
+                    self.store.set_step_status(c, step, StepStatus.AWAITING_APPROVAL, outputs=outputs,
+                                               finished_at=now)
+                    self.store.set_run_status(c, step["run_id"], run_status, RunStatus.AWAITING_APPROVAL)
+                    return
+                self.store.set_step_status(c, step, StepStatus.SUCCEEDED, outputs=outputs, finished_at=now)
+                if run_status != RunStatus.RUNNING.value:
+                    pass  # a sibling step stopped the run meanwhile: record this result, start nothing
+                elif spec.rests_as is not None:
+                    self.store.set_run_status(c, step["run_id"], run_status, spec.rests_as)
+                else:
+                    statuses = {s["name"]: s["status"] for s in self.store.steps_of(step["run_id"], c)}
+                    for name in pipeline.ready(spec.stage, statuses):
+                        self.store.queue_step(c, step["run_id"], name)
+        except IllegalTransition as exc:  # reaped as interrupted while it ran: its result is not recorded
+            self._log(step, "WARNING", f"result discarded: {exc}")
+            return
+        self._log(step, "INFO", f"{step['name']} succeeded in {now - step['started_at']:.2f} s")
+
+    def _finish_failed(self, step, run, message, outputs, ctx, run_target: RunStatus) -> None:
+        self._log(step, "ERROR", message)
+        try:
+            with self.store.tx() as c:
+                run_status = self.store.get_run_status(c, step["run_id"])
+                self.store.set_step_status(c, step, StepStatus.FAILED, outputs=outputs, error=message,
+                                           finished_at=_now())
+                self.store.set_run_status(c, step["run_id"], run_status, run_target)
+                self.store.skip_pending(c, step["run_id"])
+        except IllegalTransition as exc:
+            self._log(step, "WARNING", f"result discarded: {exc}")
+
+    # ---- dead workers -------------------------------------------------------------------------------------
+    def reap_stale(self) -> int:
+        """Mark steps whose worker stopped heartbeating (and their runs) interrupted; return how many."""
+        reaped = 0
+        for step in self.store.stale_steps(self.settings.stale_seconds):
+            msg = (f"worker {step['worker']} stopped heartbeating "
+                   f"{_now() - step['heartbeat_at']:.0f} s ago (its process died?); retry the run to re-run it")
+            try:
+                with self.store.tx() as c:
+                    self.store.set_step_status(c, step, StepStatus.INTERRUPTED, error=msg, finished_at=_now())
+                    status = self.store.get_run_status(c, step["run_id"])
+                    if status == RunStatus.RUNNING.value:
+                        self.store.set_run_status(c, step["run_id"], status, RunStatus.INTERRUPTED)
+                    self.store.skip_pending(c, step["run_id"])
+            except IllegalTransition:
+                continue  # another runner reaped it first, or it finished after all
+            self._log(step, "ERROR", f"interrupted: {msg} (noticed by {self.worker_id})")
+            reaped += 1
+        return reaped

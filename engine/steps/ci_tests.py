@@ -1,0 +1,71 @@
+"""Run the ML test suite (ci_tests_suite/) in a subprocess on this run's CI sample; counts come from JUnit XML."""
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from engine import failures
+from engine.errors import GateFailed
+from engine.ml.claims import generate_claims
+
+SUITE = Path(__file__).with_name("ci_tests_suite")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(ctx) -> dict:
+    p = ctx.params
+    sample = generate_claims(p["sample_rows"], ctx.run["seed"], ctx.run["dataset_window"])
+    if ctx.mode("training_error"):
+        sample = failures.format_amounts_as_text(sample)
+    sample_path, junit = ctx.run_dir / "ci_sample.pkl", ctx.run_dir / f"junit-{ctx.step['attempt']}.xml"
+    sample.to_pickle(sample_path)
+    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--no-header",
+           "-o", "addopts=", "-o", "junit_family=xunit2", f"--junitxml={junit}"]
+    ctx.log("$ " + " ".join(cmd[2:]))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=p["timeout_seconds"],
+                          env={**os.environ, "LAB_CI_SAMPLE": str(sample_path)})
+    for line in (proc.stdout + proc.stderr).splitlines():
+        ctx.log(line, "ERROR" if line.startswith(("FAILED", "E ")) else "INFO")
+    tests = parse_junit(junit)
+    outputs = {"tests": tests, "passed": sum(t["outcome"] == "passed" for t in tests),
+               "failed": sum(t["outcome"] == "failed" for t in tests),
+               "skipped": sum(t["outcome"] == "skipped" for t in tests),
+               "duration_seconds": round(sum(t["duration"] for t in tests), 3), "exit_code": proc.returncode,
+               "sample_rows": len(sample)}
+    if p.get("lint"):
+        outputs["lint"] = lint(ctx)
+    bad = [t for t in tests if t["outcome"] == "failed"]
+    if bad or proc.returncode != 0:
+        why = f"{bad[0]['name']}: {bad[0]['message']}" if bad else f"pytest exited with code {proc.returncode}"
+        raise GateFailed(f"{len(bad)} of {len(tests)} tests failed; first: {why}", outputs)
+    issues = outputs.get("lint", {}).get("issues")
+    if issues:
+        raise GateFailed(f"lint: {len(issues)} ruff issue(s); first: {issues[0]}", outputs)
+    return outputs
+
+
+def parse_junit(path: Path) -> list[dict]:
+    """One dict per test case: name, outcome (passed/failed/skipped), duration, failure message."""
+    if not path.exists():
+        return []
+    out = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        bad = case.find("failure")
+        bad = bad if bad is not None else case.find("error")
+        skipped = case.find("skipped")
+        outcome = "failed" if bad is not None else "skipped" if skipped is not None else "passed"
+        message = (bad.get("message") if bad is not None else skipped.get("message") if skipped is not None else "")
+        out.append({"name": f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}",
+                    "outcome": outcome, "duration": round(float(case.get("time") or 0), 4),
+                    "message": (message or "")[:500]})
+    return out
+
+
+def lint(ctx) -> dict:
+    """ruff over the ML code the suite tests (only where ruff is installed)."""
+    cmd = [sys.executable, "-m", "ruff", "check", "--output-format", "concise", "engine/ml"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    issues = [line for line in proc.stdout.splitlines() if ":" in line and not line.startswith("Found")]
+    ctx.log(f"ruff: {len(issues)} issue(s) in engine/ml", "ERROR" if issues else "INFO")
+    return {"tool": "ruff", "issues": issues[:50], "exit_code": proc.returncode}

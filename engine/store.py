@@ -1,0 +1,353 @@
+"""The state store: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (full stack and scale-out).
+
+The schema is created on first use. Status changes are conditional updates (`WHERE status = <expected>`), so
+two processes racing for the same move cannot both win. Queued steps are claimed with
+`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING ...` on PostgreSQL; SQLite
+serialises writers, which gives the same guarantee there.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from engine import pipeline
+from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("author", sa.String(200), nullable=False, default=""),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("dataset_window", sa.String(40), nullable=False),
+    sa.Column("failure_modes", sa.JSON, nullable=False, default=list),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_runs_created", "created_at"),
+    sa.Index("ix_runs_status", "status"),
+)
+steps = sa.Table(
+    "steps", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("queued_at", sa.Float),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("worker", sa.String(120)),
+    sa.Column("outputs", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("run_id", "name", name="uq_steps_run_name"),
+    sa.Index("ix_steps_run", "run_id", "position"),
+    sa.Index("ix_steps_status_queued", "status", "queued_at"),
+)
+logs = sa.Table(
+    "logs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("level", sa.String(10), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_logs_run_step_id", "run_id", "step", "id"),
+)
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_audit_ts", "ts"),
+)
+failure_modes = sa.Table(
+    "failure_modes", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+alias_history = sa.Table(
+    "alias_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alias", sa.String(40), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("since", sa.Float, nullable=False),
+    sa.Column("until", sa.Float),
+    sa.Column("action", sa.String(20), nullable=False),   # promote, rollback or deploy
+    sa.Column("moved_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Index("ix_alias_history", "alias", "since"),
+)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for `url`; SQLite gets WAL and a busy timeout so threads and processes can share the file."""
+    if url.startswith("sqlite"):
+        eng = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(conn, _record):
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(eng, "begin")
+        def _begin(conn):
+            # Writers take the lock up front: a deferred transaction that later writes can fail with
+            # "database is locked" instead of waiting. Readers stay deferred so WAL lets them run alongside.
+            immediate = conn.get_execution_options().get("immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        # pysqlite's own transaction handling must be off for the BEGIN above to be the real one.
+        @event.listens_for(eng, "connect", insert=True)
+        def _autocommit(conn, _record):
+            conn.isolation_level = None
+
+        return eng
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    """All reads and writes of pipeline state."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def tx(self):
+        """A transaction."""
+        with self.engine.connect() as conn:
+            conn.execution_options(immediate=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    # ---- runs -------------------------------------------------------------------------------------------
+    def create_run(self, sha: str, message: str, author: str, seed: int, window: str, modes: list[str]) -> int:
+        """Insert a run with every step pending and the first one queued; return its id."""
+        now = _now()
+        with self.tx() as c:
+            run_id = c.execute(sa.insert(runs).values(
+                sha=sha, message=message, author=author, seed=seed, dataset_window=window,
+                failure_modes=sorted(modes), status=RunStatus.QUEUED.value, created_at=now, updated_at=now,
+            ).returning(runs.c.id)).scalar_one()
+            c.execute(sa.insert(steps), [
+                dict(run_id=run_id, name=s.name, position=i, stage=s.stage, attempt=0,
+                     status=(StepStatus.QUEUED if i == 0 else StepStatus.PENDING).value,
+                     queued_at=now if i == 0 else None)
+                for i, s in enumerate(pipeline.STEPS)
+            ])
+        return run_id
+
+    def get_run(self, run_id: int) -> dict | None:
+        """One run as a dict, or None."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+    def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[dict]:
+        """Newest runs first."""
+        q = sa.select(runs).order_by(runs.c.id.desc()).limit(limit).offset(offset)
+        if statuses:
+            q = q.where(runs.c.status.in_(list(statuses)))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def count_runs(self) -> int:
+        """How many runs exist."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one()
+
+    def set_run_status(self, conn, run_id: int, current: str, target: RunStatus, **values) -> None:
+        """Move a run from `current` to `target` (checked, conditional); IllegalTransition if it lost a race."""
+        transition(RunStatus(current), target, f"run {run_id}")
+        values.setdefault("updated_at", _now())
+        if target in (RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL, RunStatus.PROMOTED, RunStatus.FAILED,
+                      RunStatus.REJECTED, RunStatus.HELD, RunStatus.INTERRUPTED):
+            values.setdefault("finished_at", values["updated_at"])
+        res = conn.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == current)
+                           .values(status=target.value, **values))
+        if res.rowcount != 1:
+            raise IllegalTransition(f"run {run_id}", current, target.value, "its status changed meanwhile")
+
+    def get_run_status(self, conn, run_id: int) -> str:
+        """A run's current status, read inside the caller's transaction."""
+        return conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
+
+    # ---- steps ------------------------------------------------------------------------------------------
+    def steps_of(self, run_id: int, conn=None) -> list[dict]:
+        """The steps of a run in pipeline order."""
+        q = sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.position)
+        if conn is not None:
+            return [dict(r) for r in conn.execute(q).mappings()]
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def step(self, run_id: int, name: str, conn=None) -> dict | None:
+        """One step row."""
+        q = sa.select(steps).where(steps.c.run_id == run_id, steps.c.name == name)
+        if conn is not None:
+            row = conn.execute(q).mappings().first()
+        else:
+            with self.engine.connect() as c:
+                row = c.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    def set_step_status(self, conn, step: dict, target: StepStatus, **values) -> None:
+        """Move a step (checked, conditional); IllegalTransition if it lost a race."""
+        transition(StepStatus(step["status"]), target, f"step {step['name']} of run {step['run_id']}")
+        res = conn.execute(sa.update(steps).where(steps.c.id == step["id"], steps.c.status == step["status"])
+                           .values(status=target.value, **values))
+        if res.rowcount != 1:
+            raise IllegalTransition(f"step {step['name']}", step["status"], target.value,
+                                    "its status changed meanwhile")
+
+    def queue_step(self, conn, run_id: int, name: str) -> None:
+        """Queue step `name` of a run (it must be pending)."""
+        self.set_step_status(conn, self.step(run_id, name, conn), StepStatus.QUEUED, queued_at=_now())
+
+    def skip_pending(self, conn, run_id: int) -> None:
+        """Mark the steps a stopped run will not reach as skipped."""
+        skippable = [s.value for s in StepStatus if StepStatus.SKIPPED in STEP_MOVES[s]]
+        conn.execute(sa.update(steps).where(steps.c.run_id == run_id, steps.c.status.in_(skippable))
+                     .values(status=StepStatus.SKIPPED.value))
+
+    def claim_step(self, worker: str) -> dict | None:
+        """Atomically take the oldest queued step for `worker`; mark it running. None when nothing is queued."""
+        now = _now()
+        pick = (sa.select(steps.c.id).where(steps.c.status == StepStatus.QUEUED.value)
+                .order_by(steps.c.queued_at, steps.c.id).limit(1))
+        if self.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        with self.tx() as c:
+            row = c.execute(
+                sa.update(steps).where(steps.c.id == pick.scalar_subquery(),
+                                       steps.c.status == StepStatus.QUEUED.value)
+                .values(status=StepStatus.RUNNING.value, worker=worker, started_at=now, heartbeat_at=now,
+                        finished_at=None, error=None, outputs=None, attempt=steps.c.attempt + 1)
+                .returning(*steps.c)
+            ).mappings().first()
+            if row is None:
+                return None
+            run = c.execute(sa.select(runs.c.status).where(runs.c.id == row["run_id"])).scalar_one()
+            if run == RunStatus.QUEUED.value:
+                self.set_run_status(c, row["run_id"], run, RunStatus.RUNNING)
+            return dict(row)
+
+    def heartbeat(self, step_id: int) -> bool:
+        """Record that a running step is alive; False if it is no longer running (e.g. marked interrupted)."""
+        with self.tx() as c:
+            res = c.execute(sa.update(steps).where(steps.c.id == step_id,
+                                                   steps.c.status == StepStatus.RUNNING.value)
+                            .values(heartbeat_at=_now()))
+        return res.rowcount == 1
+
+    def stale_steps(self, older_than: float) -> list[dict]:
+        """Running steps whose heartbeat is older than `older_than` seconds."""
+        cutoff = _now() - older_than
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(steps).where(steps.c.status == StepStatus.RUNNING.value,
+                                                    steps.c.heartbeat_at < cutoff))
+            return [dict(r) for r in rows.mappings()]
+
+    # ---- logs -------------------------------------------------------------------------------------------
+    def add_log(self, run_id: int, step: str, attempt: int, level: str, message: str) -> None:
+        """Append one log line (committed at once, so readers see it while the step runs)."""
+        with self.tx() as c:
+            c.execute(sa.insert(logs).values(run_id=run_id, step=step, attempt=attempt, ts=_now(),
+                                             level=level, message=message))
+
+    def logs_of(self, run_id: int, step: str | None = None, after_id: int = 0, limit: int = 2000) -> list[dict]:
+        """Log lines of a run (or one step) with id > after_id, oldest first."""
+        q = sa.select(logs).where(logs.c.run_id == run_id, logs.c.id > after_id)
+        if step:
+            q = q.where(logs.c.step == step)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q.order_by(logs.c.id).limit(limit)).mappings()]
+
+    # ---- audit, failure modes, alias history ------------------------------------------------------------
+    def add_audit(self, conn, actor: str, action: str, run_id: int | None = None, comment: str = "",
+                  detail: dict | None = None) -> None:
+        """Record who did what (inside the caller's transaction, so it commits with the change)."""
+        conn.execute(sa.insert(audit).values(ts=_now(), actor=actor, action=action, run_id=run_id,
+                                             comment=comment, detail=detail or {}))
+
+    def audit_trail(self, limit: int = 500, run_id: int | None = None) -> list[dict]:
+        """Newest audit events first."""
+        q = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if run_id is not None:
+            q = q.where(audit.c.run_id == run_id)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def failure_modes(self) -> dict[str, bool]:
+        """Persisted toggles by name (only the ones ever set)."""
+        with self.engine.connect() as c:
+            return {r.name: r.enabled for r in c.execute(sa.select(failure_modes))}
+
+    def set_failure_mode(self, name: str, enabled: bool, actor: str) -> None:
+        """Persist one toggle and audit it."""
+        with self.tx() as c:
+            updated = c.execute(sa.update(failure_modes).where(failure_modes.c.name == name)
+                                .values(enabled=enabled, updated_at=_now())).rowcount
+            if not updated:
+                c.execute(sa.insert(failure_modes).values(name=name, enabled=enabled, updated_at=_now()))
+            self.add_audit(c, actor, "failure_mode", comment=f"{name} {'on' if enabled else 'off'}",
+                           detail={"mode": name, "enabled": enabled})
+
+    def lock(self, conn, name: str) -> None:
+        """Serialise a critical section across processes until the transaction ends (SQLite: already serial)."""
+        if self.is_postgres:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+
+    def record_alias(self, conn, alias: str, version: int, run_id: int | None, by: str, reason: str,
+                     action: str) -> None:
+        """Close the alias's open history row and open a new one for `version`."""
+        now = _now()
+        conn.execute(sa.update(alias_history).where(alias_history.c.alias == alias, alias_history.c.until.is_(None))
+                     .values(until=now))
+        conn.execute(sa.insert(alias_history).values(alias=alias, version=version, run_id=run_id, since=now,
+                                                     moved_by=by, reason=reason, action=action))
+
+    def alias_history_of(self, alias: str) -> list[dict]:
+        """Every holder of `alias`, oldest first."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(alias_history).where(alias_history.c.alias == alias)
+                             .order_by(alias_history.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    def row_counts(self) -> dict[str, Any]:
+        """Rows per table (for status and benchmarks)."""
+        with self.engine.connect() as c:
+            return {t.name: c.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                    for t in metadata.sorted_tables}

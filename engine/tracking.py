@@ -1,0 +1,195 @@
+"""MLflow: the experiment, runs, datasets, the registered model, its aliases, and reads for the explorer.
+
+Clients are built per tracking URI. The only fluent-API call is `log_model` (it needs an active run), guarded
+by a lock because the fluent API's tracking URI is process-global.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+import threading
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+
+from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME
+from engine.ml.claims import FEATURES, TARGET
+
+_FLUENT = threading.RLock()
+# Pinned so log_model does not spend seconds inferring them in a subprocess.
+PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==3.1.1", "numpy==2.4.6", "cloudpickle"]
+
+
+class MlflowUnreachable(RuntimeError):
+    """The tracking server did not answer; the message names the address."""
+
+
+def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
+    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return MlflowUnreachable(f"MLflow at {uri} is unreachable ({first}); start the server or fix "
+                             f"MLFLOW_TRACKING_URI, or turn the mlflow_connection failure mode off")
+
+
+class Tracking:
+    """One MLflow tracking server/store and the lab's experiment and registered model in it."""
+
+    def __init__(self, uri: str, artifact_root: str | None = None):
+        self.uri = uri
+        self.artifact_root = artifact_root if not uri.startswith("http") else None
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self._experiment_id: str | None = None
+
+    # ---- runs ---------------------------------------------------------------------------------------------
+    def experiment_id(self) -> str:
+        """The lab's experiment, created on first use."""
+        if self._experiment_id is None:
+            try:
+                exp = self.client.get_experiment_by_name(EXPERIMENT)
+                self._experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+                    EXPERIMENT, artifact_location=self.artifact_root)
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" in str(exc) or "already exists" in str(exc):
+                    return self.experiment_id()  # another process created it first
+                raise _unreachable(self.uri, exc) from exc
+            except Exception as exc:
+                raise _unreachable(self.uri, exc) from exc
+        return self._experiment_id
+
+    def start_run(self, name: str, tags: dict[str, str]) -> str:
+        """Create a run in the lab's experiment; return its id."""
+        return self.client.create_run(self.experiment_id(), run_name=name, tags=tags).info.run_id
+
+    def log(self, run_id: str, params: dict | None = None, metrics: dict | None = None,
+            tags: dict | None = None) -> None:
+        """Log params, numeric metrics and tags in one batch."""
+        import time
+        ts = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str) -> str:
+        """Record `frame` as an input of the run (schema, profile, digest); return the digest."""
+        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None)
+        entity = ds._to_mlflow_entity()
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
+                                                                                         context)])])
+        return ds.digest
+
+    def log_file(self, run_id: str, filename: str, data: bytes | str, folder: str | None = None) -> None:
+        """Store bytes or text as an artifact of the run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / filename
+            path.write_bytes(data if isinstance(data, bytes) else data.encode())
+            self.client.log_artifact(run_id, str(path), folder)
+
+    def finish(self, run_id: str, ok: bool = True) -> None:
+        """Close the run."""
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    # ---- the model ----------------------------------------------------------------------------------------
+    def log_and_register(self, run_id: str, model, example: pd.DataFrame) -> int:
+        """Log the sklearn pipeline with signature, example and pinned requirements; register a version."""
+        from mlflow.models import infer_signature
+        example = example[list(FEATURES)].head(5)
+        signature = infer_signature(example, model.predict_proba(example)[:, 1])
+        with _FLUENT:
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            with mlflow.start_run(run_id=run_id, nested=False):
+                info = mlflow.sklearn.log_model(
+                    model, name="model", serialization_format="cloudpickle", signature=signature,
+                    input_example=example, pip_requirements=PIP_REQUIREMENTS,
+                    registered_model_name=MODEL_NAME, await_registration_for=30)
+        return int(info.registered_model_version)
+
+    def set_alias(self, alias: str, version: int) -> None:
+        """Point `alias` at `version`."""
+        self.client.set_registered_model_alias(MODEL_NAME, alias, str(version))
+
+    def alias_version(self, alias: str) -> int | None:
+        """The version `alias` points at, or None."""
+        try:
+            return int(self.client.get_model_version_by_alias(MODEL_NAME, alias).version)
+        except MlflowException:
+            return None
+
+    def set_version_tags(self, version: int, tags: dict[str, str]) -> None:
+        """Tag a model version (approval decisions, provenance)."""
+        for k, v in tags.items():
+            self.client.set_model_version_tag(MODEL_NAME, str(version), k, str(v))
+
+    def load_model(self, version: int):
+        """The sklearn pipeline of a registered version (cached: versions are immutable)."""
+        return _load(self.uri, int(version))
+
+    def load_alias(self, alias: str = CHAMPION):
+        """(version, model) for an alias, or (None, None)."""
+        version = self.alias_version(alias)
+        return (version, self.load_model(version)) if version else (None, None)
+
+    # ---- reads for the explorer ---------------------------------------------------------------------------
+    def versions(self) -> list[dict]:
+        """Registered versions, newest first, with aliases, tags and the source run."""
+        try:
+            found = self.client.search_model_versions(f"name='{MODEL_NAME}'", max_results=200)
+        except MlflowException:
+            return []
+        out = [{"version": int(v.version), "aliases": list(v.aliases), "tags": dict(v.tags), "run_id": v.run_id,
+                "created": v.creation_timestamp / 1000, "status": v.status} for v in found]
+        return sorted(out, key=lambda v: -v["version"])
+
+    def search_runs(self, stage: str | None = None, max_results: int = 20, page_token: str | None = None):
+        """One page of runs (newest first), optionally only one stage; returns (rows, next_page_token)."""
+        flt = f"tags.stage = '{stage}'" if stage else ""
+        page = self.client.search_runs([self.experiment_id()], filter_string=flt, max_results=max_results,
+                                       order_by=["attributes.start_time DESC"], page_token=page_token)
+        rows = [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
+                 "start": r.info.start_time / 1000, "stage": r.data.tags.get("stage", ""),
+                 "commit_sha": r.data.tags.get("commit_sha", ""),
+                 "pipeline_run_id": r.data.tags.get("pipeline_run_id", ""), **r.data.metrics} for r in page]
+        return rows, page.token
+
+    def run_detail(self, run_id: str) -> dict:
+        """Params, metrics, tags, dataset inputs and artifact paths of one run."""
+        run = self.client.get_run(run_id)
+        inputs = [{"name": d.dataset.name, "digest": d.dataset.digest, "source_type": d.dataset.source_type,
+                   "context": next((t.value for t in d.tags if t.key == "mlflow.data.context"), ""),
+                   "schema": d.dataset.schema, "profile": d.dataset.profile}
+                  for d in (run.inputs.dataset_inputs if run.inputs else [])]
+        return {"run_id": run_id, "name": run.info.run_name, "status": run.info.status,
+                "start": run.info.start_time / 1000, "params": dict(run.data.params),
+                "metrics": dict(run.data.metrics),
+                "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+                "inputs": inputs, "artifacts": self._artifact_paths(run_id)}
+
+    def _artifact_paths(self, run_id: str, path: str | None = None) -> list[str]:
+        out = []
+        for f in self.client.list_artifacts(run_id, path):
+            out.extend(self._artifact_paths(run_id, f.path) if f.is_dir else [f.path])
+        return out
+
+    def artifact_bytes(self, run_id: str, path: str) -> bytes:
+        """Download one artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.client.download_artifacts(run_id, path, tmp)).read_bytes()
+
+    def artifact_json(self, run_id: str, path: str):
+        """Download and parse one JSON artifact."""
+        return json.loads(self.artifact_bytes(run_id, path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(uri: str, version: int):
+    with _FLUENT:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
