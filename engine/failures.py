@@ -31,7 +31,8 @@ MODES = (
     FailureMode("mlflow_connection", "MLflow connection",
                 "the run logs to an MLflow address where nothing listens", "mlflow_log_ci"),
     FailureMode("metric_regression", "Metric regression",
-                "the challenger is trained on labels with a share flipped", "evaluate_vs_champion"),
+                "the challenger is trained on labels with a share of approvals flipped to denials",
+                "evaluate_vs_champion"),
 )
 BY_NAME = {m.name: m for m in MODES}
 REGRESSION_FLIP_SHARE = 0.35
@@ -59,10 +60,9 @@ def format_amounts_as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def flip_labels(frame: pd.DataFrame, share: float = REGRESSION_FLIP_SHARE, seed: int = 0) -> pd.DataFrame:
-    """metric_regression: a share of training labels flipped, as from a broken labelling join."""
+    """metric_regression: a share of Approved training labels turned Denied, as from a broken labelling join."""
     out = frame.copy()
     rng = np.random.default_rng(seed)
-    flip = rng.random(len(out)) < share
-    approved = label_array(out).astype(bool) ^ flip
+    approved = label_array(out).astype(bool) & (rng.random(len(out)) >= share)
     out[TARGET] = pd.Categorical(np.where(approved, APPROVED, DENIED), categories=[APPROVED, DENIED])
     return out

@@ -14,7 +14,7 @@ from engine import failures, pipeline
 from engine.config import CHAMPION, MODEL_NAME, Settings
 from engine.errors import BadInput, Refused
 from engine.ml.claims import parse_window
-from engine.runner import Runner
+from engine.runner import Runner, run_feed
 from engine.states import RETRYABLE, RunStatus, StepStatus
 from engine.store import Store
 
@@ -79,9 +79,15 @@ class Lab:
                                  {"sha": sha, "seed": seed, "window": window, "failure_modes": modes})
         return run_id
 
+    def _check_allowed(self, action: str, run: dict) -> None:
+        reason = self.allowed_actions(run)[action]
+        if reason:
+            raise Refused(reason)
+
     def continue_run(self, run_id: int, by: str = "") -> None:
         """Start CD for a run that rests in ci_complete."""
         run = self._run(run_id)
+        self._check_allowed("continue", run)
         with self.store.tx() as c:
             self.store.set_run_status(c, run_id, run["status"], RunStatus.QUEUED, finished_at=None)
             self.store.queue_step(c, run_id, "cd_full_train")
@@ -97,6 +103,7 @@ class Lab:
 
     def _decide(self, run_id: int, by: str, comment: str, approved: bool) -> None:
         run = self._run(run_id)
+        self._check_allowed("approve" if approved else "reject", run)
         gate = self.store.step(run_id, "manual_approval")
         decision = {"decision": "approved" if approved else "rejected", "by": by, "comment": comment,
                     "at": time.time()}
@@ -122,14 +129,11 @@ class Lab:
     def rollback(self, by: str, reason: str = "") -> dict:
         """Move champion back to the version it held before the current promotion; return {from, to}."""
         by = _need_name(by, "rollback")
-        with self.store.tx() as c:
-            self.store.lock(c, "champion")
-            current, target = self.rollback_target()
-            if target is None:
-                raise Refused(current)
-            self.tracking.set_alias(CHAMPION, target)
-            self.store.record_alias(c, CHAMPION, target, None, by, reason, action="rollback")
-            self.store.add_audit(c, by, "rollback", None, reason, {"from": current, "to": target})
+        current, target = self.rollback_target()
+        if target is None:
+            raise Refused(current)
+        self.store.move_alias(self.tracking, CHAMPION, target, None, by, reason, action="rollback",
+                              expect_current=current)
         self.tracking.set_version_tags(target, {"rolled_back_to_by": by, "rollback_reason": reason})
         return {"from_version": current, "to_version": target, "model": MODEL_NAME}
 
@@ -151,9 +155,7 @@ class Lab:
     def retry(self, run_id: int, from_step: str | None = None, by: str = "") -> str:
         """Re-run a failed, held or interrupted run from a step (default: the one that stopped it)."""
         run = self._run(run_id)
-        if RunStatus(run["status"]) not in RETRYABLE:
-            raise Refused(f"run {run_id} is {run['status']}; retry is for runs that are "
-                          f"{', '.join(sorted(s.value for s in RETRYABLE))}")
+        self._check_allowed("retry", run)
         steps = self.store.steps_of(run_id)
         stopped = next((s for s in steps if s["status"] in (StepStatus.FAILED.value,
                                                               StepStatus.INTERRUPTED.value)), None)
@@ -214,6 +216,27 @@ class Lab:
         """Who did what, newest first."""
         return self.store.audit_trail(limit, run_id)
 
+    def claims_sample(self, run_id: int, rows: int = 200):
+        """The first `rows` claims of a run's data feed, exactly as its steps see them."""
+        return run_feed(self._run(run_id), rows)
+
     def champion_history(self) -> list[dict]:
         """Every holder of the champion alias: version, from, until, who moved it and why."""
         return self.store.alias_history_of(CHAMPION)
+
+    def allowed_actions(self, run: dict | None) -> dict[str, str | None]:
+        """For each header action on `run`: None when allowed, else the sentence saying why not."""
+        status = RunStatus(run["status"]) if run else None
+        name = f"run {run['id']} is {status.value}" if run else "no run is selected"
+        why_not, rollback_to = self.rollback_target()
+        return {
+            "continue": None if status == RunStatus.CI_COMPLETE else
+            f"Continue to CD needs a run in ci_complete; {name}",
+            "approve": None if status == RunStatus.AWAITING_APPROVAL else
+            f"Approve needs a run in awaiting_approval; {name}",
+            "reject": None if status == RunStatus.AWAITING_APPROVAL else
+            f"Reject needs a run in awaiting_approval; {name}",
+            "retry": None if status in RETRYABLE else
+            f"Retry is for failed, held or interrupted runs; {name}",
+            "rollback": None if rollback_to is not None else why_not,
+        }

@@ -28,6 +28,15 @@ from engine.store import Store, _now
 log = logging.getLogger(__name__)
 
 
+def run_feed(run: dict, rows: int):
+    """A run's claims: `rows` from its seed and window; the schema failure mode drops a column here."""
+    from engine.ml.claims import generate_claims
+    frame = generate_claims(rows, run["seed"], run["dataset_window"])
+    if "schema_validation" in (run["failure_modes"] or ()):
+        frame = failures.drop_schema_column(frame)
+    return frame
+
+
 class StepContext:
     """What a step sees: its run, its parameters, upstream outputs, a logger into the store, MLflow."""
 
@@ -67,18 +76,22 @@ class StepContext:
                 "seed": str(self.run["seed"]), "model_version": model_version,
                 "pipeline_run_id": str(self.run["id"])}
 
-    def feed(self, rows: int, seed_offset: int = 0):
-        """This run's claims: `rows` from its seed and window (the schema failure mode drops a column here)."""
-        from engine.ml.claims import generate_claims
-        frame = generate_claims(rows, self.run["seed"] + seed_offset, self.run["dataset_window"])
-        if seed_offset == 0 and self.mode("schema_validation"):
-            frame = failures.drop_schema_column(frame)
-        return frame
+    def feed(self, rows: int):
+        """This run's data feed (see run_feed)."""
+        return run_feed(self.run, rows)
 
-    def fresh(self, rows: int, purpose: int):
+    def fresh(self, rows: int, purpose: int, shift=None):
         """Claims the model never saw (holdouts, shadow traffic): same window, a seed derived from `purpose`."""
-        from engine.ml.claims import generate_claims
-        return generate_claims(rows, self.run["seed"] * 1000 + purpose, self.run["dataset_window"])
+        from engine.ml.claims import NO_SHIFT, generate_claims
+        return generate_claims(rows, self.run["seed"] * 1000 + purpose, self.run["dataset_window"],
+                               shift or NO_SHIFT)
+
+    def move_alias(self, alias: str, version: int, reason: str, by: str = "pipeline") -> int | None:
+        """Point a registry alias at `version` for this run; return the version that held it before."""
+        previous = self.store.move_alias(self.tracking, alias, version, self.run["id"], by, reason,
+                                         action="promote" if alias == "champion" else "deploy")
+        self.log(f"alias {alias}: version {previous or '(none)'} -> {version}")
+        return previous
 
     def mode(self, name: str) -> bool:
         """Whether failure mode `name` is on for this run."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from engine import pipeline
+from engine.errors import Refused
 from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
 
 metadata = sa.MetaData()
@@ -338,6 +339,22 @@ class Store:
                      .values(until=now))
         conn.execute(sa.insert(alias_history).values(alias=alias, version=version, run_id=run_id, since=now,
                                                      moved_by=by, reason=reason, action=action))
+
+    def move_alias(self, tracking, alias: str, version: int, run_id: int | None, by: str, reason: str,
+                   action: str, expect_current: int | None = None) -> int | None:
+        """Point MLflow `alias` at `version` and record the move, serialised per alias; return the previous holder.
+
+        With `expect_current`, refuse (Refused, nothing changed) if another process moved the alias meanwhile.
+        """
+        with self.tx() as c:
+            self.lock(c, f"alias:{alias}")
+            previous = tracking.alias_version(alias)
+            if expect_current is not None and previous != expect_current:
+                raise Refused(f"{alias} moved to version {previous} meanwhile; look again before acting")
+            tracking.set_alias(alias, version)
+            self.record_alias(c, alias, version, run_id, by, reason, action)
+            self.add_audit(c, by, f"{action}:{alias}", run_id, reason, {"from": previous, "to": version})
+        return previous
 
     def alias_history_of(self, alias: str) -> list[dict]:
         """Every holder of `alias`, oldest first."""

@@ -18,11 +18,9 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME
-from engine.ml.claims import FEATURES, TARGET
+from engine.ml.claims import TARGET
 
 _FLUENT = threading.RLock()
-# Pinned so log_model does not spend seconds inferring them in a subprocess.
-PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==3.1.1", "numpy==2.4.6", "cloudpickle"]
 
 
 class MlflowUnreachable(RuntimeError):
@@ -99,16 +97,18 @@ class Tracking:
     def log_and_register(self, run_id: str, model, example: pd.DataFrame) -> int:
         """Log the sklearn pipeline with signature, example and pinned requirements; register a version."""
         from mlflow.models import infer_signature
-        example = example[list(FEATURES)].head(5)
-        signature = infer_signature(example, model.predict_proba(example)[:, 1])
+
+        from engine.ml.model import predict_approval, raw_features, save_model_kwargs
+        example = raw_features(example.head(5))
+        signature = infer_signature(example, predict_approval(model, example))
         with _FLUENT:
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)
             with mlflow.start_run(run_id=run_id, nested=False):
-                info = mlflow.sklearn.log_model(
-                    model, name="model", serialization_format="cloudpickle", signature=signature,
-                    input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                    registered_model_name=MODEL_NAME, await_registration_for=30)
+                # Pinned requirements (in save_model_kwargs) spare MLflow seconds of inference in a subprocess.
+                info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=example,
+                                                registered_model_name=MODEL_NAME, await_registration_for=30,
+                                                **save_model_kwargs())
         return int(info.registered_model_version)
 
     def set_alias(self, alias: str, version: int) -> None:

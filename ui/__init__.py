@@ -1,0 +1,1 @@
+"""Panel renderers used by pages. They read through engine.Lab and never touch the database or MLflow."""
