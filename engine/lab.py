@@ -13,7 +13,7 @@ from functools import cached_property
 from engine import failures, pipeline
 from engine.config import CHAMPION, MODEL_NAME, Settings
 from engine.errors import BadInput, Refused
-from engine.ml.claims import parse_window
+from engine.ml.claims import APPROVED, CATEGORICAL, CATEGORIES, DENIED, FEATURES, NUMERIC, parse_window
 from engine.runner import Runner, run_feed
 from engine.states import RETRYABLE, RunStatus, StepStatus
 from engine.store import Store
@@ -28,6 +28,30 @@ def _need_name(by: str, what: str) -> str:
     if len(by) > 200:
         raise BadInput(f"the name is {len(by)} characters long; keep it under 200")
     return by
+
+
+def claim_frame(claim: dict):
+    """One claim dict as a one-row frame of model features; BadInput saying which field is wrong."""
+    import pandas as pd
+    missing = [f for f in FEATURES if f not in claim]
+    if missing:
+        raise BadInput(f"the claim lacks {', '.join(missing)}; give all of {', '.join(FEATURES)}")
+    row = {}
+    for col in CATEGORICAL:
+        if claim[col] not in CATEGORIES[col]:
+            raise BadInput(f"{col} {claim[col]!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}")
+        row[col] = claim[col]
+    for col in NUMERIC:
+        try:
+            row[col] = float(claim[col])
+        except (TypeError, ValueError):
+            raise BadInput(f"{col} {claim[col]!r} is not a number; give it like 1234.5 (no currency signs)") from None
+    if row["billed_amount"] <= 0 or not 0 < row["allowed_amount"] <= row["billed_amount"]:
+        raise BadInput("amounts must satisfy 0 < allowed_amount <= billed_amount")
+    if not 0 <= row["patient_age"] <= 110:
+        raise BadInput(f"patient_age {row['patient_age']:g} is outside 0..110")
+    row["patient_age"] = int(row["patient_age"])
+    return pd.DataFrame([row])
 
 
 class Lab:
@@ -188,6 +212,17 @@ class Lab:
         on = self.store.failure_modes()
         return [{"name": m.name, "title": m.title, "breaks": m.breaks, "caught_by": m.caught_by,
                  "enabled": bool(on.get(m.name))} for m in failures.MODES]
+
+    def score(self, claim: dict) -> dict:
+        """The champion's decision for one raw claim (what production serves)."""
+        frame = claim_frame(claim)
+        version, model = self.tracking.load_alias(CHAMPION)
+        if model is None:
+            raise Refused("there is no champion yet: promote a model first (commit, continue, approve)")
+        from engine.ml.model import predict_approval
+        p = float(predict_approval(model, frame)[0])
+        return {"model": MODEL_NAME, "version": version, "p_approved": round(p, 4),
+                "decision": APPROVED if p >= 0.5 else DENIED, "claim": frame.iloc[0].to_dict()}
 
     # ---- reads --------------------------------------------------------------------------------------------
     def _run(self, run_id: int) -> dict:
