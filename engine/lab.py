@@ -183,7 +183,10 @@ class Lab:
         steps = self.store.steps_of(run_id)
         stopped = next((s for s in steps if s["status"] in (StepStatus.FAILED.value,
                                                               StepStatus.INTERRUPTED.value)), None)
-        start = pipeline.spec(from_step).name if from_step else stopped["name"]
+        try:
+            start = pipeline.spec(from_step).name if from_step else stopped["name"]
+        except ValueError as exc:  # an unknown --from step is bad input (exit 2), not an unexpected error
+            raise BadInput(str(exc)) from None
         pos = pipeline.NAMES.index(start)
         if stopped and pos > stopped["position"]:
             raise BadInput(f"cannot retry from {start}: {stopped['name']} (earlier) did not succeed; "

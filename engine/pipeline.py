@@ -21,7 +21,7 @@ class StepSpec:
     needs: tuple[str, ...]     # upstream steps whose outputs it reads
     gate: bool = False         # it decides whether the run may go on
     approval: bool = False     # it waits for a person instead of finishing by itself
-    rests_as: RunStatus | None = None  # after it succeeds the run rests here until someone acts
+    rests_as: RunStatus | None = None  # once every step of its stage succeeded, the run rests here
     summary: str = ""
 
     @property
@@ -45,7 +45,7 @@ STEPS: tuple[StepSpec, ...] = (
              summary="checks the run's data against the data contract"),
     StepSpec("ci_quick_train", "Quick train", "CI", ("data_validation",),
              summary="small forest on a sample; holdout metrics"),
-    StepSpec("mlflow_log_ci", "MLflow log (CI)", "CI", ("ci_tests", "ci_quick_train"),
+    StepSpec("mlflow_log_ci", "MLflow log (CI)", "CI", ("ci_quick_train",),
              rests_as=RunStatus.CI_COMPLETE, summary="CI run in MLflow with params, metrics, tags, dataset"),
     StepSpec("cd_full_train", "Full train", "CD", ("commit_received",),
              summary="full model; MLflow run; registered version; alias challenger"),
@@ -71,6 +71,11 @@ def spec(name: str) -> StepSpec:
         return BY_NAME[name]
     except KeyError:
         raise ValueError(f"unknown step {name!r}; steps are: {', '.join(NAMES)}") from None
+
+
+def stage_rest(stage: str) -> RunStatus | None:
+    """Where a run rests once every step of `stage` has succeeded (None: an approval decides instead)."""
+    return next((s.rests_as for s in STEPS if s.stage == stage and s.rests_as and not s.approval), None)
 
 
 def ready(stage: str, statuses: dict[str, str]) -> list[str]:

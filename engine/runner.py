@@ -172,19 +172,18 @@ class Runner:
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(step["id"], done), daemon=True)
         beat.start()
-        ctx = None
         try:
             ctx = StepContext(self.store, self.settings, run, step)
             ctx.log(f"started {step['name']} (attempt {step['attempt']}) on {self.worker_id}")
             module = importlib.import_module(f"engine.steps.{step['name']}")
             outputs = module.run(ctx) or {}
         except GateFailed as gate:
-            self._finish_failed(step, run, str(gate), gate.outputs, ctx,
+            self._finish_failed(step, str(gate), gate.outputs,
                                 RunStatus.HELD if isinstance(gate, GateHeld) else RunStatus.FAILED)
         except Exception as exc:
             for line in traceback.format_exc().rstrip().splitlines():
                 self._log(step, "DEBUG", line)
-            self._finish_failed(step, run, f"{type(exc).__name__}: {exc}", {}, ctx, RunStatus.FAILED)
+            self._finish_failed(step, f"{type(exc).__name__}: {exc}", {}, RunStatus.FAILED)
         else:
             self._finish_ok(step, outputs)
         finally:
@@ -212,22 +211,27 @@ class Runner:
                     self.store.set_step_status(c, step, StepStatus.AWAITING_APPROVAL, outputs=outputs,
                                                finished_at=now)
                     self.store.set_run_status(c, step["run_id"], run_status, RunStatus.AWAITING_APPROVAL)
-                    return
-                self.store.set_step_status(c, step, StepStatus.SUCCEEDED, outputs=outputs, finished_at=now)
-                if run_status != RunStatus.RUNNING.value:
-                    pass  # a sibling step stopped the run meanwhile: record this result, start nothing
-                elif spec.rests_as is not None:
-                    self.store.set_run_status(c, step["run_id"], run_status, spec.rests_as)
                 else:
-                    statuses = {s["name"]: s["status"] for s in self.store.steps_of(step["run_id"], c)}
-                    for name in pipeline.ready(spec.stage, statuses):
-                        self.store.queue_step(c, step["run_id"], name)
+                    self.store.set_step_status(c, step, StepStatus.SUCCEEDED, outputs=outputs, finished_at=now)
+                    # If a sibling step stopped the run meanwhile, record this result but start nothing.
+                    if run_status == RunStatus.RUNNING.value:
+                        self._advance(c, step["run_id"], spec.stage)
         except IllegalTransition as exc:  # reaped as interrupted while it ran: its result is not recorded
             self._log(step, "WARNING", f"result discarded: {exc}")
             return
-        self._log(step, "INFO", f"{step['name']} succeeded in {now - step['started_at']:.2f} s")
+        self._log(step, "INFO", f"{step['name']} finished in {now - step['started_at']:.2f} s")
 
-    def _finish_failed(self, step, run, message, outputs, ctx, run_target: RunStatus) -> None:
+    def _advance(self, conn, run_id: int, stage: str) -> None:
+        """Queue what became ready in `stage`; rest the run when the whole stage has succeeded."""
+        statuses = {s["name"]: s["status"] for s in self.store.steps_of(run_id, conn)}
+        for name in pipeline.ready(stage, statuses):
+            self.store.queue_step(conn, run_id, name)
+        if all(statuses[s.name] == StepStatus.SUCCEEDED.value for s in pipeline.STEPS if s.stage == stage):
+            rest = pipeline.stage_rest(stage)
+            if rest is not None:
+                self.store.set_run_status(conn, run_id, RunStatus.RUNNING.value, rest)
+
+    def _finish_failed(self, step: dict, message: str, outputs: dict, run_target: RunStatus) -> None:
         self._log(step, "ERROR", message)
         try:
             with self.store.tx() as c:

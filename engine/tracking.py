@@ -28,8 +28,10 @@ class MlflowUnreachable(RuntimeError):
 
 
 def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
-    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-    return MlflowUnreachable(f"MLflow at {uri} is unreachable ({first}); start the server or fix "
+    text = str(exc)
+    cause = next((c for c in ("Connection refused", "timed out", "Name or service not known") if c in text),
+                 text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__)
+    return MlflowUnreachable(f"MLflow at {uri} is unreachable ({cause}); start the server or fix "
                              f"MLFLOW_TRACKING_URI, or turn the mlflow_connection failure mode off")
 
 

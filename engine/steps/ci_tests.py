@@ -23,9 +23,15 @@ def run(ctx) -> dict:
     cmd = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--no-header",
            "-o", "addopts=", "-o", "junit_family=xunit2", f"--junitxml={junit}"]
     ctx.log("$ " + " ".join(cmd[2:]))
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=p["timeout_seconds"],
-                          env={**os.environ, "LAB_CI_SAMPLE": str(sample_path)})
-    for line in (proc.stdout + proc.stderr).splitlines():
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "LAB_CI_SAMPLE": str(sample_path)})
+    lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does
+    try:
+        output, _ = proc.communicate(timeout=p["timeout_seconds"])
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output = proc.communicate()[0] + f"\nkilled after {p['timeout_seconds']} s (timeout_seconds in ci_tests.yaml)"
+    for line in output.splitlines():
         ctx.log(line, "ERROR" if line.startswith(("FAILED", "E ")) else "INFO")
     tests = parse_junit(junit)
     outputs = {"tests": tests, "passed": sum(t["outcome"] == "passed" for t in tests),
@@ -33,8 +39,8 @@ def run(ctx) -> dict:
                "skipped": sum(t["outcome"] == "skipped" for t in tests),
                "duration_seconds": round(sum(t["duration"] for t in tests), 3), "exit_code": proc.returncode,
                "sample_rows": len(sample)}
-    if p.get("lint"):
-        outputs["lint"] = lint(ctx)
+    if lint_report is not None:
+        outputs["lint"] = lint_report
     bad = [t for t in tests if t["outcome"] == "failed"]
     if bad or proc.returncode != 0:
         why = f"{bad[0]['name']}: {bad[0]['message']}" if bad else f"pytest exited with code {proc.returncode}"

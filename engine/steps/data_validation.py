@@ -13,6 +13,6 @@ def run(ctx) -> dict:
     outputs = report.to_dict()
     if not report.passed:
         failed = report.failed_checks
-        raise GateFailed(f"data contract violated ({len(failed)} checks): "
-                         + "; ".join(c.detail or c.name for c in failed), outputs)
+        raise GateFailed(f"data contract violated in {len(failed)} checks ({', '.join(c.name for c in failed)}); "
+                         f"first: {failed[0].detail}", outputs)
     return outputs

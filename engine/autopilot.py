@@ -1,0 +1,327 @@
+"""The demo autopilot: plays the whole lifecycle through the public Lab API in a background thread.
+
+commit -> CI -> continue -> CD -> approve -> promoted, twice, then a rollback. Every action and every step it sees
+finish is narrated into its own tables in the lab's database, so any process can show the narration, and any
+process can stop it: the stop flag is a column of the session row, read between actions and while waiting.
+It only calls public Lab methods, so what it leaves behind is an ordinary, inspectable history.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import sqlalchemy as sa
+
+from engine import pipeline
+from engine.errors import Refused
+from engine.states import RESTING, RunStatus, StepStatus
+
+meta = sa.MetaData()  # its own metadata: the engine's schema stays exactly as the store declares it
+
+sessions = sa.Table(
+    "autopilot_sessions", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("outcome", sa.String(20)),             # done, failed, stopped or error; None while it plays
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+)
+narration_log = sa.Table(
+    "autopilot_log", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("level", sa.String(10), nullable=False),  # info, success, warning, error
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Index("ix_autopilot_log_session", "session", "id"),
+)
+
+# A session that has not heartbeaten for this long died with its process; another may start.
+STALE_SECONDS = 20.0
+HEARTBEAT_EVERY = 2.0
+_created: set[str] = set()
+
+
+class Stopped(Exception):
+    """Someone asked the autopilot to stop."""
+
+
+class Halted(Exception):
+    """A run came to rest somewhere the lifecycle cannot go on from (failed, held, rejected, timed out)."""
+
+
+def ensure_tables(lab) -> None:
+    """Create the autopilot's tables in the lab's database on first use."""
+    if lab.store.url not in _created:
+        meta.create_all(lab.store.engine)
+        _created.add(lab.store.url)
+
+
+def _read(lab, query) -> list[dict]:
+    ensure_tables(lab)
+    with lab.store.engine.connect() as c:
+        return [dict(r) for r in c.execute(query).mappings()]
+
+
+def is_active(session: dict | None, now: float | None = None) -> bool:
+    """Whether a session row is still playing (not finished, heartbeat fresh)."""
+    now = time.time() if now is None else now
+    return bool(session) and session["finished_at"] is None and now - session["heartbeat_at"] < STALE_SECONDS
+
+
+def latest_session(lab) -> dict | None:
+    """The most recent session, or None."""
+    rows = _read(lab, sa.select(sessions).order_by(sessions.c.id.desc()).limit(1))
+    return rows[0] if rows else None
+
+
+def active_session(lab) -> dict | None:
+    """The session playing now, or None."""
+    rows = _read(lab, sa.select(sessions).where(sessions.c.finished_at.is_(None)).order_by(sessions.c.id.desc()))
+    return next((r for r in rows if is_active(r)), None)
+
+
+def narration(lab, session: int, after_id: int = 0) -> list[dict]:
+    """Narration lines of a session, oldest first."""
+    return _read(lab, sa.select(narration_log).where(narration_log.c.session == session,
+                                                     narration_log.c.id > after_id).order_by(narration_log.c.id))
+
+
+def session_runs(lab, session: int) -> list[int]:
+    """Pipeline runs a session created, in order."""
+    rows = _read(lab, sa.select(narration_log.c.run_id).where(narration_log.c.session == session,
+                                                              narration_log.c.run_id.is_not(None))
+                 .order_by(narration_log.c.id))
+    return list(dict.fromkeys(r["run_id"] for r in rows))
+
+
+def request_stop(lab, session: int | None = None) -> int:
+    """Ask a session (default: every unfinished one) to stop; return how many were asked."""
+    ensure_tables(lab)
+    q = sa.update(sessions).where(sessions.c.finished_at.is_(None))
+    if session is not None:
+        q = q.where(sessions.c.id == session)
+    with lab.store.tx() as c:
+        return c.execute(q.values(stop_requested=True)).rowcount
+
+
+def _step_detail(step: dict) -> str:
+    """A few words on what a finished step found (its outputs), for the narration."""
+    out, name = step["outputs"] or {}, step["name"]
+    m = out.get("metrics") or {}
+    if name == "ci_tests" and "passed" in out:
+        return f"{out['passed']} tests passed"
+    if name == "data_validation" and "n_rows" in out:
+        return f"{out['n_rows']:,} claims met the data contract"
+    if name in ("ci_quick_train", "cd_full_train") and "roc_auc" in m:
+        version = f"registered version {out['model_version']}; " if out.get("model_version") else ""
+        return f"{version}ROC-AUC {m['roc_auc']:.3f}, F1 {m['f1']:.3f}"
+    if name == "mlflow_log_ci" and out.get("mlflow_run_id"):
+        return f"MLflow run {out['mlflow_run_id'][:8]}"
+    if name == "evaluate_vs_champion" and out.get("gate"):
+        return f"gate {out['gate']['verdict']}: {out['gate']['rule']}"
+    if name == "deploy_staging" and out.get("version"):
+        return f"alias staging -> version {out['version']}"
+    if name == "shadow_monitor" and out.get("drift"):
+        agree = f"agreement {out['agreement_rate']:.1%}, " if "agreement_rate" in out else ""
+        return f"{agree}input drift {out['drift'].get('level')}"
+    if name == "promote_prod" and out.get("version"):
+        was = out.get("previous_champion")
+        return f"alias champion -> version {out['version']}" + (f" (was {was})" if was else "")
+    return ""
+
+
+class Autopilot:
+    """Plays the lifecycle once, narrating; `start()` runs it in a daemon thread, `stop()` ends it early."""
+
+    def __init__(self, lab, by: str = "demo", seeds: tuple = (None, None), poll: float = 0.25,
+                 wait_timeout: float = 900.0):
+        self.lab, self.by, self.seeds = lab, by, seeds
+        self.poll, self.wait_timeout = poll, wait_timeout
+        self.session: int | None = None
+        self.outcome: str | None = None
+        self._thread: threading.Thread | None = None
+        self._beat = 0.0
+
+    # ---- control ------------------------------------------------------------------------------------------
+    def open(self) -> int:
+        """Create this session's row (Refused while another session plays); return its id."""
+        ensure_tables(self.lab)
+        with self.lab.store.tx() as c:
+            self.lab.store.lock(c, "autopilot")
+            busy = [r for r in c.execute(sa.select(sessions).where(sessions.c.finished_at.is_(None))).mappings()
+                    if is_active(dict(r))]
+            if busy:
+                raise Refused(f"the demo is already playing (session {busy[0]['id']}); stop it first")
+            now = time.time()
+            self.session = c.execute(sa.insert(sessions).values(by=self.by, started_at=now, heartbeat_at=now,
+                                                                stop_requested=False)
+                                     .returning(sessions.c.id)).scalar_one()
+        return self.session
+
+    def start(self) -> int:
+        """Open a session and play it in a background thread; return the session id."""
+        session = self.open()
+        self._thread = threading.Thread(target=self.run, name=f"autopilot-{session}", daemon=True)
+        self._thread.start()
+        return session
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask this session to stop and wait for its thread."""
+        if self.session is not None:
+            request_stop(self.lab, self.session)
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background thread, if any."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- the play -----------------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Play the lifecycle in this thread (opening a session if needed); return the outcome."""
+        if self.session is None:
+            self.open()
+        try:
+            self._play()
+            outcome = "done"
+        except Stopped:
+            outcome = "stopped"
+            self.say("Stopped on request. Runs already started keep going on their own; "
+                     "continue them from the dashboard.", "warning")
+        except Halted as exc:
+            outcome = "failed"
+            self.say(f"{exc} The demo stops here; the run stays in the history for you to inspect.", "error")
+        except Exception as exc:  # narrate anything unexpected instead of dying silently in a thread
+            outcome = "error"
+            self.say(f"The autopilot hit an unexpected error: {type(exc).__name__}: {exc}", "error")
+        self._finish(outcome)
+        return outcome
+
+    def _play(self) -> None:
+        self.say(f"Playing the lifecycle as '{self.by}': two commits, each through CI, CD, approval and "
+                 "deployment, then a rollback of production to the first model.")
+        on = [m["title"] for m in self.lab.failure_modes() if m["enabled"]]
+        if on:
+            self.say(f"Failure modes are on ({', '.join(on)}): a run will probably fail, and the demo will "
+                     "show where and why.", "warning")
+        self._cycle(1, "demo: first model for claims settlement", self.seeds[0])
+        self._cycle(2, "demo: retrain on fresh claims", self.seeds[1])
+        self._rollback()
+        self.say("Lifecycle complete: two promotions and a rollback, all in the run history, the registry "
+                 "and the audit trail.", "success")
+
+    def _cycle(self, n: int, message: str, seed) -> None:
+        self._check_stop()
+        run_id = self.lab.commit(message=message, seed=seed, author=self.by)
+        sha = self.lab.run(run_id)["sha"][:7]
+        self.say(f"Commit {n}: fake commit {sha} ('{message}') started run {run_id}; CI begins.", run_id=run_id)
+        self._await(run_id, RunStatus.CI_COMPLETE)
+        self.say(f"Run {run_id} is ci_complete: CI passed. Continuing to CD (full training, evaluation "
+                 "against the champion, then the manual gate).", run_id=run_id)
+        self._check_stop()
+        self.lab.continue_run(run_id, by=self.by)
+        run = self._await(run_id, RunStatus.AWAITING_APPROVAL)
+        self._check_stop()
+        comment = self._approval_comment(run)
+        self.lab.approve(run_id, self.by, comment)
+        self.say(f"Approved run {run_id} as '{self.by}': {comment}", run_id=run_id)
+        run = self._await(run_id, RunStatus.PROMOTED)
+        version = (self._outputs(run, "promote_prod") or {}).get("version")
+        self.say(f"Run {run_id} is promoted: version {version} is the champion now.", "success", run_id)
+
+    def _approval_comment(self, run: dict) -> str:
+        gate = (self._outputs(run, "evaluate_vs_champion") or {}).get("gate") or {}
+        checks = "; ".join(f"{c['name']} {c['value']:+.4f} (margin {c['margin']:+.4f})"
+                           for c in gate.get("checks", []))
+        return f"demo: gate {gate.get('verdict', '?')}" + (f" ({checks})" if checks else "")
+
+    def _rollback(self) -> None:
+        self._check_stop()
+        current, target = self.lab.rollback_target()
+        if target is None:
+            raise Halted(f"Rollback is not possible: {current}.")
+        result = self.lab.rollback(self.by, "demo: show that production can go back to the previous model")
+        self.say(f"Rolled production back: champion moved from version {result['from_version']} to version "
+                 f"{result['to_version']}. models:/claims-settlement-rf@champion now serves the first model.",
+                 "success")
+
+    # ---- waiting and narrating ----------------------------------------------------------------------------
+    def _await(self, run_id: int, expected: RunStatus) -> dict:
+        """Narrate a run's steps until it rests; return it if it rests in `expected`, else raise Halted."""
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            self._check_stop()
+            run = self.lab.run(run_id)
+            self._narrate_steps(run, seen)
+            status = RunStatus(run["status"])
+            if status in RESTING:
+                if status != expected:
+                    raise Halted(self._why(run))
+                return run
+            if time.monotonic() > deadline:
+                raise Halted(f"Run {run_id} is still {status.value} after {self.wait_timeout:.0f} s: is a "
+                             "worker running (the dashboard, or python -m engine worker)?")
+            time.sleep(self.poll)
+
+    def _narrate_steps(self, run: dict, seen: dict[str, str]) -> None:
+        for step in run["steps"]:
+            status, title = step["status"], pipeline.spec(step["name"]).title
+            if seen.get(step["name"]) == status or status in (StepStatus.PENDING.value, StepStatus.QUEUED.value,
+                                                              StepStatus.SKIPPED.value):
+                continue
+            seen[step["name"]] = status
+            if status == StepStatus.RUNNING.value:
+                self.say(f"{title} is running.", run_id=run["id"])
+            elif status == StepStatus.SUCCEEDED.value and step["finished_at"] and step["started_at"]:
+                detail = _step_detail(step)
+                took = step["finished_at"] - step["started_at"]
+                self.say(f"{title} succeeded in {took:.1f} s" + (f": {detail}." if detail else "."), "success",
+                         run["id"])
+            elif status == StepStatus.AWAITING_APPROVAL.value:
+                self.say(f"{title}: the run waits for a reviewer.", run_id=run["id"])
+            elif status in (StepStatus.FAILED.value, StepStatus.INTERRUPTED.value):
+                self.say(f"{title} {status}: {step['error']}", "error", run["id"])
+
+    def _why(self, run: dict) -> str:
+        stopped = next((s for s in run["steps"] if s["status"] in (StepStatus.FAILED.value,
+                                                                   StepStatus.INTERRUPTED.value)), None)
+        where = f" at {pipeline.spec(stopped['name']).title}: {stopped['error']}" if stopped else ""
+        modes = f" (failure modes on for this run: {', '.join(run['failure_modes'])})" if run["failure_modes"] else ""
+        return f"Run {run['id']} ended {run['status']}{where}{modes}."
+
+    @staticmethod
+    def _outputs(run: dict, name: str) -> dict | None:
+        return next((s["outputs"] for s in run["steps"] if s["name"] == name), None)
+
+    def _check_stop(self) -> None:
+        ensure_tables(self.lab)
+        with self.lab.store.engine.connect() as c:
+            stop = c.execute(sa.select(sessions.c.stop_requested).where(sessions.c.id == self.session)).scalar()
+        if stop:
+            raise Stopped()
+        if time.monotonic() - self._beat > HEARTBEAT_EVERY:
+            self._beat = time.monotonic()
+            with self.lab.store.tx() as c:
+                c.execute(sa.update(sessions).where(sessions.c.id == self.session).values(heartbeat_at=time.time()))
+
+    def say(self, message: str, level: str = "info", run_id: int | None = None) -> None:
+        """Append one narration line to this session."""
+        with self.lab.store.tx() as c:
+            c.execute(sa.insert(narration_log).values(session=self.session, ts=time.time(), level=level,
+                                                      message=message, run_id=run_id))
+
+    def _finish(self, outcome: str) -> None:
+        self.outcome = outcome
+        with self.lab.store.tx() as c:
+            c.execute(sa.update(sessions).where(sessions.c.id == self.session)
+                      .values(finished_at=time.time(), heartbeat_at=time.time(), outcome=outcome))
