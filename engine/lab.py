@@ -246,6 +246,10 @@ class Lab:
             raise BadInput(f"--limit {limit} is out of range: use 1 to 10000")
         return self.store.list_runs(int(limit), int(offset), statuses)
 
+    def steps_for_runs(self, run_ids: list[int]) -> dict[int, list[dict]]:
+        """Steps of many runs at once (one query), by run id."""
+        return self.store.steps_of_runs(run_ids)
+
     def logs(self, run_id: int, step: str | None = None, after_id: int = 0, limit: int = 2000) -> list[dict]:
         """Log lines of a run or one step."""
         return self.store.logs_of(run_id, step, after_id, limit)

@@ -214,6 +214,18 @@ class Store:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
 
+    def steps_of_runs(self, run_ids: list[int]) -> dict[int, list[dict]]:
+        """Steps of many runs in one query, by run id, each list in pipeline order."""
+        out: dict[int, list[dict]] = {int(r): [] for r in run_ids}
+        if not out:
+            return out
+        q = (sa.select(steps).where(steps.c.run_id.in_(list(out)))
+             .order_by(steps.c.run_id, steps.c.position))
+        with self.engine.connect() as c:
+            for row in c.execute(q).mappings():
+                out[row["run_id"]].append(dict(row))
+        return out
+
     def step(self, run_id: int, name: str, conn=None) -> dict | None:
         """One step row."""
         q = sa.select(steps).where(steps.c.run_id == run_id, steps.c.name == name)
