@@ -23,7 +23,7 @@ from engine import failures, pipeline
 from engine.config import Settings
 from engine.errors import GateFailed, GateHeld
 from engine.states import IllegalTransition, RunStatus, StepStatus
-from engine.store import Store, _now
+from engine.store import Store, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class StepContext:
             self._tracking = Tracking(uri, self.settings.artifact_root)
         return self._tracking
 
-    def tags(self, stage: str, model_version: str = "") -> dict[str, str]:
+    def tags(self, stage: str, model_version: str = "unregistered") -> dict[str, str]:
         """The reproducibility tags every MLflow run of this pipeline run carries."""
         return {"commit_sha": self.run["sha"], "stage": stage, "dataset_window": self.run["dataset_window"],
                 "seed": str(self.run["seed"]), "model_version": model_version,
@@ -203,7 +203,7 @@ class Runner:
 
     def _finish_ok(self, step: dict, outputs: dict) -> None:
         spec = pipeline.spec(step["name"])
-        now = _now()
+        now = timestamp()
         try:
             with self.store.tx() as c:
                 run_status = self.store.get_run_status(c, step["run_id"])
@@ -237,7 +237,7 @@ class Runner:
             with self.store.tx() as c:
                 run_status = self.store.get_run_status(c, step["run_id"])
                 self.store.set_step_status(c, step, StepStatus.FAILED, outputs=outputs, error=message,
-                                           finished_at=_now())
+                                           finished_at=timestamp())
                 self.store.set_run_status(c, step["run_id"], run_status, run_target)
                 self.store.skip_pending(c, step["run_id"])
         except IllegalTransition as exc:
@@ -249,10 +249,10 @@ class Runner:
         reaped = 0
         for step in self.store.stale_steps(self.settings.stale_seconds):
             msg = (f"worker {step['worker']} stopped heartbeating "
-                   f"{_now() - step['heartbeat_at']:.0f} s ago (its process died?); retry the run to re-run it")
+                   f"{timestamp() - step['heartbeat_at']:.0f} s ago (its process died?); retry the run to re-run it")
             try:
                 with self.store.tx() as c:
-                    self.store.set_step_status(c, step, StepStatus.INTERRUPTED, error=msg, finished_at=_now())
+                    self.store.set_step_status(c, step, StepStatus.INTERRUPTED, error=msg, finished_at=timestamp())
                     status = self.store.get_run_status(c, step["run_id"])
                     if status == RunStatus.RUNNING.value:
                         self.store.set_run_status(c, step["run_id"], status, RunStatus.INTERRUPTED)

@@ -99,7 +99,8 @@ alias_history = sa.Table(
 )
 
 
-def _now() -> float:
+def timestamp() -> float:
+    """Wall-clock seconds since the epoch: how every timestamp is stored."""
     return time.time()
 
 
@@ -156,7 +157,7 @@ class Store:
     # ---- runs -------------------------------------------------------------------------------------------
     def create_run(self, sha: str, message: str, author: str, seed: int, window: str, modes: list[str]) -> int:
         """Insert a run with every step pending and the first one queued; return its id."""
-        now = _now()
+        now = timestamp()
         with self.tx() as c:
             run_id = c.execute(sa.insert(runs).values(
                 sha=sha, message=message, author=author, seed=seed, dataset_window=window,
@@ -192,7 +193,7 @@ class Store:
     def set_run_status(self, conn, run_id: int, current: str, target: RunStatus, **values) -> None:
         """Move a run from `current` to `target` (checked, conditional); IllegalTransition if it lost a race."""
         transition(RunStatus(current), target, f"run {run_id}")
-        values.setdefault("updated_at", _now())
+        values.setdefault("updated_at", timestamp())
         if target in (RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL, RunStatus.PROMOTED, RunStatus.FAILED,
                       RunStatus.REJECTED, RunStatus.HELD, RunStatus.INTERRUPTED):
             values.setdefault("finished_at", values["updated_at"])
@@ -247,7 +248,7 @@ class Store:
 
     def queue_step(self, conn, run_id: int, name: str) -> None:
         """Queue step `name` of a run (it must be pending)."""
-        self.set_step_status(conn, self.step(run_id, name, conn), StepStatus.QUEUED, queued_at=_now())
+        self.set_step_status(conn, self.step(run_id, name, conn), StepStatus.QUEUED, queued_at=timestamp())
 
     def skip_pending(self, conn, run_id: int) -> None:
         """Mark the steps a stopped run will not reach as skipped."""
@@ -257,7 +258,7 @@ class Store:
 
     def claim_step(self, worker: str) -> dict | None:
         """Atomically take the oldest queued step for `worker`; mark it running. None when nothing is queued."""
-        now = _now()
+        now = timestamp()
         pick = (sa.select(steps.c.id).where(steps.c.status == StepStatus.QUEUED.value)
                 .order_by(steps.c.queued_at, steps.c.id).limit(1))
         if self.is_postgres:
@@ -282,12 +283,12 @@ class Store:
         with self.tx() as c:
             res = c.execute(sa.update(steps).where(steps.c.id == step_id,
                                                    steps.c.status == StepStatus.RUNNING.value)
-                            .values(heartbeat_at=_now()))
+                            .values(heartbeat_at=timestamp()))
         return res.rowcount == 1
 
     def stale_steps(self, older_than: float) -> list[dict]:
         """Running steps whose heartbeat is older than `older_than` seconds."""
-        cutoff = _now() - older_than
+        cutoff = timestamp() - older_than
         with self.engine.connect() as c:
             rows = c.execute(sa.select(steps).where(steps.c.status == StepStatus.RUNNING.value,
                                                     steps.c.heartbeat_at < cutoff))
@@ -297,7 +298,7 @@ class Store:
     def add_log(self, run_id: int, step: str, attempt: int, level: str, message: str) -> None:
         """Append one log line (committed at once, so readers see it while the step runs)."""
         with self.tx() as c:
-            c.execute(sa.insert(logs).values(run_id=run_id, step=step, attempt=attempt, ts=_now(),
+            c.execute(sa.insert(logs).values(run_id=run_id, step=step, attempt=attempt, ts=timestamp(),
                                              level=level, message=message))
 
     def logs_of(self, run_id: int, step: str | None = None, after_id: int = 0, limit: int = 2000) -> list[dict]:
@@ -312,7 +313,7 @@ class Store:
     def add_audit(self, conn, actor: str, action: str, run_id: int | None = None, comment: str = "",
                   detail: dict | None = None) -> None:
         """Record who did what (inside the caller's transaction, so it commits with the change)."""
-        conn.execute(sa.insert(audit).values(ts=_now(), actor=actor, action=action, run_id=run_id,
+        conn.execute(sa.insert(audit).values(ts=timestamp(), actor=actor, action=action, run_id=run_id,
                                              comment=comment, detail=detail or {}))
 
     def audit_trail(self, limit: int = 500, run_id: int | None = None) -> list[dict]:
@@ -332,9 +333,9 @@ class Store:
         """Persist one toggle and audit it."""
         with self.tx() as c:
             updated = c.execute(sa.update(failure_modes).where(failure_modes.c.name == name)
-                                .values(enabled=enabled, updated_at=_now())).rowcount
+                                .values(enabled=enabled, updated_at=timestamp())).rowcount
             if not updated:
-                c.execute(sa.insert(failure_modes).values(name=name, enabled=enabled, updated_at=_now()))
+                c.execute(sa.insert(failure_modes).values(name=name, enabled=enabled, updated_at=timestamp()))
             self.add_audit(c, actor, "failure_mode", comment=f"{name} {'on' if enabled else 'off'}",
                            detail={"mode": name, "enabled": enabled})
 
@@ -346,7 +347,7 @@ class Store:
     def record_alias(self, conn, alias: str, version: int, run_id: int | None, by: str, reason: str,
                      action: str) -> None:
         """Close the alias's open history row and open a new one for `version`."""
-        now = _now()
+        now = timestamp()
         conn.execute(sa.update(alias_history).where(alias_history.c.alias == alias, alias_history.c.until.is_(None))
                      .values(until=now))
         conn.execute(sa.insert(alias_history).values(alias=alias, version=version, run_id=run_id, since=now,
