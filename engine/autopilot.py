@@ -56,7 +56,10 @@ class Halted(Exception):
 def ensure_tables(lab) -> None:
     """Create the autopilot's tables in the lab's database on first use."""
     if lab.store.url not in _created:
-        meta.create_all(lab.store.engine)
+        # Inside a write transaction: on SQLite a deferred one that reads the schema and then writes can be
+        # refused ("database is locked") when the runner commits in between.
+        with lab.store.tx() as c:
+            meta.create_all(c)
         _created.add(lab.store.url)
 
 
@@ -145,6 +148,7 @@ class Autopilot:
         self.outcome: str | None = None
         self._thread: threading.Thread | None = None
         self._beat = 0.0
+        self._seen: dict[int, dict[str, str]] = {}  # per run: the status each step was last narrated in
 
     # ---- control ------------------------------------------------------------------------------------------
     def open(self) -> int:
@@ -195,8 +199,9 @@ class Autopilot:
             outcome = "done"
         except Stopped:
             outcome = "stopped"
-            self.say("Stopped on request. Runs already started keep going on their own; "
-                     "continue them from the dashboard.", "warning")
+            left = ", ".join(f"run {r} is {self.lab.run(r)['status']}" for r in session_runs(self.lab, self.session))
+            self.say("Stopped on request" + (f" ({left})" if left else "") + ". A run keeps going on its own "
+                     "until it rests; carry it on from the dashboard.", "warning")
         except Halted as exc:
             outcome = "failed"
             self.say(f"{exc} The demo stops here; the run stays in the history for you to inspect.", "error")
@@ -257,7 +262,7 @@ class Autopilot:
     # ---- waiting and narrating ----------------------------------------------------------------------------
     def _await(self, run_id: int, expected: RunStatus) -> dict:
         """Narrate a run's steps until it rests; return it if it rests in `expected`, else raise Halted."""
-        seen: dict[str, str] = {}
+        seen = self._seen.setdefault(run_id, {})
         deadline = time.monotonic() + self.wait_timeout
         while True:
             self._check_stop()

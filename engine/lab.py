@@ -5,6 +5,7 @@ nothing; the message says why and what to do instead.
 """
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import time
@@ -46,6 +47,8 @@ def claim_frame(claim: dict):
             row[col] = float(claim[col])
         except (TypeError, ValueError):
             raise BadInput(f"{col} {claim[col]!r} is not a number; give it like 1234.5 (no currency signs)") from None
+        if not math.isfinite(row[col]):  # the forest refuses inf with a ValueError: say so as bad input
+            raise BadInput(f"{col} {claim[col]!r} is not a finite number; give it like 1234.5")
     if row["billed_amount"] <= 0 or not 0 < row["allowed_amount"] <= row["billed_amount"]:
         raise BadInput("amounts must satisfy 0 < allowed_amount <= billed_amount")
     if not 0 <= row["patient_age"] <= 110:

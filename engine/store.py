@@ -140,7 +140,11 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        metadata.create_all(self.engine)
+        # Workers and replicas starting together on a fresh database would race to create the same tables
+        # (PostgreSQL: duplicate key in pg_type); one at a time, the others find the tables there.
+        with self.tx() as conn:
+            self.lock(conn, "lab-schema")
+            metadata.create_all(conn)
 
     @contextmanager
     def tx(self):

@@ -1,12 +1,218 @@
-"""What every page shares: the one Lab per server process, cached reads, and formatting helpers."""
+"""What every page shares: the one Lab per server process, the selection (mirrored in the URL), and formatting."""
 from __future__ import annotations
+
+import time
+from typing import Any, Callable
 
 import streamlit as st
 
-from engine import Lab
+from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
+from engine.config import CHALLENGER, CHAMPION, STAGING
+
+TABS = ("Code", "Config", "Logs", "Outputs")
+NAME_KEY = "lab_user_name"  # shared with the other pages (ui/pagekit.py): who signs approvals and rollbacks
+# Runs in these are moving: live panels poll while the selected run is in one of them.
+ACTIVE = frozenset({RunStatus.QUEUED.value, RunStatus.RUNNING.value})
+# Errors an action raises on purpose: shown as a message, and nothing changed.
+REFUSALS = (BadInput, Refused, IllegalTransition)
+
+STEP_COLOURS = {
+    StepStatus.PENDING.value: "#B8C0CC",
+    StepStatus.QUEUED.value: "#9FCDF5",
+    StepStatus.RUNNING.value: "#1F6FD6",
+    StepStatus.SUCCEEDED.value: "#2E9E5B",
+    StepStatus.FAILED.value: "#D64545",
+    StepStatus.AWAITING_APPROVAL.value: "#F2B01E",
+    StepStatus.INTERRUPTED.value: "#8E5BD9",
+    StepStatus.SKIPPED.value: "#E3E7ED",
+    "held": "#F07B1A",  # the failed gate step of a run that rests as held
+}
+STATUS_ICONS = {
+    "pending": "⚪", "queued": "🔵", "running": "🔄", "succeeded": "✅", "failed": "❌", "skipped": "⏭️",
+    "awaiting_approval": "⏸️", "interrupted": "🟣", "held": "🟠", "ci_complete": "🟢", "promoted": "🏆",
+    "rejected": "⛔",
+}
 
 
 @st.cache_resource
 def get_lab() -> Lab:
     """The lab of this server process, its runner started once."""
     return Lab().start()
+
+
+# ---- actions ----------------------------------------------------------------------------------------------
+def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
+    """Call a Lab action; a refusal is shown with its message and returns (False, None)."""
+    try:
+        return True, action(*args, **kwargs)
+    except REFUSALS as exc:
+        st.error(str(exc), icon="🚫")
+        return False, None
+
+
+def flash(message: str, icon: str = "✅") -> None:
+    """Keep a message to show after the next rerun (an action reruns the page at once)."""
+    st.session_state["_flash"] = (message, icon)
+
+
+def show_flash() -> None:
+    """Show the message kept by flash(), once."""
+    kept = st.session_state.pop("_flash", None)
+    if kept:
+        st.toast(kept[0], icon=kept[1])
+
+
+# ---- selection: session state is the truth, the URL mirrors it ---------------------------------------------
+def restore_selection() -> None:
+    """Take run/step/tab from the URL when it says something this page did not write (a copied link, a link
+    from another page); back from another page, restore what the dropped widget state held."""
+    ss = st.session_state
+    keep = ss.get("_keep")
+    if keep and "tab_pick" not in ss:  # widget state is dropped while another page is shown
+        if keep.get("run") is not None:
+            ss["_pending_run"] = keep["run"]
+        ss["step_pick"], ss["tab_pick"], ss["_step_chosen"] = keep["step"], keep["tab"], keep["chosen"]
+    qp, last = st.query_params, ss.get("_url_last", {})
+    run, step, tab = qp.get("run"), qp.get("step"), qp.get("tab")
+    if run and run != last.get("run") and run.isdigit():
+        ss["_pending_run"], ss["_step_chosen"] = int(run), False
+    if step and step != last.get("step") and step in pipeline.NAMES:
+        ss["step_pick"], ss["_step_chosen"] = step, True
+    if tab and tab != last.get("tab") and tab in TABS:
+        ss["tab_pick"] = tab
+
+
+def keep_selection(run_id: int | None, step: str, tab: str) -> None:
+    """Mirror the selection into the URL and keep a copy that outlives the widgets."""
+    ss = st.session_state
+    ss["_keep"] = {"run": run_id, "step": step, "tab": tab, "chosen": ss.get("_step_chosen", False)}
+    wanted = {"run": None if run_id is None else str(run_id), "step": step, "tab": tab}
+    for key, value in wanted.items():
+        if value is None:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != value:
+            st.query_params[key] = value
+    ss["_url_last"] = {k: v for k, v in wanted.items() if v is not None}
+
+
+def select_run(run_id: int) -> None:
+    """Select `run_id` on the next rerun (its widget is already drawn in this one); follow its active step."""
+    st.session_state["_pending_run"] = int(run_id)
+    st.session_state["_step_chosen"] = False
+
+
+def choose_step(name: str) -> None:
+    """The person picked a step (DAG click or selector): stop following the active step."""
+    st.session_state["step_pick"] = name
+    st.session_state["_step_chosen"] = True
+
+
+def focus_step(run: dict | None) -> str:
+    """The step worth looking at when nobody chose one: running, else stopped, else the last one reached."""
+    if not run:
+        return pipeline.NAMES[0]
+    steps = run["steps"]
+    for wanted in (("running",), ("awaiting_approval", "failed", "interrupted"), ("queued",)):
+        hit = next((s["name"] for s in steps if s["status"] in wanted), None)
+        if hit:
+            return hit
+    reached = [s["name"] for s in steps if s["status"] == "succeeded"]
+    return reached[-1] if reached else pipeline.NAMES[0]
+
+
+# ---- formatting -------------------------------------------------------------------------------------------
+def step_colour(run: dict | None, step: dict | None) -> str:
+    """Colour of a step's status; the step that held a held run is orange, not red."""
+    status = step["status"] if step else "pending"
+    if run and run["status"] == RunStatus.HELD.value and status == StepStatus.FAILED.value:
+        return STEP_COLOURS["held"]
+    return STEP_COLOURS.get(status, STEP_COLOURS["pending"])
+
+
+def duration(step: dict) -> float | None:
+    """Seconds a finished step took, else None."""
+    if step.get("started_at") and step.get("finished_at") and step["status"] != StepStatus.RUNNING.value:
+        return max(0.0, step["finished_at"] - step["started_at"])
+    return None
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """1.3 s, 2 min 5 s, or an em dash."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+def fmt_ts(ts: float | None) -> str:
+    """A local time stamp, or an em dash."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "—"
+
+
+def run_label(run: dict) -> str:
+    """One line naming a run: id, status, short SHA, message."""
+    msg = (run.get("message") or "").splitlines()[0][:48] if run.get("message") else ""
+    icon = STATUS_ICONS.get(run["status"], "")
+    return f"run {run['id']} · {icon} {run['status']} · {run['sha'][:7]} · {msg}"
+
+
+# ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------
+@st.cache_data(ttl=5, show_spinner=False)
+def mlflow_runs(_lab: Lab, uri: str, stage: str | None, page_token: str | None, per_page: int = 10,
+                stamp: tuple = ()):
+    """One page of MLflow runs: (rows, next page token). A new `stamp` (see state_stamp) skips the cache."""
+    return _lab.tracking.search_runs(stage, per_page, page_token)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def mlflow_run(_lab: Lab, uri: str, run_id: str) -> dict:
+    """Params, metrics, tags, inputs and artifact paths of one MLflow run."""
+    return _lab.tracking.run_detail(run_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def model_versions(_lab: Lab, uri: str, stamp: tuple = ()) -> list[dict]:
+    """Registered versions with aliases, newest first. A new `stamp` (see state_stamp) skips the cache."""
+    versions = _lab.tracking.versions()
+    # MLflow's version search leaves `aliases` empty on this store: ask each alias where it points instead.
+    holders = {alias: _lab.tracking.alias_version(alias) for alias in (CHALLENGER, STAGING, CHAMPION)}
+    for v in versions:
+        v["aliases"] = sorted(set(v["aliases"]) | {a for a, held in holders.items() if held == v["version"]})
+    return versions
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def artifact(_lab: Lab, uri: str, run_id: str, path: str) -> bytes:
+    """One artifact's bytes (artifacts never change once logged, so they are kept longer)."""
+    return _lab.tracking.artifact_bytes(run_id, path)
+
+
+def state_stamp(lab: Lab, run: dict | None) -> tuple:
+    """Changes whenever the selected run moves or the champion alias moves: MLflow reads keyed on it stay fresh."""
+    return (run and run["id"], run and run["updated_at"], len(lab.champion_history()))
+
+
+def mlflow_run_url(lab: Lab, run_id: str) -> str | None:
+    """Link to a run in the MLflow UI, or None when the experiment cannot be looked up."""
+    try:
+        return f"{lab.settings.mlflow_ui_url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
+    except Exception:  # MLflow down: the caller shows the bare run id instead
+        return None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line warning."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def md_escape(text: str) -> str:
+    """Backslash-escape markdown so user text (messages, names) shows literally: no links, images or colours."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~:$=&\"'^" else ch for ch in str(text))
+
+
+def who() -> str:
+    """The name this browser session last acted under ('' until it gives one)."""
+    return st.session_state.get(NAME_KEY, "")

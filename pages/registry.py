@@ -1,0 +1,95 @@
+"""Model registry: every version of claims-settlement-rf, who held champion when, and rollback."""
+import streamlit as st
+
+from engine import BadInput, IllegalTransition, Refused
+from engine.config import MODEL_NAME
+from ui import registry as r
+from ui.common import get_lab, md_escape
+from ui.pagekit import name_input
+
+FLASH = "registry_flash"
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def load_versions(uri: str):
+    """(versions frame, alias map) from MLflow (uri keys the cache per tracking store)."""
+    tracking = get_lab().tracking
+    aliases = r.alias_map(tracking)
+    versions = tracking.versions()
+    return r.versions_frame(versions, r.cd_metrics(tracking) if versions else {}, aliases), aliases
+
+
+def versions_section() -> None:
+    """Aliases at a glance and the versions table, champion shaded."""
+    frame, aliases = load_versions(get_lab().tracking.uri)
+    cols = st.columns(len(aliases))
+    for col, (alias, version) in zip(cols, aliases.items()):
+        col.metric(f"@{alias}", f"version {version}" if version else "none")
+    if frame.empty:
+        st.info("The registry is empty. A version is registered by a run's **Full train** step: make a commit, "
+                "wait for ci_complete, then **Continue to CD** (walkthrough steps 1 and 4, or the demo autopilot). "
+                "Approving it deploys it to staging and, after shadow monitoring, makes it champion.")
+        return
+    st.dataframe(r.highlight_champion(frame), hide_index=True, key="versions_table", column_config={
+        "version": st.column_config.NumberColumn("version", format="%d"),
+        "created": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+        **{m: st.column_config.NumberColumn(m, format="%.4f") for m in r.METRICS}})
+    st.caption("Metrics are the full-train holdout metrics logged to each version's MLflow run; tags record "
+               "provenance (commit, pipeline run) and every approval and rollback decision.")
+
+
+def history_section() -> None:
+    """The champion alias over time, as a timeline and a table."""
+    st.subheader("Who was champion, when")
+    history = get_lab().champion_history()
+    if not history:
+        st.info("No version has been champion yet: the first approved run that passes shadow monitoring "
+                "becomes champion.")
+        return
+    frame = r.history_frame(history)
+    st.altair_chart(r.history_chart(frame), width="stretch")
+    table = frame.drop(columns=["label", "since_ms", "until_ms"]).iloc[::-1]
+    st.dataframe(table, hide_index=True, key="champion_history_table",
+                 column_config={"since": st.column_config.DatetimeColumn("since (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                                "until": st.column_config.DatetimeColumn("until (UTC)",
+                                                                         format="YYYY-MM-DD HH:mm:ss")})
+
+
+def rollback_section() -> None:
+    """Roll champion back to the version before it, signed and explained; or say why that is not possible."""
+    st.subheader("Roll production back")
+    outcome = st.session_state.pop(FLASH, None)
+    if outcome:
+        (st.success if outcome[0] else st.error)(outcome[1])
+    current, target = get_lab().rollback_target()
+    if target is None:
+        st.info(f"Rollback is not available: {current}.")
+        return
+    st.write(f"Rolling back moves **@champion** from version **{current}** to version **{target}**, the model "
+             "that was champion before it. The live stream and the scoring form serve it at once.")
+    with st.form("rollback_form"):
+        name_input("rollback_by")
+        st.text_input("Reason", key="rollback_reason", placeholder=f"e.g. false denials up since v{current}")
+        st.form_submit_button(f"Roll back to version {target}", type="primary", on_click=_roll_back)
+
+
+def _roll_back() -> None:
+    # A callback runs before the page is drawn again, so the page shows the state after the rollback, and a
+    # rollback that became impossible meanwhile (someone else rolled back) is refused with the engine's reason.
+    by = st.session_state.get("rollback_by", "").strip()
+    try:
+        moved = get_lab().rollback(by, st.session_state.get("rollback_reason", ""))
+    except (BadInput, Refused, IllegalTransition) as exc:
+        st.session_state[FLASH] = (False, f"Rollback refused: {exc}")
+        return
+    load_versions.clear()
+    st.session_state[FLASH] = (True, f"Champion moved from version {moved['from_version']} to version "
+                                     f"{moved['to_version']} (signed by {md_escape(by)}).")
+
+
+st.title("Model registry")
+st.caption(f"Registered model **{MODEL_NAME}** in MLflow. Deploying *is* moving an alias: @challenger is the "
+           "newest trained version, @staging receives shadow traffic, @champion serves production.")
+versions_section()
+history_section()
+rollback_section()

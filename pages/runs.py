@@ -1,0 +1,101 @@
+"""Run history: every run as a sortable table, filters, a CSV of exactly the rows shown, a timeline, the audit trail."""
+import pandas as pd
+import streamlit as st
+
+from engine import RunStatus
+from ui import history as h
+from ui.common import get_lab
+from ui.pagekit import dashboard_link, query_int
+
+COLUMN_CONFIG = {
+    "run": st.column_config.NumberColumn("run", format="%d"),
+    "started": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    **{f"{s} s": st.column_config.NumberColumn(f"{s} s", format="%.1f", help=f"wall-clock seconds of the {s} stage")
+       for s in h.STAGES},
+    **{c: st.column_config.NumberColumn(c, format="%.3f") for c in ("quick ROC-AUC", "quick F1", "full ROC-AUC",
+                                                                     "full F1")},
+    "champion then": st.column_config.NumberColumn("champion then", format="%d",
+                                                   help="the version that was champion when the run finished"),
+}
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def load_history(db_url: str, limit: int) -> pd.DataFrame:
+    """The latest `limit` runs as the history table (db_url keys the cache per lab)."""
+    lab = get_lab()
+    runs = lab.runs(limit)
+    return h.history_frame(runs, lab.steps_for_runs([r["id"] for r in runs]), lab.champion_history())
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def load_audit(db_url: str, limit: int) -> pd.DataFrame:
+    """The latest `limit` audit events as a table."""
+    return h.audit_frame(get_lab().audit(limit))
+
+
+def filters(frame: pd.DataFrame) -> pd.DataFrame:
+    """Status, text and date filters; return the rows they keep."""
+    order = [s.value for s in RunStatus]
+    present = sorted(frame["status"].unique(), key=order.index)
+    c1, c2, c3 = st.columns([2, 2, 2])
+    statuses = c1.multiselect("Status", present, placeholder="all statuses", key="runs_status")
+    text = c2.text_input("Search commit, message or author", key="runs_text")
+    first, last = frame["started"].min().date(), frame["started"].max().date()
+    days = c3.date_input("Started between (UTC)", value=(first, last), min_value=first, max_value=last,
+                         key="runs_days")
+    return h.filter_history(frame, statuses, text, tuple(days) if days else None)
+
+
+def timeline(shown: pd.DataFrame) -> None:
+    """Gantt chart of one run's steps, chosen among the shown rows (default: the run in the URL, else the newest)."""
+    st.subheader("Timeline of one run")
+    ids = shown["run"].tolist()
+    wanted = query_int("run")
+    if wanted in ids and wanted != st.session_state.get("runs_url_last"):
+        st.session_state["runs_timeline"] = wanted  # a link or an edited URL chose the run: it wins
+    labels = {r.run: f"run {r.run} · {r.status} · {r.message[:60]}" for r in shown.itertuples()}
+    run_id = st.selectbox("Run", ids, format_func=labels.get, key="runs_timeline")
+    st.session_state["runs_url_last"] = run_id
+    st.query_params["run"] = str(run_id)
+    run = get_lab().run(run_id)
+    bars = h.gantt_frame(run)
+    if bars.empty:
+        st.info(f"Run {run_id} has not started a step yet.")
+    else:
+        st.altair_chart(h.gantt_chart(bars), width="stretch")
+    dashboard_link(run_id)
+
+
+def audit_section() -> None:
+    """Who did what, when and why, with its own CSV."""
+    st.subheader("Audit trail")
+    st.caption("Every action a person (or the CLI, or the demo autopilot) took: commits, continues, approvals, "
+               "rejections, alias moves, rollbacks, failure-mode toggles.")
+    trail = load_audit(get_lab().store.url, 5000)
+    if trail.empty:
+        st.info("Nothing has happened yet.")
+        return
+    st.dataframe(trail, hide_index=True, key="audit_table",
+                 column_config={"when": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                                "run": st.column_config.NumberColumn("run", format="%d")})
+    st.download_button("Download the audit trail (CSV)", data=lambda: h.history_csv(trail), file_name="audit.csv",
+                       mime="text/csv", on_click="ignore", key="audit_csv")
+
+
+st.title("Run history")
+st.caption("Every pipeline run: what it was, how long each stage took, what it measured, which model it "
+           "produced, and which model was champion when it finished. Click a column header to sort.")
+limit = st.number_input("Latest runs to load", min_value=10, max_value=10_000, value=500, step=100, key="runs_limit")
+frame = load_history(get_lab().store.url, int(limit))
+if frame.empty:
+    st.info("No runs yet. Make a commit from the dashboard or the walkthrough, and its run appears here.")
+    dashboard_link(None)
+else:
+    shown = filters(frame)
+    st.caption(f"Showing {len(shown)} of {len(frame)} loaded runs; the CSV holds exactly these rows and columns.")
+    st.dataframe(shown, hide_index=True, column_config=COLUMN_CONFIG, key="history_table")
+    st.download_button("Download these runs (CSV)", data=lambda: h.history_csv(shown), file_name="run-history.csv",
+                       mime="text/csv", on_click="ignore", key="history_csv", disabled=shown.empty)
+    if not shown.empty:
+        timeline(shown)
+audit_section()

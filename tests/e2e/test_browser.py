@@ -1,0 +1,111 @@
+"""The real dashboard in headless Chromium: a fake commit runs CI to ci_complete, a step's logs open, no
+Streamlit exception shows anywhere. The server is a real `streamlit run app.py` with its own runner."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+CI_DEADLINE = 90  # seconds for a whole CI run (tests in a subprocess, training, MLflow) on a small machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"streamlit did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path, mlflow_template):
+    """A dashboard server on a free port over an empty data dir; terminated whatever happens."""
+    data = tmp_path / "lab"
+    data.mkdir()
+    shutil.copy(mlflow_template, data / "mlflow.db")
+    port = _free_port()
+    env = {**os.environ, "LAB_DATA_DIR": str(data), "DATABASE_URL": f"sqlite:///{data / 'lab.db'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_ROOT": (data / "mlartifacts").as_uri(), "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "streamlit.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def chromium():
+    """Debian's chromium; skipped where it is absent, unless CI is set (then its absence is a failure)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so the browser test is mandatory)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.mark.e2e
+def test_commit_runs_ci_to_complete_and_logs_open(server, chromium, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(server)
+            expect(page.get_by_text("No runs yet — click + Fake Commit")).to_be_visible(timeout=60_000)
+
+            page.get_by_role("button", name="Fake Commit").click()
+            page.get_by_role("textbox", name="Commit message").fill("e2e: a change to the forest")
+            page.get_by_role("button", name="Start CI").click()
+            expect(page.get_by_text("run 1: ci_complete")).to_be_visible(timeout=CI_DEADLINE * 1000)
+
+            # The DAG is an iframe; pick the step with the plain selector beside it, then its Logs view.
+            page.get_by_test_id("stSelectbox").filter(has_text="Step").click()
+            page.get_by_role("option", name="CI · Quick train").click()
+            page.get_by_role("radiogroup", name="View").get_by_role("radio", name="Logs").click()
+            expect(page.get_by_text("Quick train", exact=True).first).to_be_visible()
+            expect(page.get_by_role("button", name="Download .log")).to_be_visible(timeout=15_000)
+            expect(page.get_by_text("lines", exact=False).first).to_be_visible()
+            time.sleep(1.5)  # let charts and the DAG finish drawing before the picture
+
+            shot = tmp_path / "dashboard-ci-complete.png"
+            page.screenshot(path=str(shot))
+            print(f"screenshot: {shot}")
+            errors = page.locator('[data-testid="stException"]')
+            assert errors.count() == 0, errors.first.inner_text()
+        finally:
+            browser.close()

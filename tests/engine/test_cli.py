@@ -1,0 +1,194 @@
+"""`python -m engine` as a user runs it: JSON on stdout, messages on stderr, exit codes 0/1/2/3.
+
+One SQLite lab serves the module: a healthy commit and a commit under training_error run once (fixtures); the
+other commands are cheap and read or try to change those two runs. One healthy commit runs on PostgreSQL.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from engine.__main__ import RUN_CSV_FIELDS
+from engine.failures import MODES
+from engine.store import Store
+from tests.conftest import cli_env
+from tests.engine.conftest import engine_cli, make_settings
+
+SHA = "0123456789abcdef0123456789ABCDEF01234567"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, mlflow_template):
+    settings = make_settings(tmp_path_factory.mktemp("cli"), f"sqlite:///{tmp_path_factory.mktemp('db') / 'lab.db'}",
+                             mlflow_template)
+    return cli_env(settings)
+
+
+@pytest.fixture(scope="module")
+def snapshot(env):
+    """A function returning everything the CLI could change: runs with their steps, audit, failure modes."""
+    store = Store(env["DATABASE_URL"])
+
+    def take() -> dict:
+        runs = store.list_runs(limit=1000)
+        return {"runs": runs, "steps": {r["id"]: store.steps_of(r["id"]) for r in runs},
+                "audit": store.audit_trail(), "modes": store.failure_modes()}
+    yield take
+    store.dispose()
+
+
+def cli(env, *args, expect: int | None = None):
+    """Run the CLI; check the exit code when `expect` is given (showing stderr when it differs)."""
+    proc = engine_cli(env, *args)
+    if expect is not None:
+        assert proc.returncode == expect, f"{args}: exit {proc.returncode}\n{proc.stderr}"
+    return proc
+
+
+def cli_json(env, *args, expect: int = 0):
+    return json.loads(cli(env, *args, expect=expect).stdout)
+
+
+@pytest.fixture(scope="module")
+def healthy(env):
+    """`commit --sha --message --wait` on a clean lab: (process, its JSON)."""
+    proc = cli(env, "commit", "--sha", SHA, "--message", "fix: round amounts", "--seed", "21", "--wait")
+    return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+@pytest.fixture(scope="module")
+def failing(env, healthy):
+    """training_error on, `commit --wait`, training_error off again: (set-output, process, its JSON)."""
+    turned_on = cli_json(env, "failures", "training_error", "on")
+    proc = cli(env, "commit", "--seed", "22", "--wait")
+    store = Store(env["DATABASE_URL"])
+    store.set_failure_mode("training_error", False, "tests")  # in-process: a subprocess costs a second
+    store.dispose()
+    return turned_on, proc, json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+# ---- happy path -------------------------------------------------------------------------------------------
+def test_commit_wait_exits_0_with_the_run_as_json(healthy):
+    proc, run = healthy
+    assert proc.returncode == 0, proc.stderr
+    assert run["status"] == "ci_complete"
+    assert f"run {run['id']}: ci_complete" in proc.stderr and f"run {run['id']} queued" in proc.stderr
+    assert len(run["steps"]) == 11
+    assert all(s["status"] == "succeeded" for s in run["steps"][:5])
+
+
+def test_commit_records_the_given_sha_and_message(healthy):
+    _, run = healthy
+    assert run["sha"] == SHA.lower()
+    assert run["message"] == "fix: round amounts" and run["seed"] == 21
+    assert run["steps"][0]["outputs"]["sha"] == SHA.lower()
+
+
+def test_status_shows_the_latest_or_a_given_run(env, healthy, failing):
+    _, run = healthy
+    latest = cli_json(env, "status")
+    assert latest["id"] == failing[2]["id"]
+    given = cli_json(env, "status", str(run["id"]))
+    assert given["id"] == run["id"] and given["status"] == "ci_complete"
+    assert [s["name"] for s in given["steps"]] == [s["name"] for s in run["steps"]]
+    assert given["steps"][1]["outputs"]["passed"] > 0
+
+
+def test_runs_as_json_and_csv(env, healthy, failing):
+    rows = cli_json(env, "runs")
+    assert [r["id"] for r in rows] == [failing[2]["id"], healthy[1]["id"]]  # newest first
+    assert [r["status"] for r in rows] == ["failed", "ci_complete"]
+    assert [r["id"] for r in cli_json(env, "runs", "--limit", "1")] == [failing[2]["id"]]
+    text = cli(env, "runs", "--csv", expect=0).stdout
+    lines = text.splitlines()
+    assert lines[0] == ",".join(RUN_CSV_FIELDS)
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == len(rows) == len(lines) - 1
+    for row, run in zip(parsed, rows):
+        assert (int(row["id"]), row["sha"], row["status"]) == (run["id"], run["sha"], run["status"])
+    assert parsed[0]["failure_modes"] == "training_error" and parsed[1]["failure_modes"] == ""
+    assert parsed[1]["message"] == "fix: round amounts"
+
+
+# ---- failure modes --------------------------------------------------------------------------------------------
+def test_failures_lists_the_four_modes(env, failing):
+    modes = cli_json(env, "failures")
+    assert [m["name"] for m in modes] == [m.name for m in MODES] and len(modes) == 4
+    assert all(m["enabled"] is False for m in modes)  # the fixture turned its mode off again
+    assert {m["name"]: m["caught_by"] for m in modes}["training_error"] == "ci_tests"
+
+
+def test_commit_under_training_error_exits_1(failing):
+    turned_on, proc, run = failing
+    assert {m["name"]: m["enabled"] for m in turned_on}["training_error"] is True
+    assert proc.returncode == 1, proc.stderr
+    assert run["status"] == "failed" and run["failure_modes"] == ["training_error"]
+    steps = {s["name"]: s for s in run["steps"]}
+    assert steps["ci_tests"]["status"] == "failed"
+    assert "could not convert string to float" in steps["ci_tests"]["error"]
+    assert f"run {run['id']}: failed" in proc.stderr
+
+
+# ---- bad input: exit 2 ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, says", [
+    (("commit", "--sha", "xyz!"), "is not a git SHA: give 4 to 64 hex digits"),
+    (("commit", "--window", "2025-13-01..2025-02-01"), "2025-01-01..2025-06-30"),
+    (("commit", "--window", "last week"), "must look like 2025-01-01..2025-06-30"),
+    (("commit", "--seed", "-1"), "use a whole number from 0"),
+    (("failures", "nosuch", "on"), "modes are: schema_validation, training_error"),
+    (("failures", "training_error"), "say on or off"),
+    (("retry", "999"), "there is no run 999; list runs with: python -m engine runs"),
+    (("status", "999"), "there is no run 999"),
+    (("runs", "--limit", "0"), "use 1 to 10000"),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_bad_input_exits_2_saying_what_to_fix(env, snapshot, healthy, args, says):
+    before = snapshot()
+    proc = cli(env, *args, expect=2)
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: ") and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot() == before  # nothing was created or changed
+
+
+def test_retry_from_an_unknown_or_later_step_exits_2(env, snapshot, failing):
+    run_id = str(failing[2]["id"])
+    before = snapshot()
+    proc = cli(env, "retry", run_id, "--from", "nosuch", expect=2)
+    assert "unknown step 'nosuch'; steps are: commit_received" in proc.stderr
+    proc = cli(env, "retry", run_id, "--from", "mlflow_log_ci", expect=2)
+    assert "retry from ci_tests or an earlier step" in proc.stderr
+    assert snapshot() == before
+
+
+def test_argparse_errors_exit_2(env):
+    proc = cli(env, "approve", "1", expect=2)  # --by is required
+    assert "--by" in proc.stderr
+
+
+# ---- illegal actions: exit 3, nothing changed -----------------------------------------------------------------
+def test_illegal_actions_exit_3_and_change_nothing(env, snapshot, healthy, failing):
+    ok_id, failed_id = str(healthy[1]["id"]), str(failing[2]["id"])
+    before = snapshot()
+    attempts = [(("continue", failed_id), "ci_complete"), (("approve", ok_id, "--by", "x"), "awaiting_approval"),
+                (("reject", ok_id, "--by", "x"), "awaiting_approval"), (("retry", ok_id), "failed")]
+    for args, needs in attempts:
+        proc = cli(env, *args, expect=3)
+        assert proc.stderr.startswith("refused: ") and "(nothing was changed)" in proc.stderr, proc.stderr
+        assert needs in proc.stderr and f"run {args[1]} is " in proc.stderr, proc.stderr  # says why
+        assert proc.stdout == ""
+    after = snapshot()
+    assert after == before
+    assert [r["status"] for r in after["runs"]] == ["failed", "ci_complete"]
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_commit_wait_on_postgres(pg_url, tmp_path, mlflow_template):
+    env = cli_env(make_settings(tmp_path, pg_url, mlflow_template))
+    proc = cli(env, "commit", "--seed", "23", "--wait", expect=0)
+    run = json.loads(proc.stdout)
+    assert run["status"] == "ci_complete" and run["id"] == 1
+    assert [r["id"] for r in cli_json(env, "runs")] == [1]

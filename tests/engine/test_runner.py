@@ -1,0 +1,267 @@
+"""The runner over the real CI steps, on SQLite and PostgreSQL, with a real MLflow SQLite store.
+
+A pipeline run costs seconds, so each backend gets one lab for the module: one batch of commits (two healthy
+ones with the same seed, one per failure mode) runs to rest once, the tests read snapshots of the result, and a
+second fixture retries two of the failed runs. Tests that need the live state use runs nobody else changes.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from engine import pipeline
+from engine.config import EXPERIMENT, RUN_TAGS
+from engine.errors import BadInput, Refused
+from engine.lab import Lab
+from engine.states import RESTING, RunStatus
+from tests.engine.conftest import make_settings, module_store_url, wait_until
+
+CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
+NOT_CI = [s.name for s in pipeline.STEPS if s.stage != "CI"]
+SEED = 11
+FAILING = ("schema_validation", "training_error", "mlflow_connection")
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def mlab(request, tmp_path_factory, mlflow_template):
+    """A Lab for this module on one backend; its runner is driven by the fixtures below."""
+    with module_store_url(request, tmp_path_factory) as url:
+        lab = Lab(make_settings(tmp_path_factory.mktemp("lab"), url, mlflow_template))
+        try:
+            yield lab
+        finally:
+            lab.close()
+
+
+@pytest.fixture(scope="module")
+def batch(mlab):
+    """Run ids and snapshots (taken once everything rested) of the healthy and failing commits."""
+    ids = {"ok": mlab.commit(seed=SEED, message="healthy"), "again": mlab.commit(seed=SEED, message="same seed")}
+    for mode in FAILING:
+        mlab.set_failure_mode(mode, True, by="tester")
+        ids[mode] = mlab.commit(seed=5, message=f"with {mode}")
+        mlab.set_failure_mode(mode, False, by="tester")
+    mlab.runner.run_until_idle()
+    return ids, {key: copy.deepcopy(mlab.run(run_id)) for key, run_id in ids.items()}
+
+
+@pytest.fixture(scope="module")
+def retried(mlab, batch):
+    """The mlflow_connection and schema_validation runs retried with every mode off; (started-from, snapshots)."""
+    ids, _ = batch
+    started = {key: mlab.retry(ids[key], by="tester") for key in ("mlflow_connection", "schema_validation")}
+    mlab.runner.run_until_idle()
+    return started, {key: copy.deepcopy(mlab.run(ids[key])) for key in started}
+
+
+def _steps(run: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in run["steps"]}
+
+
+# ---- a healthy commit ---------------------------------------------------------------------------------------
+def test_commit_reaches_ci_complete_with_every_ci_step_succeeded_once(batch):
+    run = batch[1]["ok"]
+    assert run["status"] == RunStatus.CI_COMPLETE.value
+    assert run["finished_at"] is not None and run["finished_at"] >= run["created_at"]
+    steps = _steps(run)
+    for name in CI:
+        s = steps[name]
+        assert (s["status"], s["attempt"], s["error"]) == ("succeeded", 1, None), name
+        assert s["started_at"] <= s["finished_at"], name
+    for name in NOT_CI:  # CD waits for someone to continue
+        assert (steps[name]["status"], steps[name]["attempt"]) == ("pending", 0), name
+
+
+def test_each_step_needs_its_upstream_to_finish_first(batch):
+    steps = _steps(batch[1]["ok"])
+    for spec in pipeline.STEPS[:5]:
+        for need in spec.needs:
+            assert steps[need]["finished_at"] <= steps[spec.name]["started_at"], (need, spec.name)
+
+
+def test_every_ci_step_wrote_log_lines(mlab, batch):
+    run = batch[1]["ok"]
+    steps = _steps(run)
+    for name in CI:
+        lines = mlab.logs(run["id"], name)
+        assert len(lines) >= 2, name
+        assert lines[0]["message"] == f"started {name} (attempt 1) on {steps[name]['worker']}"
+        assert lines[-1]["message"].startswith(f"{name} finished in ")
+        assert all(x["attempt"] == 1 and x["step"] == name for x in lines)
+        assert not [x for x in lines if x["level"] == "ERROR"], name
+
+
+def test_ci_step_outputs_are_real(batch):
+    run = batch[1]["ok"]
+    out = {name: s["outputs"] for name, s in _steps(run).items()}
+    assert (out["commit_received"]["sha"], out["commit_received"]["seed"]) == (run["sha"], SEED)
+    assert len(run["sha"]) == 40 and int(run["sha"], 16) >= 0
+    tests = out["ci_tests"]
+    assert tests["failed"] == 0 and tests["passed"] == len(tests["tests"]) > 0 and tests["exit_code"] == 0
+    assert out["data_validation"]["passed"] is True
+    assert all(c["passed"] for c in out["data_validation"]["checks"])
+    metrics = out["ci_quick_train"]["metrics"]
+    assert 0.7 < metrics["roc_auc"] <= 1.0
+
+
+def test_mlflow_ci_run_carries_the_tags_and_the_dataset(mlab, batch):
+    run = batch[1]["ok"]
+    steps = _steps(run)
+    logged = steps["mlflow_log_ci"]["outputs"]
+    detail = mlab.tracking.run_detail(logged["mlflow_run_id"])
+    assert detail["status"] == "FINISHED"
+    assert set(RUN_TAGS) <= set(detail["tags"])
+    assert {k: detail["tags"][k] for k in RUN_TAGS} == {
+        "commit_sha": run["sha"], "stage": "CI", "dataset_window": run["dataset_window"], "seed": str(SEED),
+        "model_version": "unregistered", "pipeline_run_id": str(run["id"])}  # CI registers no model
+    assert logged["tags"] == {k: detail["tags"][k] for k in RUN_TAGS}
+    mlflow_run = mlab.tracking.client.get_run(logged["mlflow_run_id"])
+    assert mlab.tracking.client.get_experiment(mlflow_run.info.experiment_id).name == EXPERIMENT
+    assert len(detail["inputs"]) == 1
+    dataset = detail["inputs"][0]
+    assert dataset["digest"] and dataset["digest"] == logged["dataset_digest"]
+    assert dataset["context"] == "training" and run["dataset_window"] in dataset["name"]
+    quick = steps["ci_quick_train"]["outputs"]
+    for name, value in quick["metrics"].items():
+        if isinstance(value, (int, float)):
+            assert detail["metrics"][name] == pytest.approx(value), name
+    assert detail["params"]["train_rows"] == str(quick["train_rows"])
+
+
+def test_same_seed_and_window_give_identical_quick_train_metrics(batch):
+    first, second = batch[1]["ok"], batch[1]["again"]
+    assert second["status"] == "ci_complete"
+    assert first["sha"] != second["sha"] and first["seed"] == second["seed"] == SEED
+    assert first["dataset_window"] == second["dataset_window"]
+    a, b = _steps(first), _steps(second)
+    assert a["ci_quick_train"]["outputs"]["metrics"] == b["ci_quick_train"]["outputs"]["metrics"]
+    assert a["mlflow_log_ci"]["outputs"]["dataset_digest"] == b["mlflow_log_ci"]["outputs"]["dataset_digest"]
+
+
+# ---- failure modes ------------------------------------------------------------------------------------------
+def _assert_stopped_at(run: dict, failed: str, downstream: list[str]) -> dict:
+    """The run failed at `failed`; everything after it was skipped; nothing is left waiting."""
+    assert run["status"] == RunStatus.FAILED.value
+    assert run["finished_at"] is not None
+    steps = _steps(run)
+    assert steps["commit_received"]["status"] == "succeeded"
+    assert [n for n, s in steps.items() if s["status"] == "failed"] == [failed]
+    for name in downstream + NOT_CI:
+        assert steps[name]["status"] == "skipped", name
+    assert not [n for n, s in steps.items() if s["status"] in ("pending", "queued", "running")]
+    return steps[failed]
+
+
+def test_schema_validation_fails_data_validation_naming_the_column(batch):
+    run = batch[1]["schema_validation"]
+    assert run["failure_modes"] == ["schema_validation"]
+    step = _assert_stopped_at(run, "data_validation", ["ci_quick_train", "mlflow_log_ci"])
+    assert "diagnosis_group" in step["error"]
+    columns = next(c for c in step["outputs"]["checks"] if c["name"] == "required_columns")
+    assert columns["passed"] is False and "missing column: diagnosis_group" in columns["examples"]
+
+
+def test_training_error_fails_ci_tests_with_the_real_error(mlab, batch):
+    run = batch[1]["training_error"]
+    step = _assert_stopped_at(run, "ci_tests", [])  # nothing in CI needs ci_tests: its siblings may finish
+    outputs = step["outputs"]
+    assert outputs["failed"] >= 1 and outputs["exit_code"] != 0
+    bad = [t for t in outputs["tests"] if t["outcome"] == "failed"]
+    assert bad and "could not convert string to float" in bad[0]["message"]
+    assert bad[0]["name"] in step["error"] and "could not convert string to float" in step["error"]
+    errors = [x["message"] for x in mlab.logs(run["id"], "ci_tests") if x["level"] == "ERROR"]
+    assert any("could not convert string to float" in line for line in errors)
+
+
+def test_mlflow_connection_fails_mlflow_log_ci_fast_naming_the_address(mlab, batch):
+    run = batch[1]["mlflow_connection"]
+    step = _assert_stopped_at(run, "mlflow_log_ci", [])
+    address = mlab.settings.unreachable_mlflow_uri
+    assert address == "http://127.0.0.1:9"
+    assert address in step["error"]
+    assert step["finished_at"] - step["started_at"] < 5
+    for name in ("ci_tests", "data_validation", "ci_quick_train"):
+        assert _steps(run)[name]["status"] == "succeeded"
+
+
+def test_failure_modes_apply_only_to_runs_committed_while_on(batch):
+    snaps = batch[1]
+    assert snaps["ok"]["failure_modes"] == [] and snaps["again"]["failure_modes"] == []
+    assert {k: snaps[k]["failure_modes"] for k in FAILING} == {k: [k] for k in FAILING}
+
+
+# ---- retry --------------------------------------------------------------------------------------------------
+def test_retry_reruns_from_the_failed_step_keeping_upstream_outputs(batch, retried):
+    started, after = retried
+    assert started["mlflow_connection"] == "mlflow_log_ci"
+    run, before = after["mlflow_connection"], _steps(batch[1]["mlflow_connection"])
+    assert run["status"] == "ci_complete" and run["failure_modes"] == []
+    steps = _steps(run)
+    for name in ("commit_received", "ci_tests", "data_validation", "ci_quick_train"):
+        assert steps[name]["attempt"] == 1, name
+        assert steps[name]["outputs"] == before[name]["outputs"], name
+        assert steps[name]["finished_at"] == before[name]["finished_at"], name
+    assert (steps["mlflow_log_ci"]["status"], steps["mlflow_log_ci"]["attempt"]) == ("succeeded", 2)
+    assert steps["mlflow_log_ci"]["error"] is None
+    assert steps["mlflow_log_ci"]["outputs"]["tracking_uri"] != "http://127.0.0.1:9"
+    for name in NOT_CI:  # reset from skipped, waiting for continue again
+        assert steps[name]["status"] == "pending", name
+
+
+def test_retry_after_a_gate_failure_reruns_the_gate_and_what_follows(batch, retried):
+    started, after = retried
+    assert started["schema_validation"] == "data_validation"
+    steps = _steps(after["schema_validation"])
+    assert after["schema_validation"]["status"] == "ci_complete"
+    assert {n: steps[n]["attempt"] for n in CI} == {"commit_received": 1, "ci_tests": 1, "data_validation": 2,
+                                                     "ci_quick_train": 1, "mlflow_log_ci": 1}
+    assert steps["ci_tests"]["outputs"] == _steps(batch[1]["schema_validation"])["ci_tests"]["outputs"]
+    assert all(steps[n]["status"] == "succeeded" for n in CI)
+
+
+def test_retry_logs_both_attempts_and_is_audited(mlab, batch, retried):
+    run_id = batch[0]["mlflow_connection"]
+    lines = mlab.logs(run_id, "mlflow_log_ci")
+    assert {x["attempt"] for x in lines} == {1, 2}
+    assert [x["message"].split(" on ")[0] for x in lines if x["message"].startswith("started ")] == [
+        "started mlflow_log_ci (attempt 1)", "started mlflow_log_ci (attempt 2)"]
+    trail = mlab.audit(run_id=run_id)
+    assert [(a["action"], a["actor"], a["comment"]) for a in trail] == [
+        ("retry", "tester", "from mlflow_log_ci"), ("commit", "cli", "with mlflow_connection")]
+
+
+def test_retry_of_a_ci_complete_run_is_refused(mlab, batch):
+    run_id = batch[0]["ok"]
+    before = mlab.run(run_id)
+    with pytest.raises(Refused, match="ci_complete"):
+        mlab.retry(run_id)
+    assert mlab.run(run_id) == before
+
+
+def test_retry_from_a_step_after_the_failed_one_is_bad_input(mlab, batch):
+    run_id = batch[0]["training_error"]  # never retried: still failed at ci_tests
+    before = mlab.run(run_id)
+    assert before["status"] == "failed"
+    with pytest.raises(BadInput, match="ci_tests"):
+        mlab.retry(run_id, from_step="data_validation")
+    with pytest.raises(BadInput, match="ci_tests"):
+        mlab.retry(run_id, from_step="mlflow_log_ci")
+    assert mlab.run(run_id) == before
+
+
+def test_retry_of_an_unknown_run_is_bad_input(mlab):
+    with pytest.raises(BadInput, match="no run 9999"):
+        mlab.retry(9999)
+
+
+# ---- the background scheduler --------------------------------------------------------------------------------
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_background_scheduler_runs_a_commit_to_ci_complete(lab):
+    lab.start()
+    run_id = lab.commit(seed=3)
+    status = wait_until(lambda: (s := lab.store.get_run(run_id)["status"]) in RESTING and s, timeout=120,
+                        interval=0.2, what=f"run {run_id} to rest")
+    assert status == "ci_complete"
+    steps = _steps(lab.run(run_id))
+    assert all(steps[n]["status"] == "succeeded" and steps[n]["worker"] == lab.runner.worker_id for n in CI)

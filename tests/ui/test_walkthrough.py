@@ -1,0 +1,119 @@
+"""The walkthrough: every page loads; its actions drive the real lab; its ticks follow the live state."""
+from __future__ import annotations
+
+import pytest
+
+from tests.ui.fixtures_history import open_page, texts, wait_for
+from ui.walkthrough import TOUR
+
+pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
+
+PATHS = [path for _, _, path in TOUR]
+
+
+def _button(at, label_start: str):
+    return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def _status(labs, run_id: int) -> str:
+    return labs[0].run(run_id)["status"]
+
+
+def test_the_tour_has_the_seed_guides_ten_steps_in_order():
+    titles = [title for title, _, _ in TOUR]
+    assert titles[0].startswith("1 · Start a pipeline run") and titles[-1] == "10 · Rollback"
+    assert len(TOUR) == 10 and len(set(PATHS)) == 10 and all(callable(fn) for _, fn, _ in TOUR)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_step_loads_on_an_empty_lab(empty_lab, path):
+    at = open_page(path)
+    assert not at.exception, at.exception
+    assert f"Step {PATHS.index(path) + 1} of 10" in texts(at)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_step_loads_on_a_lab_with_history(lifecycle_lab, path):
+    at = open_page(path)
+    assert not at.exception, at.exception
+    assert f"Step {PATHS.index(path) + 1} of 10" in texts(at)
+
+
+def test_step_1_commits_and_ticks_once_the_run_is_ci_complete(empty_lab, started_labs):
+    at = open_page("tour-1-start")
+    assert "Make a commit" in texts(at)
+    at.text_input(key="tour_commit_by").set_value("Dana")
+    _button(at, "+ Fake commit").click().run()
+    assert not at.exception
+    run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    assert f"Run {run_id}" in texts(at) and "reached ci_complete" not in texts(at)
+
+    wait_for(lambda: _status(started_labs, run_id) == "ci_complete")  # the app's own runner does the work
+    at.run()
+    assert f"✓ Your run {run_id} reached ci_complete" in texts(at)
+    assert started_labs[0].run(run_id)["author"] == "Dana"
+
+
+def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle_lab, started_labs):
+    # The seeded lab already has a champion (v1); this run becomes a second one, so step 10 can roll it back.
+    at = open_page("tour-1-start")
+    _button(at, "+ Fake commit").click().run()
+    run_id = started_labs[0].runs(1)[0]["id"]
+    wait_for(lambda: _status(started_labs, run_id) == "ci_complete")
+
+    at = open_page("tour-4-cd")
+    at.query_params["run"] = str(run_id)
+    at.run()
+    _button(at, "Continue to CD").click().run()
+    wait_for(lambda: _status(started_labs, run_id) == "awaiting_approval")
+    at.run()
+    assert "passed the promotion gate" in texts(at)
+
+    at = open_page("tour-5-approve")
+    at.query_params["run"] = str(run_id)
+    at.run()
+    assert "Gate" in texts(at)
+    _button(at, "✓ Approve").click().run()
+    assert "approve needs the name" in texts(at)
+    at.text_input(key="tour5_by").set_value("Dana")
+    at.text_input(key="tour5_comment").set_value("F1 within the margin")
+    _button(at, "✓ Approve").click().run()
+    wait_for(lambda: _status(started_labs, run_id) == "promoted")
+    at.run()
+    assert f"Run {run_id} was approved by Dana" in texts(at)
+
+    at = open_page("tour-6-deploy")
+    at.query_params["run"] = str(run_id)
+    at.run()
+    assert "is the champion now" in texts(at)
+
+    at = open_page("tour-10-rollback")
+    at.text_input(key="tour10_by").set_value("Dana")
+    at.text_input(key="tour10_reason").set_value("practice")
+    _button(at, "Roll back to version").click().run()
+    assert not at.exception
+    assert "✓ Champion was rolled back to version 1 by Dana" in texts(at)
+
+
+def test_step_9_toggles_a_failure_mode_and_ticks_when_a_gate_catches_it(empty_lab, started_labs):
+    at = open_page("tour-9-failures")
+    at.toggle(key="tour9_schema_validation").set_value(True).run()
+    lab = started_labs[0]
+    assert {m["name"]: m["enabled"] for m in lab.failure_modes()}["schema_validation"]
+    assert "Failure modes are on" in texts(at)
+    _button(at, "+ Commit with these failure modes").click().run()
+    run_id = lab.runs(1)[0]["id"]
+    wait_for(lambda: _status(started_labs, run_id) == "failed")
+    at.run()
+    assert f"✓ Run {run_id} (failure modes: schema_validation) was stopped by data_validation" in texts(at)
+    at.toggle(key="tour9_schema_validation").set_value(False).run()
+    assert not {m["name"]: m["enabled"] for m in lab.failure_modes()}["schema_validation"]
+
+
+def test_a_page_can_follow_another_run_and_links_carry_it(lifecycle_lab):
+    at = open_page("tour-2-ci")  # follows the newest run (3, failed in CI) by default
+    assert "Run 3 · commit" in texts(at) and "All CI steps" not in texts(at)
+    at.selectbox(key="tour2_pick").set_value(1).run()
+    assert "✓ All CI steps of run 1 succeeded." in texts(at)
+    links = {link.proto.label: link.proto.query_string for link in at.get("page_link")}
+    assert links["Next: step 3 →"] == "run=1" and links["Open run 1 in the dashboard"] == "run=1"

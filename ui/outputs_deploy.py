@@ -1,0 +1,142 @@
+"""Renderers for the CD and deploy steps' outputs: comparison, approval, alias moves, shadow traffic and drift."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from ui import charts, common
+
+COMPARED = (("f1", "F1"), ("roc_auc", "ROC-AUC"), ("accuracy", "Accuracy"), ("precision", "Precision"),
+            ("recall", "Recall"), ("false_denial_rate", "False denials"))
+VERDICTS = {"pass": (st.success, "✅"), "fail": (st.error, "❌"), "hold": (st.warning, "🟠")}
+
+
+def _name(model: dict | None, fallback: str) -> str:
+    if not model:
+        return fallback
+    return f"v{model['version']}" if model.get("version") is not None else model.get("policy", fallback)
+
+
+def gate(g: dict) -> None:
+    """A gate: its rule, each check with value, threshold and margin, and the verdict."""
+    verdict = g.get("verdict", "?")
+    show, icon = VERDICTS.get(verdict, (st.info, "❔"))
+    show(f"Gate verdict: **{verdict.upper()}**", icon=icon)
+    st.caption("Rule: " + g.get("rule", ""))
+    rows = [{"": "✅" if c.get("passed") else "❌", "check": c.get("name"), "value": c.get("value"),
+             "rule": f"{c.get('op', '')} {c.get('threshold')}", "margin": c.get("margin")}
+            for c in g.get("checks") or []]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"value": st.column_config.NumberColumn(format="%.4f"),
+                                "margin": st.column_config.NumberColumn(
+                                    format="%+.4f", help="how far inside (+) or outside (-) the threshold")})
+
+
+def comparison(o: dict) -> None:
+    """Challenger against the champion (or the approve-everything baseline) on the same holdout."""
+    challenger, reference = o["challenger"], o.get("champion") or o.get("baseline")
+    ref_label = ("champion " if o.get("champion") else "baseline: ") + _name(reference, "none")
+    st.markdown(f"**Challenger v{challenger.get('version')}** vs **{ref_label}** on "
+                f"{o.get('holdout_rows', 0):,} fresh holdout claims")
+    metric_table(challenger.get("metrics") or {}, (reference or {}).get("metrics") or {}, ref_label)
+
+
+def metric_table(challenger: dict, reference: dict, ref_label: str) -> None:
+    """One row per metric: challenger, reference and the difference."""
+    rows = []
+    for key, label in COMPARED:
+        c, r = challenger.get(key), reference.get(key)
+        rows.append({"metric": label, "challenger": c, ref_label: r,
+                     "Δ": None if c is None or r is None else round(c - r, 4)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"Δ": st.column_config.NumberColumn(format="%+.4f")})
+
+
+def decision(o: dict) -> None:
+    """Who approved or rejected, when, and why."""
+    approved = o.get("decision") == "approved"
+    (st.success if approved else st.error)(f"Manual gate: {o.get('decision', '?')}", icon="🧑‍⚖️")
+    st.text(f"by:      {o.get('by', '')}\nat:      {common.fmt_ts(o.get('at'))}\ncomment: {o.get('comment') or '—'}")
+
+
+def evidence(lab, o: dict) -> None:
+    """What the reviewer decides on: the gate, the metrics against the reference, the top SHAP features."""
+    ev = o["evidence"]
+    st.markdown(f"**Evidence for model version {ev.get('model_version')}**")
+    if ev.get("gate"):
+        gate(ev["gate"])
+    ref = ev.get("reference") or {}
+    metric_table(ev.get("challenger_metrics") or {}, ref.get("metrics") or {}, _name(ref, "reference"))
+    if ev.get("top_features"):
+        st.altair_chart(charts.importance_bars(ev["top_features"]), width="stretch")
+    if ev.get("mlflow_run_id"):
+        url = common.mlflow_run_url(lab, ev["mlflow_run_id"])
+        st.caption(f"MLflow run {ev['mlflow_run_id']}" + (f" · [open ↗]({url})" if url else ""))
+
+
+def alias_move(o: dict) -> None:
+    """A registry alias moved: deployment is exactly this."""
+    before = o.get("previous") if "previous" in o else o.get("previous_champion")
+    st.success(f"Alias **@{o.get('alias')}** → version **{o.get('version')}**"
+               + (f" (was v{before})" if before else " (it had no version before)"), icon="🏷️")
+    st.caption(f"models:/claims-settlement-rf@{o.get('alias')} now loads version {o.get('version')}.")
+
+
+def shadow(o: dict) -> None:
+    """Staging and champion on the same fresh claims: agreement, accuracy, and where they disagree."""
+    acc = o.get("accuracy") or {}
+    a, b, c = st.columns(3)
+    a.metric("Shadow claims", f"{o.get('rows', 0):,}")
+    b.metric(f"Staging v{o.get('staging_version', '?')} accuracy", _num(acc.get("staging")))
+    if "champion" in acc:
+        c.metric(f"Champion v{o.get('champion_version', '?')} accuracy", _num(acc.get("champion")),
+                 delta=None if acc.get("staging") is None else f"{acc['champion'] - acc['staging']:+.4f} vs staging",
+                 delta_color="off")
+    else:
+        c.caption("No champion yet: staging is checked against the accuracy floor alone.")
+    if o.get("agreement_rate") is not None:
+        st.markdown(f"Staging and champion agree on **{o['agreement_rate']:.1%}** of claims.")
+    if o.get("disagreement"):
+        table = pd.DataFrame.from_dict(o["disagreement"], orient="index")
+        table.index.name = "staging \\ champion"
+        st.dataframe(table, width="stretch")
+
+
+def _num(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def drift(d: dict) -> None:
+    """Input drift: summary, PSI per feature, and the bins of one feature."""
+    feats = [_flat(f) for f in d.get("features") or []]
+    a, b, c = st.columns(3)
+    a.metric("Drift level", d.get("level", "?"))
+    b.metric("Max PSI", _num(d.get("max_psi")))
+    c.metric("Features drifting", f"{d.get('drift_share', 0):.0%}")
+    if not feats:
+        return
+    st.altair_chart(charts.psi_bars(feats), width="stretch")
+    table = pd.DataFrame(feats).drop(columns=["bins"], errors="ignore")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"psi": st.column_config.NumberColumn(format="%.4f"),
+                                "statistic": st.column_config.NumberColumn(format="%.4f"),
+                                "p_value": st.column_config.NumberColumn(format="%.2e")})
+    with_bins = [f["feature"] for f in feats if f.get("bins")]
+    if with_bins:
+        name = st.selectbox("Bins of feature", with_bins, key="drift_feature")
+        bins = next(f["bins"] for f in feats if f["feature"] == name)
+        st.altair_chart(charts.bin_shares(bins), width="stretch")
+
+
+def _flat(f: dict) -> dict:
+    """A feature's drift as one flat row, whether PSI/test come nested ({value, level}) or flat."""
+    psi, test = f.get("psi"), f.get("test")
+    out = {"feature": f.get("feature"), "kind": f.get("kind"),
+           "psi": psi.get("value") if isinstance(psi, dict) else psi,
+           "level": psi.get("level") if isinstance(psi, dict) else f.get("level"),
+           "test": test.get("name") if isinstance(test, dict) else test,
+           "statistic": test.get("statistic") if isinstance(test, dict) else f.get("statistic"),
+           "p_value": test.get("p_value") if isinstance(test, dict) else f.get("p_value"),
+           "significant": f.get("significant"), "drifted": f.get("drifted"),
+           "bins": (psi.get("bins") if isinstance(psi, dict) else None) or f.get("bins")}
+    return out

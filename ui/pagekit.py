@@ -1,0 +1,48 @@
+"""Small helpers shared by the history, registry, demo and walkthrough pages: links, names, live refresh."""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+DASHBOARD = "pages/dashboard.py"
+REFRESH_SECONDS = 1.0
+NAME_KEY = "lab_user_name"  # not a widget key: widget state is dropped when its page is left, this is not
+
+
+def dashboard_link(run_id: int | None, step: str | None = None, label: str | None = None) -> None:
+    """A link to the dashboard opened on `run_id` (and `step`)."""
+    params = {k: str(v) for k, v in (("run", run_id), ("step", step)) if v is not None}
+    text = label or (f"Open run {run_id} in the dashboard" if run_id else "Open the dashboard")
+    st.page_link(DASHBOARD, label=text, icon="🧪", query_params=params or None)
+
+
+def query_int(name: str) -> int | None:
+    """An integer query parameter, or None when absent or not a number."""
+    value = st.query_params.get(name)
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def name_input(key: str, label: str = "Your name") -> str:
+    """A name field that remembers what was typed across pages (it signs approvals and rollbacks)."""
+    name = st.text_input(label, value=st.session_state.get(NAME_KEY, ""), key=key, max_chars=200,
+                         placeholder="e.g. Dana (recorded in the audit trail)")
+    st.session_state[NAME_KEY] = name
+    return name.strip()
+
+
+def live(render: Callable[[], bool], active: bool, key: str) -> None:
+    """Call `render` now; while `active`, re-run only it every second until it returns False (then the page)."""
+    if not active:
+        render()
+        return
+
+    @st.fragment(run_every=REFRESH_SECONDS, key=key)
+    def _refreshing() -> None:
+        if not render():
+            st.rerun()  # the whole page, so parts outside the fragment (ticks, buttons) catch up
+
+    _refreshing()

@@ -1,0 +1,170 @@
+"""Walkthrough steps 5-7: approve or reject, monitor the deployment, view the MLflow runs."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine import BadInput, IllegalTransition, Refused
+from engine.states import RunStatus
+from ui import tour_kit as k
+from ui.common import get_lab, md_escape
+from ui.pagekit import name_input
+
+METRICS = ("roc_auc", "f1", "accuracy", "precision", "recall", "false_denial_rate")
+
+
+def approve_or_reject() -> None:
+    """Step 5: review the evidence and sign the manual gate."""
+    k.header(5, "Approve or reject")
+    k.concept(
+        "A model that denies medical claims affects people, so a person signs off before it ships. The reviewer "
+        "sees the evidence: the **gate's checks with their margins**, the challenger's metrics next to the "
+        "reference's on the same holdout, and the features that drive its decisions (SHAP). Watch the **false "
+        "denial rate**: an approved claim wrongly denied costs a patient. Your name and comment go into the "
+        "audit trail and onto the model version as tags.",
+        "a protected environment in GitHub Actions, a change-approval ticket, a model-risk review board.")
+    run = k.choose_run("tour5_pick")
+    if run is None:
+        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
+    else:
+        _evidence(run)
+        _decision_form(run)
+        k.watch(run["id"], _decision_tick, "tour5")
+    k.footer(5, run, "manual_approval")
+
+
+def _evidence(run: dict) -> None:
+    evidence = (k.step_of(run, "manual_approval")["outputs"] or {}).get("evidence")
+    if not evidence:
+        st.caption("The evidence appears when the run reaches the manual gate (step 4).")
+        return
+    gate = evidence["gate"]
+    st.markdown(f"**Gate** ({gate['verdict']}): {gate['rule']}")
+    st.dataframe(pd.DataFrame(gate["checks"]), hide_index=True, key="tour5_checks")
+    reference = evidence.get("reference") or {}
+    ref_name = f"champion v{reference['version']}" if reference.get("version") else "baseline (approve all)"
+    compare = pd.DataFrame({f"challenger v{evidence['model_version']}": evidence["challenger_metrics"],
+                            ref_name: reference.get("metrics", {})}).loc[list(METRICS)]
+    st.dataframe(compare, key="tour5_compare")
+    top = evidence.get("top_features") or []
+    if top:
+        st.caption("What drives its decisions (mean |SHAP| on the holdout): "
+                   + ", ".join(str(f.get("feature", "")) for f in top))
+
+
+def _decision_form(run: dict) -> None:
+    why_not = get_lab().allowed_actions(run)["approve"]
+    if why_not:
+        st.caption(why_not)
+        return
+    with st.form("tour5_decide"):
+        by = name_input("tour5_by")
+        comment = st.text_input("Comment", key="tour5_comment", placeholder="why you decided so")
+        approve, reject = st.columns(2)
+        ok = approve.form_submit_button("✓ Approve", type="primary")
+        no = reject.form_submit_button("✗ Reject")
+    if ok or no:
+        try:
+            (get_lab().approve if ok else get_lab().reject)(run["id"], by, comment)
+        except (BadInput, Refused, IllegalTransition) as exc:
+            st.error(str(exc))
+            return
+        st.rerun()
+
+
+def _decision_tick(run: dict) -> None:
+    out = k.step_of(run, "manual_approval")["outputs"] or {}
+    decided = out.get("decision")
+    k.tick(bool(decided), f"Run {run['id']} was {decided} by {md_escape(out.get('by', ''))}" +
+           (f": {md_escape(out['comment'])}" if out.get("comment") else "."),
+           f"Run {run['id']} is {run['status']}: the gate is decided once it is awaiting_approval.")
+
+
+def monitor_deployment() -> None:
+    """Step 6: staging, shadow monitoring, promotion, live."""
+    k.header(6, "Monitor deployment")
+    k.concept(
+        "Here, deploying **is** moving a registry alias. **Deploy staging** points **@staging** at the approved "
+        "version. **Shadow monitor** sends the same fresh claims to staging and to the champion, compares their "
+        "decisions and accuracy, and measures input drift; nothing a user sees depends on staging yet. If "
+        "nothing is alarming, **promote** moves **@champion**, and everything that loads "
+        "`models:/claims-settlement-rf@champion` serves the new version. A deploy gate that trips *holds* the "
+        "run (it can be retried) rather than failing it.",
+        "shadow or canary deployments (KServe, Seldon, SageMaker shadow variants); blue/green switches.")
+    run = k.choose_run("tour6_pick")
+    if run is None:
+        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
+    else:
+        k.watch(run["id"], _deploy_progress, "tour6")
+    k.footer(6, run, "shadow_monitor")
+
+
+def _deploy_progress(run: dict) -> None:
+    k.steps_list(run, "Deploy")
+    shadow = k.step_of(run, "shadow_monitor")["outputs"] or {}
+    if shadow.get("accuracy"):
+        agree = f"agreement with champion {shadow['agreement_rate']:.1%}; " if "agreement_rate" in shadow else ""
+        drift = shadow.get("drift") or {}
+        st.caption(f"Shadow: {agree}accuracy {shadow['accuracy']}; input drift {drift.get('level', '?')} "
+                   f"(max PSI {drift.get('max_psi', 0):.3f}).")
+    promote = k.step_of(run, "promote_prod")["outputs"] or {}
+    status = run["status"]
+    if status == RunStatus.HELD.value:
+        st.warning("A deploy gate held the run: read why above, then retry it from the dashboard.")
+    if status == RunStatus.REJECTED.value:
+        st.warning("This run was rejected at the manual gate, so nothing was deployed. Commit again (step 1).")
+    k.tick(status == RunStatus.PROMOTED.value, f"Version {promote.get('version')} is the champion now "
+           f"(it replaced {promote.get('previous_champion') or 'nobody: it is the first'}).",
+           f"Run {run['id']} is {status}: approve it (step 5) and wait for promotion.")
+
+
+def view_mlflow() -> None:
+    """Step 7: the MLflow runs behind the followed pipeline run."""
+    k.header(7, "View MLflow runs")
+    k.concept(
+        "Every CI and CD run is an **MLflow run**: parameters (the forest's settings), metrics (accuracy, F1, "
+        "ROC-AUC, false denial rate), tags (commit, seed, dataset window, pipeline run), the training data as a "
+        "dataset input with a digest, and artifacts (the model, SHAP plots, confusion matrix). That record is "
+        "what lets someone reproduce and audit a model months later. The dashboard's MLflow explorer filters "
+        "runs by stage; the full MLflow UI reads the same store.",
+        "MLflow, Weights & Biases, Vertex AI Experiments; a model registry with lineage back to data and code.")
+    run = k.choose_run("tour7_pick")
+    lab = get_lab()
+    found = []
+    if run is None:
+        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
+    else:
+        for label, step in (("CI", "mlflow_log_ci"), ("CD", "cd_full_train")):
+            mlflow_id = (k.step_of(run, step)["outputs"] or {}).get("mlflow_run_id")
+            if mlflow_id:
+                found.append(label)
+                with st.expander(f"{label} run {mlflow_id}", expanded=label == "CI"):
+                    _mlflow_run(mlflow_id)
+        k.tick(bool(found), f"Run {run['id']} has {' and '.join(found)} runs in MLflow.",
+               f"Run {run['id']} has not logged to MLflow yet (its CI's last step does).")
+    st.caption(f"Full MLflow UI: `mlflow ui --backend-store-uri {lab.settings.tracking_uri}`, then open "
+               f"{lab.settings.mlflow_ui_url}")
+    k.footer(7, run, "mlflow_log_ci")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _detail(uri: str, mlflow_id: str) -> dict:
+    return get_lab().tracking.run_detail(mlflow_id)
+
+
+def _mlflow_run(mlflow_id: str) -> None:
+    try:
+        d = _detail(get_lab().tracking.uri, mlflow_id)
+    except Exception as exc:  # MLflow down or the run deleted: say so instead of breaking the page
+        st.warning(f"MLflow could not return run {mlflow_id}: {exc}")
+        return
+    params, metrics = st.columns(2)
+    params.markdown("**Parameters**")
+    params.json(d["params"], expanded=True)
+    metrics.markdown("**Metrics**")
+    metrics.json(d["metrics"], expanded=True)
+    st.markdown("**Tags** (commit, seed, dataset window, pipeline run, ...)")
+    st.json(d["tags"], expanded=False)
+    st.markdown("**Dataset inputs**: " + (", ".join(f"{i['name']} ({i['context']}, digest {i['digest']})"
+                                                     for i in d["inputs"]) or "none"))
+    st.markdown("**Artifacts**: " + (", ".join(f"`{a}`" for a in d["artifacts"]) or "none"))

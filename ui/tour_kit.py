@@ -1,0 +1,146 @@
+"""What every walkthrough page shares: the run the tour follows, a page header, ticks, live progress, navigation."""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from engine import pipeline
+from engine.states import RESTING, RunStatus, StepStatus
+from ui.common import get_lab, md_escape
+from ui.pagekit import dashboard_link, live, query_int
+
+TOTAL = 10
+RUN_KEY = "tour_run"  # plain session key (not a widget's), so it survives moving between pages
+ICONS = {"succeeded": "✅", "running": "🔵", "queued": "⏳", "pending": "⚪", "failed": "❌", "skipped": "⏭️",
+         "awaiting_approval": "🟡", "interrupted": "⚠️"}
+
+
+# ---- the run the tour follows ---------------------------------------------------------------------------------
+def follow(run_id: int) -> None:
+    """Make `run_id` the tour's run (also in the URL, so a link or a refresh keeps it)."""
+    st.session_state[RUN_KEY] = int(run_id)
+    st.query_params["run"] = str(run_id)
+
+
+def tour_run(default_latest: bool = True) -> dict | None:
+    """The followed run with its steps: from the URL, else this session, else (optionally) the newest run."""
+    lab = get_lab()
+    run_id = query_int("run") or st.session_state.get(RUN_KEY)
+    if run_id is None and default_latest:
+        latest = lab.runs(1)
+        run_id = latest[0]["id"] if latest else None
+    if run_id is None:
+        return None
+    try:
+        run = lab.run(run_id)
+    except Exception:  # a stale id from another lab (URL copied elsewhere): start over
+        st.session_state.pop(RUN_KEY, None)
+        return None
+    follow(run["id"])
+    return run
+
+
+def choose_run(key: str) -> dict | None:
+    """The followed run (see tour_run), with a chooser among the latest runs to follow another one."""
+    run = tour_run()
+    recent = get_lab().runs(20)
+    if run is None or not recent:
+        return run
+    labels = {r["id"]: f"run {r['id']} · {r['status']} · {r['message'][:60]}" for r in recent}
+    ids = list(labels) if run["id"] in labels else [run["id"], *labels]
+    st.session_state[key] = run["id"]  # the widget shows the followed run, whichever page chose it
+    st.selectbox("Following", ids, format_func=lambda i: labels.get(i, f"run {i}"), key=key,
+                 on_change=lambda: follow(st.session_state[key]))
+    return run
+
+
+def is_active(run: dict) -> bool:
+    """Whether the run is still moving (not resting where a person must act or where it ended)."""
+    return RunStatus(run["status"]) not in RESTING
+
+
+def stage_ok(run: dict, stage: str) -> bool:
+    """Whether every step of `stage` succeeded (the manual gate counts once decided as approved)."""
+    return all(s["status"] == StepStatus.SUCCEEDED.value for s in run["steps"] if s["stage"] == stage)
+
+
+def step_of(run: dict, name: str) -> dict:
+    """One step row of a run."""
+    return next(s for s in run["steps"] if s["name"] == name)
+
+
+def stopped_step(run: dict) -> dict | None:
+    """The step that failed or was interrupted, if any."""
+    return next((s for s in run["steps"] if s["status"] in (StepStatus.FAILED.value,
+                                                            StepStatus.INTERRUPTED.value)), None)
+
+
+# ---- page parts -----------------------------------------------------------------------------------------------
+def header(n: int, title: str) -> None:
+    """Title and progress through the tour."""
+    st.title(f"Step {n} of {TOTAL} · {title}")
+    st.progress(n / TOTAL)
+
+
+def concept(text: str, real_world: str) -> None:
+    """What a practitioner should learn here, and where they meet it in real life."""
+    st.markdown(text)
+    st.caption(f"In real life: {real_world}")
+
+
+def tick(done: bool, yes: str, todo: str) -> None:
+    """The page's live check: ticked when the goal is reached in the lab's real state."""
+    if done:
+        st.success(f"✓ {yes}")
+    else:
+        st.info(f"◻ {todo}")
+
+
+def steps_list(run: dict, stage: str | None = None) -> None:
+    """The steps of a run (or one stage) with their live status, timing and error."""
+    lines = []
+    for s in run["steps"]:
+        if stage and s["stage"] != stage:
+            continue
+        took = f" · {s['finished_at'] - s['started_at']:.1f} s" if s["finished_at"] and s["started_at"] else ""
+        lines.append(f"- {ICONS.get(s['status'], '')} **{pipeline.spec(s['name']).title}** · {s['status']}{took}")
+    st.markdown("\n".join(lines))
+    bad = stopped_step(run)
+    if bad and (stage is None or bad["stage"] == stage):
+        st.error(f"{pipeline.spec(bad['name']).title}: {md_escape(bad['error'] or '')}")  # may quote a reviewer
+
+
+def watch(run_id: int, body: Callable[[dict], None], key: str) -> None:
+    """Render `body(run)` for the latest state of a run; refresh it every second while the run moves."""
+    lab = get_lab()
+
+    def render() -> bool:
+        run = lab.run(run_id)
+        st.caption(f"Run {run['id']} · commit {run['sha'][:8]} · status **{run['status']}**")
+        body(run)
+        return is_active(run)
+
+    live(render, is_active(lab.run(run_id)), key)
+
+
+def tour_page(n: int):
+    """The st.Page of tour step `n` (1-based), for links."""
+    from ui.walkthrough import TOUR  # late: walkthrough imports the step modules, which import this one
+    title, fn, path = TOUR[n - 1]
+    return st.Page(fn, title=title, url_path=path)
+
+
+def footer(n: int, run: dict | None, step: str | None = None) -> None:
+    """Links: previous step, this run (and step) in the dashboard, next step; all keep the followed run."""
+    st.divider()
+    params = {"run": str(run["id"])} if run else None
+    prev_col, dash_col, next_col = st.columns(3)
+    if n > 1:
+        with prev_col:
+            st.page_link(tour_page(n - 1), label=f"← Step {n - 1}", query_params=params)
+    with dash_col:
+        dashboard_link(run["id"] if run else None, step)
+    if n < TOTAL:
+        with next_col:
+            st.page_link(tour_page(n + 1), label=f"Next: step {n + 1} →", query_params=params)
