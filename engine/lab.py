@@ -149,9 +149,13 @@ class Lab:
             self.store.add_audit(c, by, "approve" if approved else "reject", run_id, comment)
         version = (self.store.step(run_id, "cd_full_train")["outputs"] or {}).get("model_version")
         if version:
-            self.tracking.set_version_tags(version, {"approval": decision["decision"], "approval_by": by,
-                                                     "approval_comment": comment,
-                                                     "approval_pipeline_run_id": str(run_id)})
+            try:
+                self.tracking.set_version_tags(version, {"approval": decision["decision"], "approval_by": by,
+                                                         "approval_comment": comment,
+                                                         "approval_pipeline_run_id": str(run_id)})
+            except Exception as exc:  # the decision stands (it is in the store); say the tags are missing
+                with self.store.tx() as c:
+                    self.store.add_audit(c, by, "tag_failed", run_id, f"version {version} not tagged: {exc}")
 
     def rollback(self, by: str, reason: str = "") -> dict:
         """Move champion back to the version it held before the current promotion; return {from, to}."""

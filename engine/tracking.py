@@ -5,8 +5,10 @@ by a lock because the fluent API's tracking URI is process-global.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -103,9 +105,7 @@ class Tracking:
         from engine.ml.model import predict_approval, raw_features, save_model_kwargs
         example = raw_features(example.head(5))
         signature = infer_signature(example, predict_approval(model, example))
-        with _FLUENT:
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_registry_uri(self.uri)
+        with _fluent(self.uri):
             with mlflow.start_run(run_id=run_id, nested=False):
                 # Pinned requirements (in save_model_kwargs) spare MLflow seconds of inference in a subprocess.
                 info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=example,
@@ -145,8 +145,14 @@ class Tracking:
             found = self.client.search_model_versions(f"name='{MODEL_NAME}'", max_results=200)
         except MlflowException:
             return []
-        out = [{"version": int(v.version), "aliases": list(v.aliases), "tags": dict(v.tags), "run_id": v.run_id,
-                "created": v.creation_timestamp / 1000, "status": v.status} for v in found]
+        # search_model_versions leaves aliases empty on this store; the registered model has them all.
+        by_version: dict[str, list[str]] = {}
+        if found:
+            for alias, version in self.client.get_registered_model(MODEL_NAME).aliases.items():
+                by_version.setdefault(str(version), []).append(alias)
+        out = [{"version": int(v.version), "aliases": sorted(by_version.get(str(v.version), [])),
+                "tags": dict(v.tags), "run_id": v.run_id, "created": v.creation_timestamp / 1000,
+                "status": v.status} for v in found]
         return sorted(out, key=lambda v: -v["version"])
 
     def search_runs(self, stage: str | None = None, max_results: int = 20, page_token: str | None = None):
@@ -189,9 +195,26 @@ class Tracking:
         return json.loads(self.artifact_bytes(run_id, path))
 
 
-@functools.lru_cache(maxsize=8)
-def _load(uri: str, version: int):
+@contextlib.contextmanager
+def _fluent(uri: str):
+    """Point the fluent API at `uri` for a moment, then restore it (set_tracking_uri also writes os.environ)."""
     with _FLUENT:
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+            mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@functools.lru_cache(maxsize=8)
+def _load(uri: str, version: int):
+    with _fluent(uri):
         return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
