@@ -64,10 +64,11 @@ def raw_ci(tracking, seed: int, tmp: Path) -> None:
     ci, quick = spec("ci_tests").params(), spec("ci_quick_train").params()
     sample_path = tmp / f"ci-{seed}.pkl"
     generate_claims(ci["sample_rows"], seed, WINDOW).to_pickle(sample_path)
-    tests = subprocess.Popen([sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider",
-                              "-o", "addopts=", f"--junitxml={tmp / 'junit.xml'}"], stdout=subprocess.DEVNULL,
-                             env={**os.environ, "LAB_CI_SAMPLE": str(sample_path)},
-                             cwd=Path(__file__).parents[1])
+    root = Path(__file__).parents[1]
+    tests = subprocess.Popen([sys.executable, "-m", "pytest", str(SUITE), "-c", str(SUITE / "pytest.ini"),
+                              "--rootdir", str(root), f"--junitxml={tmp / 'junit.xml'}"], stdout=subprocess.DEVNULL,
+                             env={**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTHONPATH": str(root),
+                                  "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=root)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "engine/ml"], capture_output=True,
                           cwd=Path(__file__).parents[1])
     feed = generate_claims(spec("data_validation").params()["rows"], seed, WINDOW)
