@@ -52,8 +52,10 @@ def seed_large(data: Path, runs: int = 1000, log_lines: int = 100_000, mlflow_ru
             c.execute(sa.insert(S.steps), [{**{k: v for k, v in s.items() if k != "id"}, "run_id": run_id}
                                            for s in steps])
         now = time.time()
-        c.execute(sa.insert(S.logs), [dict(run_id=real - (i % 50), step="ci_tests", attempt=1, ts=now, level="INFO",
-                                           message=f"bench log line {i}") for i in range(log_lines)])
+        lines = [dict(run_id=real - (i % 50), step="ci_tests", attempt=1, ts=now, level="INFO",
+                                           message=f"bench log line {i}") for i in range(log_lines)]
+        if lines:
+            c.execute(sa.insert(S.logs), lines)
     tracking = lab.tracking
     for i in range(mlflow_runs):
         run_id = tracking.start_run(f"bench-{i}", {"stage": "CI" if i % 2 else "CD"})
