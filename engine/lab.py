@@ -14,10 +14,13 @@ from functools import cached_property
 from engine import failures, pipeline
 from engine.config import CHAMPION, MODEL_NAME, Settings
 from engine.errors import BadInput, Refused
-from engine.ml.claims import APPROVED, CATEGORICAL, CATEGORIES, DENIED, FEATURES, NUMERIC, parse_window
+from engine.ml.claims import CATEGORICAL, CATEGORIES, FEATURES, NUMERIC, parse_window
 from engine.runner import Runner, run_feed
 from engine.states import RETRYABLE, RunStatus, StepStatus
 from engine.store import Store
+
+# A run that can still reach production: a drift-triggered retrain in one of these blocks another.
+OPEN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL)
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
@@ -72,20 +75,30 @@ class Lab:
         from engine.tracking import Tracking
         return Tracking(self.settings.tracking_uri, self.settings.artifact_root)
 
+    @cached_property
+    def stream(self):
+        """The live claims stream (engine/stream.py)."""
+        from engine.stream import Stream
+        return Stream(self)
+
     def start(self) -> "Lab":
-        """Start the background runner."""
+        """Start the background runner and the stream's producer job (it idles while the stream is off)."""
         self.runner.start()
+        self.runner.add_interval_job(self.stream.tick, self.settings.stream_tick_seconds, "lab-stream")
         return self
 
     def close(self) -> None:
-        """Stop the runner and release connections."""
+        """Stop the runner, give up the stream's lease and release connections."""
         self.runner.stop()
+        if "stream" in self.__dict__:
+            self.stream.release()
         self.store.dispose()
 
     # ---- actions ------------------------------------------------------------------------------------------
     def commit(self, sha: str | None = None, message: str = "", seed: int | None = None,
-               window: str | None = None, author: str = "") -> int:
-        """Start CI for a new commit; return the run id."""
+               window: str | None = None, author: str = "", trigger: str = "commit", shift: dict | None = None,
+               detail: dict | None = None) -> int:
+        """Start CI for a new commit (or a drift-triggered retrain, with its data shift); return the run id."""
         params = pipeline.spec("commit_received").params()
         if sha is not None and not SHA_RE.match(sha.strip()):
             raise BadInput(f"--sha {sha!r} is not a git SHA: give 4 to 64 hex digits, e.g. $(git rev-parse HEAD)")
@@ -102,9 +115,16 @@ class Lab:
         run_id = self.store.create_run(sha, (message or "").strip()[:2000] or "fake commit", author.strip()[:200],
                                        seed, window, modes)
         with self.store.tx() as c:
+            if trigger != "commit":
+                self.store.add_origin(c, run_id, trigger, shift, detail)
             self.store.add_audit(c, author or "cli", "commit", run_id, message or "",
-                                 {"sha": sha, "seed": seed, "window": window, "failure_modes": modes})
+                                 {"sha": sha, "seed": seed, "window": window, "failure_modes": modes,
+                                  "trigger": trigger, "shift": shift})
         return run_id
+
+    def open_drift_run(self) -> int | None:
+        """The drift-triggered run still in progress (at most one is open at a time), or None."""
+        return self.store.open_run_with_trigger("drift", OPEN_STATUSES)
 
     def _check_allowed(self, action: str, run: dict) -> None:
         reason = self.allowed_actions(run)[action]
@@ -224,15 +244,15 @@ class Lab:
                  "enabled": bool(on.get(m.name))} for m in failures.MODES]
 
     def score(self, claim: dict) -> dict:
-        """The champion's decision for one raw claim (what production serves)."""
+        """The champion's decision for one raw claim, through the pyfunc model MLflow serves."""
         frame = claim_frame(claim)
         version, model = self.tracking.load_alias(CHAMPION)
         if model is None:
             raise Refused("there is no champion yet: promote a model first (commit, continue, approve)")
-        from engine.ml.model import predict_approval
-        p = float(predict_approval(model, frame)[0])
-        return {"model": MODEL_NAME, "version": version, "p_approved": round(p, 4),
-                "decision": APPROVED if p >= 0.5 else DENIED, "claim": frame.iloc[0].to_dict()}
+        served = model.predict(frame).iloc[0]
+        return {"model": MODEL_NAME, "version": version, "p_approved": float(served["p_approved"]),
+                "threshold": model.threshold, "decision": str(served["decision"]),
+                "claim": frame.iloc[0].to_dict()}
 
     # ---- reads --------------------------------------------------------------------------------------------
     def _run(self, run_id: int) -> dict:
