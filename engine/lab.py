@@ -34,30 +34,52 @@ def _need_name(by: str, what: str) -> str:
     return by
 
 
-def claim_frame(claim: dict):
-    """One claim dict as a one-row frame of model features; BadInput saying which field is wrong."""
-    import pandas as pd
-    missing = [f for f in FEATURES if f not in claim]
-    if missing:
-        raise BadInput(f"the claim lacks {', '.join(missing)}; give all of {', '.join(FEATURES)}")
-    row = {}
+def claim_errors(claim: dict) -> tuple[dict, dict[str, str]]:
+    """(clean row, {field: message}) for one raw claim; every bad field gets its own message saying the fix."""
+    row, errors = {}, {}
     for col in CATEGORICAL:
-        if claim[col] not in CATEGORIES[col]:
-            raise BadInput(f"{col} {claim[col]!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}")
-        row[col] = claim[col]
+        value = claim.get(col)
+        if value is None or value == "":
+            errors[col] = f"{col} is missing; choose one of: {', '.join(CATEGORIES[col])}"
+        elif value not in CATEGORIES[col]:
+            errors[col] = f"{col} {value!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}"
+        else:
+            row[col] = value
     for col in NUMERIC:
+        value = claim.get(col)
+        if value is None or value == "":
+            errors[col] = f"{col} is missing; give a number like 1234.5"
+            continue
         try:
-            row[col] = float(claim[col])
+            number = float(value)
         except (TypeError, ValueError):
-            raise BadInput(f"{col} {claim[col]!r} is not a number; give it like 1234.5 (no currency signs)") from None
-        if not math.isfinite(row[col]):  # the forest refuses inf with a ValueError: say so as bad input
-            raise BadInput(f"{col} {claim[col]!r} is not a finite number; give it like 1234.5")
-    if row["billed_amount"] <= 0 or not 0 < row["allowed_amount"] <= row["billed_amount"]:
-        raise BadInput("amounts must satisfy 0 < allowed_amount <= billed_amount")
-    if not 0 <= row["patient_age"] <= 110:
-        raise BadInput(f"patient_age {row['patient_age']:g} is outside 0..110")
-    row["patient_age"] = int(row["patient_age"])
-    return pd.DataFrame([row])
+            errors[col] = f"{col} {value!r} is not a number; give it like 1234.5 (no currency signs)"
+            continue
+        if isinstance(value, bool) or not math.isfinite(number):  # the forest refuses inf: say so as bad input
+            errors[col] = f"{col} {value!r} is not a finite number; give it like 1234.5"
+        else:
+            row[col] = number
+    if "billed_amount" in row and row["billed_amount"] <= 0:
+        errors["billed_amount"] = f"billed_amount {row.pop('billed_amount'):g} must be more than 0"
+    if "allowed_amount" in row and row["allowed_amount"] <= 0:
+        errors["allowed_amount"] = f"allowed_amount {row.pop('allowed_amount'):g} must be more than 0"
+    if "allowed_amount" in row and "billed_amount" in row and row["allowed_amount"] > row["billed_amount"]:
+        errors["allowed_amount"] = (f"allowed_amount {row['allowed_amount']:g} is more than billed_amount "
+                                    f"{row['billed_amount']:g}; the payer cannot allow more than was billed")
+    if "patient_age" in row and not 0 <= row["patient_age"] <= 110:
+        errors["patient_age"] = f"patient_age {row['patient_age']:g} is outside 0..110"
+    return row, errors
+
+
+def claim_frame(claim: dict):
+    """One claim dict as a one-row frame of model features; BadInput naming every wrong field."""
+    import pandas as pd
+    if not isinstance(claim, dict):
+        raise BadInput(f"a claim is a JSON object with the fields {', '.join(FEATURES)}")
+    row, errors = claim_errors(claim)
+    if errors:
+        raise BadInput("; ".join(errors.values()))
+    return pd.DataFrame([row])[list(FEATURES)]
 
 
 class Lab:
@@ -243,16 +265,26 @@ class Lab:
         return [{"name": m.name, "title": m.title, "breaks": m.breaks, "caught_by": m.caught_by,
                  "enabled": bool(on.get(m.name))} for m in failures.MODES]
 
-    def score(self, claim: dict) -> dict:
-        """The champion's decision for one raw claim, through the pyfunc model MLflow serves."""
+    def score(self, claim: dict, explain: bool = False) -> dict:
+        """The champion's decision for one raw claim, through the pyfunc model MLflow serves.
+
+        With explain, the claim's own exact SHAP contributions toward P(Approved): base + their sum = p.
+        """
         frame = claim_frame(claim)
         version, model = self.tracking.load_alias(CHAMPION)
         if model is None:
             raise Refused("there is no champion yet: promote a model first (commit, continue, approve)")
         served = model.predict(frame).iloc[0]
-        return {"model": MODEL_NAME, "version": version, "p_approved": float(served["p_approved"]),
-                "threshold": model.threshold, "decision": str(served["decision"]),
-                "claim": frame.iloc[0].to_dict()}
+        out = {"model": MODEL_NAME, "version": version, "p_approved": float(served["p_approved"]),
+               "threshold": model.threshold, "decision": str(served["decision"]),
+               "claim": frame.iloc[0].to_dict()}
+        if explain:
+            from engine.ml.model import explain as shap_explain
+            shap = shap_explain(model.pipeline, frame, sample_size=1)
+            out["base_value"] = shap.base_value
+            out["contributions"] = [{"feature": f, "value": out["claim"][f], "shap": float(v)}
+                                    for f, v in zip(shap.encoded.columns, shap.values[0])]
+        return out
 
     # ---- reads --------------------------------------------------------------------------------------------
     def _run(self, run_id: int) -> dict:

@@ -404,6 +404,24 @@ class Stream:
                                shift=asdict(shift), detail={"snapshot_ids": [s["id"] for s in recent]})
 
 
+def snapshot_rows(snapshots: list[dict]) -> list[dict]:
+    """Snapshots flattened for a table or CSV: the summary plus each feature's PSI (ISO 8601 times)."""
+    from datetime import datetime, timezone
+    keys = ("id", "seq", "champion_version", "scenario", "status", "level", "max_psi", "prediction_psi",
+            "drift_share", "realised_accuracy", "estimated_accuracy", "agreement")
+    rows = []
+    for snap in snapshots:
+        detail = snap["detail"] or {}
+        row = {"ts": datetime.fromtimestamp(snap["ts"], timezone.utc).isoformat(timespec="seconds"),
+               **{k: snap[k] for k in keys}, "n_window": detail.get("n_window"),
+               "n_labelled": detail.get("n_labelled"),
+               "false_denial_rate": (detail.get("realised") or {}).get("false_denial_rate")}
+        row.update({f"psi_{f}": None for f in FEATURES})
+        row.update({f"psi_{f['feature']}": f["psi"] for f in detail.get("features") or []})
+        rows.append(row)
+    return rows
+
+
 def _check_int(what: str, value, most: int) -> int:
     try:
         number = int(value)
