@@ -45,7 +45,7 @@ narration_log = sa.Table(
 STALE_SECONDS = 20.0
 HEARTBEAT_EVERY = 2.0
 STREAM_RATE = 20.0      # claims a second while the demo plays
-DRIFT_RATE = 200.0      # faster during the drift act, so a drifted window fills in seconds
+DRIFT_RATE = 1000.0     # faster during the drift act, so a drifted window fills in seconds
 DRIFT_WINDOW_SHARE = 3000  # claims after the scenario starts before a snapshot counts as showing it
 _created: set[str] = set()
 
