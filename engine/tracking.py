@@ -78,9 +78,13 @@ class Tracking:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
-    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str) -> str:
-        """Record `frame` as an input of the run (schema, profile, digest); return the digest."""
-        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None)
+    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str,
+                    digest: str | None = None) -> str:
+        """Record `frame` as an input of the run (schema, profile, digest); return the digest.
+
+        Pass `digest` (engine.ml.provenance.frame_digest): MLflow's own hashes only the first 10,000 rows.
+        """
+        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None, digest=digest)
         entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
                                                                                          context)])])
@@ -98,7 +102,7 @@ class Tracking:
         self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
     # ---- the model ----------------------------------------------------------------------------------------
-    def log_and_register(self, run_id: str, model, example: pd.DataFrame) -> int:
+    def log_and_register(self, run_id: str, model, example: pd.DataFrame, threshold: float | None = None) -> int:
         """Log the sklearn pipeline with signature, example and pinned requirements; register a version."""
         from mlflow.models import infer_signature
 

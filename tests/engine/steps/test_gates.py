@@ -124,20 +124,33 @@ def test_metric_regression_fails_the_promotion_gate(regressed):
     assert regressed["aliases"] == {CHALLENGER: 2, STAGING: 1, CHAMPION: 1}
 
 
-def test_failed_gate_shows_a_negative_f1_margin(regressed):
+def test_metric_regression_fails_on_the_ranking_check(regressed):
     evaluation = regressed["by_name"]["evaluate_vs_champion"]
     out = evaluation["outputs"]
     gate = out["gate"]
+    params = pipeline.spec("evaluate_vs_champion").params()
     assert gate["verdict"] == "fail" and "champion v1" in gate["rule"]
-    f1 = next(c for c in gate["checks"] if c["name"] == "F1 gain")
-    assert f1["passed"] is False and f1["margin"] < 0
-    assert f1["threshold"] == pipeline.spec("evaluate_vs_champion").params()["min_f1_delta"]
-    assert f1["value"] == pytest.approx(out["challenger"]["metrics"]["f1"] - out["champion"]["metrics"]["f1"],
-                                        abs=1e-6)
-    assert out["champion"]["version"] == 1 and out["challenger"]["version"] == 2 and out["baseline"] is None
+    auc, f1 = (next(c for c in gate["checks"] if c["name"] == name)
+               for name in ("ROC-AUC change vs champion", "F1 change vs champion"))
+    challenger, champion = out["challenger"], out["champion"]
+    assert (champion["version"], challenger["version"], out["baseline"]) == (1, 2, None)
+    # Flipped labels cost ranking: the whole 95% interval of the AUC change lies below the allowed drop.
+    assert auc["passed"] is False and auc["threshold"] == params["min_auc_delta"]
+    assert auc["value"] == pytest.approx(challenger["metrics"]["roc_auc"] - champion["metrics"]["roc_auc"], abs=1e-4)
+    assert auc["margin"] == pytest.approx(auc["value"] - auc["threshold"], abs=1e-6) and auc["margin"] < 0
+    assert auc["interval"][0] <= auc["value"] <= auc["interval"][1] < auc["threshold"]
+    # Its threshold, chosen on its own (equally flipped) validation split, sits lower and recovers F1:
+    # the gate fails for the ranking, not for a shifted threshold.
+    assert f1["passed"] is True and f1["threshold"] == params["min_f1_delta"]
+    assert f1["value"] == pytest.approx(challenger["metrics"]["f1"] - champion["metrics"]["f1"], abs=1e-4)
+    assert f1["interval"][0] <= f1["value"] <= f1["interval"][1]
+    assert gate["thresholds"] == {"challenger": challenger["threshold"], "champion": champion["threshold"]}
+    assert challenger["threshold"] < champion["threshold"]
+    assert gate["bootstrap"]["resamples"] == params["bootstrap_resamples"]
     error = evaluation["error"]
-    assert error.startswith("promotion gate failed: F1 gain")
-    assert f"margin {f1['margin']:+.4f}" in error and f"{f1['value']:+.4f}" in error
+    assert error.startswith("promotion gate failed: ROC-AUC change vs champion") and "F1" not in error
+    assert f"margin {auc['margin']:+.4f}" in error and f"{auc['value']:+.4f}" in error
+    assert f"[{auc['interval'][0]:+.4f}, {auc['interval'][1]:+.4f}]" in error
 
 
 def test_retrying_only_the_failed_step_fails_again(retried_same_step):
