@@ -52,7 +52,7 @@ def run(ctx) -> dict:
     tracking.set_version_tags(version, {"commit_sha": ctx.run["sha"], "pipeline_run_id": str(ctx.run["id"]),
                                         "dataset_window": ctx.run["dataset_window"], "seed": str(seed),
                                         "training_digest": datasets["training"]["digest"],
-                                        "decision_threshold": repr(threshold)})
+                                        "decision_threshold": threshold})
     tracking.finish(run_id)
     ctx.log(f"registered claims-settlement-rf version {version} from MLflow run {run_id}; training data digest "
             f"{datasets['training']['digest']}")

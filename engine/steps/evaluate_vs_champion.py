@@ -5,6 +5,7 @@ from engine.errors import GateFailed
 from engine.ml import gates as G
 from engine.ml.claims import label_array
 from engine.ml.model import classification_metrics, predict_approval
+from engine.ml.provenance import frame_digest
 from engine.ml.threshold import Costs, own_threshold
 
 
@@ -26,12 +27,12 @@ def run(ctx) -> dict:
     champion_version, champion_model = tracking.load_alias("champion")
     if champion_model is not None:
         champion, old = scored(champion_version, champion_model)
-        baseline = None
+        baseline, against = None, f"champion v{champion_version} (threshold {old.threshold:.4f})"
         checks = G.versus_champion(boot, new, old, p["min_auc_delta"], p["min_f1_delta"])
         rule = (f"against champion v{champion_version} on the same claims, each at its own threshold: ROC-AUC may "
                 f"not fall by more than {-p['min_auc_delta']:.3f}, nor F1 by more than {-p['min_f1_delta']:.3f}")
     else:
-        champion = None
+        champion, against = None, G.APPROVE_ALL
         feature, feature_auc, score = G.best_single_feature(holdout)
         baseline = {"version": None, "policy": G.APPROVE_ALL,
                     "metrics": {**G.baseline_metrics(holdout),
@@ -43,17 +44,17 @@ def run(ctx) -> dict:
                 f"{p['min_auc_gain_over_single_feature']:.3f}; F1 must beat approve-every-claim by "
                 f"{p['min_f1_gain_over_baseline']:.3f} and its expected cost per claim be lower by "
                 f"{p['min_cost_saving_over_baseline']:.3f}")
-    ctx.log(f"challenger v{challenger['version']} (threshold {new.threshold:.4f}) vs "
-            f"{f'champion v{champion_version} (threshold {old.threshold:.4f})' if champion else G.APPROVE_ALL} "
-            f"on {len(holdout):,} fresh claims")
+    ctx.log(f"challenger v{challenger['version']} (threshold {new.threshold:.4f}) vs {against} on "
+            f"{len(holdout):,} fresh claims")
     verdict = G.gate(rule, checks)
-    verdict["thresholds"] = {"challenger": challenger["threshold"], "champion": champion and champion["threshold"]}
+    verdict["thresholds"] = {"challenger": challenger["threshold"],
+                             "champion": champion["threshold"] if champion else None}
     verdict["bootstrap"] = boot.describe()
     for check in verdict["checks"]:
         ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " FAIL"))
     outputs = {"gate": verdict, "challenger": challenger, "champion": champion, "baseline": baseline,
                "costs": {"false_denial": costs.false_denial, "false_approval": costs.false_approval},
-               "holdout_rows": len(holdout)}
+               "holdout_rows": len(holdout), "holdout_digest": frame_digest(holdout)}
     if verdict["verdict"] != "pass":
         failed = "; ".join(G.describe_check(c) for c in verdict["checks"] if not c["passed"])
         raise GateFailed(f"promotion gate failed: {failed}", outputs)

@@ -37,7 +37,8 @@ def run(ctx) -> dict:
                 f"{outputs['accuracy']['staging']:.4f} vs champion {outputs['accuracy']['champion']:.4f}")
     else:
         outputs["accuracy"]["approve_every_claim"] = round(float(truth.mean()), 4)
-        accuracy_check = G.accuracy_versus(boot, staging, None, p["min_accuracy_gain_first_model"], G.APPROVE_ALL)
+        accuracy_check = G.accuracy_versus(boot, staging, None, p["min_accuracy_gain_first_model"],
+                                           "approve-every-claim")
         accuracy_rule = (f"staging is not more accurate than approve-every-claim "
                          f"({outputs['accuracy']['approve_every_claim']:.4f} here) by "
                          f"{p['min_accuracy_gain_first_model']}")

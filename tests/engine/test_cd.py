@@ -164,7 +164,7 @@ def test_approve_deploys_and_promotes(promoted):
     assert steps["deploy_staging"]["outputs"] == {"alias": STAGING, "version": 1, "previous": None}
     shadow = steps["shadow_monitor"]["outputs"]
     assert shadow["gate"]["verdict"] == "pass" and shadow["champion_version"] is None
-    assert [c["name"] for c in shadow["gate"]["checks"]] == ["accuracy change vs approve every claim", "max input PSI"]
+    assert [c["name"] for c in shadow["gate"]["checks"]] == ["accuracy change vs approve-every-claim", "max input PSI"]
     assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 1, "previous_champion": None}
 
 

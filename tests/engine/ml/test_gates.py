@@ -211,6 +211,6 @@ def test_accuracy_versus_approve_every_claim(holdout):
     y = label_array(holdout).astype(bool)
     perfect = G.Scored(y.astype(float), 0.5)
     boot = G.PairedBootstrap(y, 200, seed=3)
-    name, value, op, threshold, interval = G.accuracy_versus(boot, perfect, None, 0.05, G.APPROVE_ALL)
-    assert (name, op, threshold) == ("accuracy change vs approve every claim", ">=", 0.05)
+    name, value, op, threshold, interval = G.accuracy_versus(boot, perfect, None, 0.05, "approve-every-claim")
+    assert (name, op, threshold) == ("accuracy change vs approve-every-claim", ">=", 0.05)
     assert value == pytest.approx(1 - y.mean()) and interval[0] <= value <= interval[1]

@@ -192,6 +192,35 @@ def test_drifted_shadow_traffic_holds_the_run(held):
     assert shadow["error"].startswith("shadow gate held the run:") and "max input PSI" in shadow["error"]
 
 
+def test_shadow_accuracy_is_compared_at_each_models_own_threshold(held, retrained, mlab):
+    out = held["by_name"]["shadow_monitor"]["outputs"]
+    accuracy = next(c for c in out["gate"]["checks"] if c["name"] == "accuracy change vs champion")
+    assert accuracy["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_delta"]
+    assert accuracy["value"] == pytest.approx(out["accuracy"]["staging"] - out["accuracy"]["champion"], abs=1e-4)
+    assert accuracy["interval"][0] <= accuracy["value"] <= accuracy["interval"][1]
+    # The thresholds the shadow test used are the ones each version was registered with.
+    tags = {v: mlab.tracking.client.get_model_version("claims-settlement-rf", str(v)).tags for v in (1, 3)}
+    assert out["gate"]["thresholds"] == {"staging": pytest.approx(float(tags[3]["decision_threshold"]), abs=1e-6),
+                                         "champion": pytest.approx(float(tags[1]["decision_threshold"]), abs=1e-6)}
+    evaluated = retrained[1]["by_name"]["evaluate_vs_champion"]["outputs"]["gate"]["thresholds"]
+    assert evaluated == {"challenger": out["gate"]["thresholds"]["staging"],
+                         "champion": out["gate"]["thresholds"]["champion"]}
+
+
+def test_first_models_shadow_floor_comes_from_approve_every_claim(mlab):
+    first = next(r for r in mlab.runs() if r["message"] == "first model")
+    out = next(s for s in mlab.run(first["id"])["steps"] if s["name"] == "shadow_monitor")["outputs"]
+    check = out["gate"]["checks"][0]
+    assert check["name"] == "accuracy change vs approve-every-claim" and check["passed"] is True
+    assert check["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_gain_first_model"]
+    # Approving everyone is right exactly on the Approved claims: its accuracy is their share of the batch.
+    assert 0.6 < out["accuracy"]["approve_every_claim"] < 0.8
+    assert check["value"] == pytest.approx(out["accuracy"]["staging"] - out["accuracy"]["approve_every_claim"],
+                                           abs=1e-4)
+    assert check["interval"][0] <= check["value"] <= check["interval"][1]
+    assert out["gate"]["thresholds"]["champion"] is None and out["champion_version"] is None
+
+
 def test_a_hold_leaves_champion_where_it_was(held):
     assert held["aliases"] == {CHALLENGER: 3, STAGING: 3, CHAMPION: 1}
 
