@@ -7,7 +7,8 @@ feed of its own seed, and scored as the gates score them (each at its own thresh
 later seed). Three kinds of spread are measured:
   bootstrap SE    the standard deviation of the paired-bootstrap differences the gate reports (holdout noise);
   retrain spread  the differences between clean models of consecutive seeds (what an honest retrain moves);
-  regression      a model of the same seed trained under metric_regression, minus the clean one (the effect).
+  regression      a model of the same seed trained under metric_regression, minus the clean one (the effect,
+                  first five seeds).
 A margin is justified when it sits several SEs and retrain spreads away from 0 and inside the regression effect.
 No timing is measured.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from engine import failures
 from engine.ml import gates as G
-from engine.ml.claims import generate_claims, label_array
+from engine.ml.claims import derived_seed, generate_claims, label_array
 from engine.ml.model import predict_approval, train
 from engine.ml.provenance import carve
 from engine.ml.threshold import Costs, choose_threshold
@@ -60,7 +61,7 @@ def measure(models: int) -> dict:
         rows.setdefault(key, []).append(float(value))
 
     for older, newer in zip(seeds, seeds[1:]):
-        holdout = generate_claims(ev["holdout_rows"], newer * 1000 + 2, WINDOW)
+        holdout = generate_claims(ev["holdout_rows"], derived_seed(newer, 2), WINDOW)
         y = label_array(holdout)
         boot = G.PairedBootstrap(y, ev["bootstrap_resamples"], newer)
         (m_new, t_new), (m_old, t_old) = clean[newer], clean[older]
@@ -80,7 +81,7 @@ def measure(models: int) -> dict:
         add("cost saving over approve-all: bootstrap SE", sd(boot, G.cost(costs), everyone, new.approve))
         add("threshold", t_new)
 
-        batch = generate_claims(shadow["rows"], newer * 1000 + 3, WINDOW)
+        batch = generate_claims(shadow["rows"], derived_seed(newer, 3), WINDOW)
         sy = label_array(batch)
         sboot = G.PairedBootstrap(sy, shadow["bootstrap_resamples"], newer)
         s_new = G.Scored(predict_approval(m_new, batch), t_new).approve
@@ -92,8 +93,8 @@ def measure(models: int) -> dict:
         add("shadow accuracy gain over approve-all", sboot.difference(G.accuracy, s_new, s_all)[0])
         add("shadow accuracy gain over approve-all: bootstrap SE", sd(sboot, G.accuracy, s_new, s_all))
 
-    for seed in seeds[:3]:
-        holdout = generate_claims(ev["holdout_rows"], seed * 1000 + 2, WINDOW)
+    for seed in seeds[:5]:
+        holdout = generate_claims(ev["holdout_rows"], derived_seed(seed, 2), WINDOW)
         y = label_array(holdout)
         boot = G.PairedBootstrap(y, ev["bootstrap_resamples"], seed)
         (m_bad, t_bad), (m_ok, t_ok) = fit(seed, regression=True), clean[seed]

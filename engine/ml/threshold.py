@@ -87,16 +87,3 @@ def choose_threshold(y: np.ndarray, proba: np.ndarray, costs: Costs) -> Threshol
         rule=(f"minimise expected cost per claim on the validation split ({costs.false_denial:g} per false "
               f"denial, {costs.false_approval:g} per false approval); ties go to the lowest threshold"))
 
-
-def own_threshold(tracking, version: int, model) -> float:
-    """The decision threshold a registered version serves with (`ServedModel.threshold`).
-
-    A version loaded as a bare scikit-learn pipeline carries none: then the `decision_threshold` tag that
-    cd_full_train puts on the version, else 0.5 (what versions registered before thresholds were chosen used).
-    """
-    served = getattr(model, "threshold", None)
-    if served is not None:
-        return float(served)
-    from engine.config import MODEL_NAME
-    tags = tracking.client.get_model_version(MODEL_NAME, str(version)).tags
-    return float(tags.get("decision_threshold", 0.5))

@@ -6,7 +6,7 @@ from engine.ml import gates as G
 from engine.ml.claims import label_array
 from engine.ml.model import classification_metrics, predict_approval
 from engine.ml.provenance import frame_digest
-from engine.ml.threshold import Costs, own_threshold
+from engine.ml.threshold import Costs
 
 
 def run(ctx) -> dict:
@@ -18,7 +18,7 @@ def run(ctx) -> dict:
     boot = G.PairedBootstrap(y, p["bootstrap_resamples"], ctx.run["seed"])
 
     def scored(version, model) -> tuple[dict, G.Scored]:
-        s = G.Scored(predict_approval(model, holdout), own_threshold(tracking, version, model))
+        s = G.Scored(predict_approval(model, holdout), model.threshold)
         metrics = {**classification_metrics(y, s.proba, s.threshold),
                    "cost_per_claim": round(costs.per_claim(y, s.approve), 4)}
         return {"version": version, "threshold": round(s.threshold, 6), "metrics": metrics}, s

@@ -4,7 +4,6 @@ from engine.ml import gates as G
 from engine.ml.claims import Shift, label_array
 from engine.ml.drift import feature_drift
 from engine.ml.model import predict_approval
-from engine.ml.threshold import own_threshold
 
 
 def run(ctx) -> dict:
@@ -14,14 +13,13 @@ def run(ctx) -> dict:
     boot = G.PairedBootstrap(truth, p["bootstrap_resamples"], ctx.run["seed"])
     staging_version, staging_model = tracking.load_alias("staging")
     champion_version, champion_model = tracking.load_alias("champion")
-    staging = G.Scored(predict_approval(staging_model, batch), own_threshold(tracking, staging_version, staging_model))
+    staging = G.Scored(predict_approval(staging_model, batch), staging_model.threshold)
     staging_says = staging.approve
     thresholds = {"staging": round(staging.threshold, 6), "champion": None}
     outputs = {"rows": len(batch), "staging_version": staging_version, "champion_version": champion_version,
                "accuracy": {"staging": round(float((staging_says == truth).mean()), 4)}}
     if champion_model is not None:
-        champion = G.Scored(predict_approval(champion_model, batch),
-                            own_threshold(tracking, champion_version, champion_model))
+        champion = G.Scored(predict_approval(champion_model, batch), champion_model.threshold)
         champion_says = champion.approve
         thresholds["champion"] = round(champion.threshold, 6)
         outputs["accuracy"]["champion"] = round(float((champion_says == truth).mean()), 4)
