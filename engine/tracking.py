@@ -89,8 +89,10 @@ class Tracking:
 
         Pass `digest` (engine.ml.provenance.frame_digest): MLflow's own hashes only the first 10,000 rows.
         """
-        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None, digest=digest)
-        entity = ds._to_mlflow_entity()
+        with _quiet_mlflow():  # its integer-column hint is about model signatures, not a dataset record
+            ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None,
+                                         digest=digest)
+            entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
                                                                                          context)])])
         return ds.digest
