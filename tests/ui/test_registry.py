@@ -4,10 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.ui.fixtures_history import frame_with, open_page, texts
+from tests.ui.conftest import frame_with, open_page, texts
 from ui import registry as r
-
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
 
 
 def _rollback_button(at):

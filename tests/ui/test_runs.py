@@ -8,10 +8,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from tests.ui.fixtures_history import frame_with, open_page, texts
+from tests.ui.conftest import frame_with, open_page, texts
 from ui import history as h
-
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
 
 T0 = 1_780_000_000.0  # 2026-05-28 UTC
 
