@@ -14,8 +14,7 @@ import pytest
 from engine.__main__ import RUN_CSV_FIELDS
 from engine.failures import MODES
 from engine.store import Store
-from tests.conftest import cli_env
-from tests.engine.conftest import engine_cli, make_settings
+from tests.conftest import cli_env, engine_cli, make_settings
 
 SHA = "0123456789abcdef0123456789ABCDEF01234567"
 
