@@ -3,8 +3,8 @@
 The app builds its Lab from the environment (`get_lab()`, cached per process), so each test points the
 environment at its own data dir and clears Streamlit's caches before and after. Two kinds of app lab:
 
-- `data_dir` (and `seeded_dir`, `awaiting_dir`, `app`, `make_lab`): the app's runner ticks once an hour, so the
-  test drives steps deterministically with a second Lab's `runner.run_until_idle()` on the same store.
+- `data_dir` (and `seeded_dir`, `lifecycle_awaiting_dir`, `app`, `make_lab`): the app's runner ticks once an
+  hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()` on the store.
 - `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): the app's runner ticks every 0.2 s, for
   tests that check that pages follow work done in the background, as a user would see it.
 
@@ -74,7 +74,7 @@ def seeded_dir(data_dir, seeded_store) -> tuple[Path, dict[str, int]]:
 
 
 @pytest.fixture
-def awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
+def lifecycle_awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
     """`data_dir` holding a copy of the awaiting lifecycle (run 4 waits at the manual gate; champion v1)."""
     copy_store(awaiting_lifecycle, data_dir)
     monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (awaiting_lifecycle / "mlartifacts").as_uri())
