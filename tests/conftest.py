@@ -64,7 +64,7 @@ def cli_env(settings) -> dict:
 
 
 # ---- polling ----------------------------------------------------------------------------------------------------
-def wait_until(predicate, timeout: float = 120, interval: float = 0.1, what: str = "condition"):
+def wait_until(predicate, timeout: float = 300, interval: float = 0.1, what: str = "condition"):
     """Poll `predicate` until it returns something truthy (returned); AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -305,3 +305,17 @@ def wait_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
         except OSError:
             return False
     wait_until(answering, timeout=timeout, interval=0.3, what=f"{url} to answer")
+
+
+# ---- parallel runs (pytest-xdist, --dist loadgroup) ------------------------------------------------------------
+SHARED_STORES = {"played_lifecycle", "awaiting_lifecycle", "seeded_store"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep each module's tests on one worker (its module-scoped story is built once), and every module that reads
+    a session store on one worker too (each store is built once). Without xdist the marks change nothing."""
+    def module(item) -> str:
+        return item.nodeid.split("::")[0]
+    readers = {module(item) for item in items if SHARED_STORES & set(item.fixturenames)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("session-stores" if module(item) in readers else module(item)))

@@ -50,7 +50,7 @@ def attempt(lab: Lab, action) -> dict:
 def cli_attempt(lab: Lab, *args: str) -> dict:
     """Run `python -m engine ARGS` against this lab; record the process and the state before and after."""
     before = state(lab)
-    proc = engine_cli(cli_env(lab.settings), *args, timeout=120)
+    proc = engine_cli(cli_env(lab.settings), *args)
     return {"proc": proc, "before": before, "after": state(lab)}
 
 

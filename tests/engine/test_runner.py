@@ -254,7 +254,7 @@ def test_retry_of_an_unknown_run_is_bad_input(mlab):
 def test_background_scheduler_runs_a_commit_to_ci_complete(lab):
     lab.start()
     run_id = lab.commit(seed=3)
-    status = wait_until(lambda: (s := lab.store.get_run(run_id)["status"]) in RESTING and s, timeout=120,
+    status = wait_until(lambda: (s := lab.store.get_run(run_id)["status"]) in RESTING and s,
                         interval=0.2, what=f"run {run_id} to rest")
     assert status == "ci_complete"
     steps = _steps(lab.run(run_id))

@@ -57,7 +57,7 @@ def _statuses(lab: Lab, run_ids: list[int]) -> list[str]:
 def test_two_workers_run_every_step_exactly_once(pg_lab, workers, tmp_path):
     procs = workers(2)
     run_ids = [pg_lab.commit(seed=30 + i, message=f"scale-out {i}") for i in range(5)]
-    wait_until(lambda: all(s in RESTING for s in _statuses(pg_lab, run_ids)), timeout=120, interval=0.5,
+    wait_until(lambda: all(s in RESTING for s in _statuses(pg_lab, run_ids)), interval=0.5,
                what="5 runs to rest")
     assert all(p.poll() is None for p in procs), "a worker exited early: " + " | ".join(
         (tmp_path / f"worker-{i}.log").read_text()[-2000:] for i in range(2))
@@ -82,7 +82,7 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
     held = tmp_path / "suite-held"
     (proc,) = workers(1, PYTEST_ADDOPTS="-p tests.engine.hold_ci_suite", LAB_TEST_HOLD_FILE=str(held))
     run_id = pg_lab.commit(seed=41, message="crash")
-    wait_until(held.exists, timeout=120, what="the ci_tests suite to start (and hold)")
+    wait_until(held.exists, what="the ci_tests suite to start (and hold)")
     running = pg_lab.store.step(run_id, "ci_tests")
     assert running["status"] == "running" and int(held.read_text()) in group_members(proc.pid)
     kill_group(proc, signal.SIGKILL)  # the worker and its suite, as a crashed host would lose them
@@ -95,7 +95,7 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
             reaper.runner.tick()  # reaps stale steps (and may pick up anything the dead worker left queued)
             statuses = [s["status"] for s in pg_lab.store.steps_of(run_id)]
             return pg_lab.store.get_run(run_id)["status"] == "interrupted" and "running" not in statuses
-        wait_until(reaped, timeout=60, interval=0.2, what="the run and every step it was running interrupted")
+        wait_until(reaped, timeout=120, interval=0.2, what="the run and every step it was running interrupted")
         reaper.runner.run_until_idle()
     finally:
         reaper.close()

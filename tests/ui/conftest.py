@@ -3,8 +3,8 @@
 The app builds its Lab from the environment (`get_lab()`, cached per process), so each test points the
 environment at its own data dir and clears Streamlit's caches before and after. Two kinds of app lab:
 
-- `data_dir` (and `seeded_dir`, `lifecycle_awaiting_dir`, `app`, `make_lab`): the app's runner ticks once an
-  hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()` on the store.
+- `data_dir` (and `seeded_dir`, `played_dir`, `lifecycle_awaiting_dir`, `app`, `make_lab`): the app's runner
+  ticks once an hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()`.
 - `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): the app's runner ticks every 0.2 s, for
   tests that check that pages follow work done in the background, as a user would see it.
 
@@ -73,12 +73,23 @@ def seeded_dir(data_dir, seeded_store) -> tuple[Path, dict[str, int]]:
     return data_dir, runs
 
 
+def _holding(data_dir: Path, source: Path, monkeypatch) -> Path:
+    """Fill `data_dir` with a copy of the lifecycle store `source` (whose artifacts stay where they are)."""
+    copy_store(source, data_dir)
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (source / "mlartifacts").as_uri())
+    return data_dir
+
+
+@pytest.fixture
+def played_dir(data_dir, played_lifecycle, monkeypatch) -> Path:
+    """`data_dir` holding a copy of the played lifecycle (tests/conftest.py)."""
+    return _holding(data_dir, played_lifecycle, monkeypatch)
+
+
 @pytest.fixture
 def lifecycle_awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
     """`data_dir` holding a copy of the awaiting lifecycle (run 4 waits at the manual gate; champion v1)."""
-    copy_store(awaiting_lifecycle, data_dir)
-    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (awaiting_lifecycle / "mlartifacts").as_uri())
-    return data_dir
+    return _holding(data_dir, awaiting_lifecycle, monkeypatch)
 
 
 @pytest.fixture
@@ -100,7 +111,7 @@ def make_lab(data_dir):
 def app(data_dir):
     """An AppTest of the whole app (st.navigation opens the dashboard by default), not yet run."""
     from streamlit.testing.v1 import AppTest
-    return AppTest.from_file(APP, default_timeout=90)
+    return AppTest.from_file(APP, default_timeout=180)
 
 
 # ---- the app's runner ticks every 0.2 s: pages follow background work -------------------------------------------
@@ -157,7 +168,7 @@ def side_lab(request):
     lab.close()
 
 
-def open_page(url_path: str, timeout: float = 60):
+def open_page(url_path: str, timeout: float = 180):
     """app.py in AppTest, opened directly on the page at `url_path` ('runs', 'tour-1-start', ...)."""
     from streamlit.testing.v1 import AppTest
     from streamlit.util import calc_hash
