@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engine import Lab, Settings
 from engine.ml import model as M
-from engine.ml.claims import generate_claims
+from engine.ml.claims import derived_seed, generate_claims
 from engine.ml.drift import feature_drift
 from engine.ml.validation import validate
 from engine.pipeline import spec
@@ -89,7 +89,7 @@ def raw_cd(tracking, seed: int) -> int:
     """The CD work without the engine; returns the registered version."""
     p, ev = spec("cd_full_train").params(), spec("evaluate_vs_champion").params()
     feed = generate_claims(p["rows"], seed, WINDOW)
-    holdout = generate_claims(p["holdout_rows"], seed * 1000 + 1, WINDOW)
+    holdout = generate_claims(p["holdout_rows"], derived_seed(seed, 1), WINDOW)
     model = M.train(feed, {**p["forest"], "random_state": seed})
     metrics = M.evaluate(model, holdout)
     explanation = M.explain(model, holdout, p["shap_sample_size"], seed)
@@ -101,7 +101,7 @@ def raw_cd(tracking, seed: int) -> int:
     tracking.finish(run_id)
     M.model_size_bytes(model)
     tracking.set_alias("challenger", version)
-    fresh = generate_claims(ev["holdout_rows"], seed * 1000 + 2, WINDOW)
+    fresh = generate_claims(ev["holdout_rows"], derived_seed(seed, 2), WINDOW)
     M.evaluate(tracking.load_model(version), fresh)
     M.evaluate(tracking.load_alias("champion")[1], fresh)
     return version
@@ -111,7 +111,7 @@ def raw_deploy(tracking, seed: int, version: int) -> None:
     """The deploy work without the engine."""
     p = spec("shadow_monitor").params()
     tracking.set_alias("staging", version)
-    batch = generate_claims(p["rows"], seed * 1000 + 3, WINDOW)
+    batch = generate_claims(p["rows"], derived_seed(seed, 3), WINDOW)
     for alias in ("staging", "champion"):
         M.predict_approval(tracking.load_alias(alias)[1], batch)
     feature_drift(generate_claims(p["reference_rows"], seed, WINDOW), batch)

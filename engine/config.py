@@ -8,6 +8,9 @@ from pathlib import Path
 # MLflow's HTTP client retries for minutes by default; a lab step should fail fast and say why.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# A lab prints what it does, not download progress bars; and it sends nothing anywhere.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXPERIMENT = "claims-settlement"
 MODEL_NAME = "claims-settlement-rf"
@@ -28,6 +31,9 @@ class Settings:
     heartbeat_seconds: float
     stale_seconds: float
     unreachable_mlflow_uri: str
+    stream_tick_seconds: float = 1.0
+    stream_max_rate: float = 5000.0
+    stream_retention: int = 50_000
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
@@ -45,6 +51,9 @@ class Settings:
             stale_seconds=float(env.get("LAB_STALE_SECONDS") or 10.0),
             # Port 9 (discard) on loopback: nothing listens there, so a connection is refused at once.
             unreachable_mlflow_uri=env.get("LAB_UNREACHABLE_MLFLOW_URI") or "http://127.0.0.1:9",
+            stream_tick_seconds=float(env.get("LAB_STREAM_TICK_SECONDS") or 1.0),
+            stream_max_rate=float(env.get("LAB_STREAM_MAX_RATE") or 5000),
+            stream_retention=int(env.get("LAB_STREAM_RETENTION") or 50_000),
         )
         values.update(overrides)
         return cls(**values)

@@ -40,9 +40,9 @@ from engine.ml.claims import (
 # 2-core box) and rank the features exactly as 2,000 rows do, each importance within ~10%.
 DEFAULT_SHAP_SAMPLE = 200
 SHAP_METHOD = "shap.TreeExplainer exact, {perturbation}"
-# mlflow.sklearn defaults to skops, which saves this forest only with the tree type trusted and adds ~25 KB per
-# tree; cloudpickle is what the size budget is measured in (bench/forest.py reports both).
-SERIALIZATION_FORMAT = "cloudpickle"
+# skops loads only allow-listed types (pickle runs whatever the file says); it saves this forest only with the
+# tree type trusted and adds ~25 KB per tree (bench/forest.py reports both formats).
+SERIALIZATION_FORMAT = "skops"
 SKOPS_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state; engine threads may render concurrently
@@ -73,8 +73,10 @@ def train(frame: pd.DataFrame, params: dict) -> Pipeline:
     return build_model(params).fit(raw_features(frame), label_array(frame))
 
 
-def predict_approval(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """P(Approved) for each raw claim row."""
+def predict_approval(model, frame: pd.DataFrame) -> np.ndarray:
+    """P(Approved) for each raw claim row, from a fitted pipeline or a served model (engine.ml.serving)."""
+    if hasattr(model, "p_approved"):
+        return model.p_approved(frame)
     return model.predict_proba(raw_features(frame))[:, list(model.classes_).index(1)]
 
 

@@ -31,7 +31,7 @@ def run(ctx) -> dict:
     tracking.log_file(run_id, "beeswarm.png", explanation.beeswarm_png(), "shap")
     tracking.log_file(run_id, "importance.csv", explanation.importance.to_csv(index=False), "shap")
     tracking.log_file(run_id, "confusion_matrix.json", json.dumps(metrics["confusion_matrix"], indent=2), "eval")
-    version = tracking.log_and_register(run_id, model, data)
+    version = tracking.log_and_register(run_id, model, data, threshold=0.5)
     tracking.log(run_id, tags={"model_version": str(version)})
     tracking.set_version_tags(version, {"commit_sha": ctx.run["sha"], "pipeline_run_id": str(ctx.run["id"]),
                                         "dataset_window": ctx.run["dataset_window"], "seed": str(seed)})
