@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -158,15 +158,33 @@ def lab(settings):
     lab.close()
 
 
+@contextmanager
+def module_store_url(request, tmp_path_factory):
+    """A fresh store URL on the backend named by request.param ('sqlite' or 'postgres'), for wider scopes."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'lab.db'}"
+    else:
+        with fresh_pg_database(request.getfixturevalue("pg_server")) as url:
+            yield url
+
+
+@contextmanager
+def lab_on(request, tmp_path_factory, mlflow_template, **overrides):
+    """A Lab (runner not started) on the backend named by request.param, in a data dir of its own; closed, and
+    its store dropped, on exit. For module-scoped fixtures that tell a story."""
+    from engine.lab import Lab
+    with module_store_url(request, tmp_path_factory) as url:
+        lab = Lab(make_settings(tmp_path_factory.mktemp(f"lab-{request.param}"), url, mlflow_template, **overrides))
+        try:
+            yield lab
+        finally:
+            lab.close()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def mlab(request, tmp_path_factory, mlflow_template):
     """A Lab for one test module on one backend; its runner is not started (the module's fixtures drive it)."""
-    from engine.lab import Lab
-    with ExitStack() as stack:
-        url = None if request.param == "sqlite" else \
-            stack.enter_context(fresh_pg_database(request.getfixturevalue("pg_server")))
-        lab = Lab(make_settings(tmp_path_factory.mktemp(f"mlab-{request.param}"), url, mlflow_template))
-        stack.callback(lab.close)
+    with lab_on(request, tmp_path_factory, mlflow_template) as lab:
         yield lab
 
 

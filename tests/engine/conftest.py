@@ -5,6 +5,7 @@ from tests.conftest import (  # noqa: F401
     group_members,
     kill_group,
     make_settings,
+    module_store_url,
     start_worker,
     wait_until,
 )
