@@ -15,6 +15,7 @@ that changes state works on its own copy (`copy_store`).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -204,24 +205,53 @@ def store_settings(source: Path, data_dir: Path, **overrides):
     return make_settings(data_dir, artifact_root=(source / "mlartifacts").as_uri(), **overrides)
 
 
+@contextmanager
+def _locked(path: Path):
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A dir that `build(dir)` filled once for this whole test run: under pytest-xdist the first worker that needs
+    it builds it and the others wait for it and share it (it is read only; tests work on copies)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        data = tmp_path_factory.mktemp(name)
+        build(data)
+        return data
+    root = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    data, done = root / name, root / f"{name}.done"
+    with _locked(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(data, ignore_errors=True)  # left half-built by a worker that died
+            data.mkdir()
+            build(data)
+            done.touch()
+    return data
+
+
 @pytest.fixture(scope="session")
 def played_lifecycle(tmp_path_factory, mlflow_template) -> Path:
     """A data dir where the demo autopilot played the whole lifecycle (runs 1 and 2 promoted as versions 1 and
     2, champion rolled back to 1), then run 3 failed in data_validation under schema_validation. Read only."""
     from engine.autopilot import Autopilot
     from engine.lab import Lab
-    data = tmp_path_factory.mktemp("played")
-    lab = Lab(make_settings(data, None, mlflow_template)).start()  # the autopilot waits on a worker, as in the app
-    try:
-        pilot = Autopilot(lab, seeds=(11, 12), poll=0.1)
-        assert pilot.run() == "done", "playing the lifecycle failed"
-        lab.set_failure_mode("schema_validation", True, by="seed")
-        failed = lab.commit(message="seed: broken export", seed=13, author="seed")
-        wait_until(lambda: lab.run(failed)["status"] == "failed", what=f"run {failed} to fail")
-        lab.set_failure_mode("schema_validation", False, by="seed")
-    finally:
-        lab.close()
-    return data
+
+    def play(data: Path) -> None:
+        lab = Lab(make_settings(data, None, mlflow_template)).start()  # the autopilot waits on a worker, as in the app
+        try:
+            pilot = Autopilot(lab, seeds=(11, 12), poll=0.1)
+            assert pilot.run() == "done", "playing the lifecycle failed"
+            lab.set_failure_mode("schema_validation", True, by="seed")
+            failed = lab.commit(message="seed: broken export", seed=13, author="seed")
+            wait_until(lambda: lab.run(failed)["status"] == "failed", what=f"run {failed} to fail")
+            lab.set_failure_mode("schema_validation", False, by="seed")
+        finally:
+            lab.close()
+    return built_once(tmp_path_factory, "played", play)
 
 
 @pytest.fixture(scope="session")
@@ -232,18 +262,19 @@ def awaiting_lifecycle(played_lifecycle, tmp_path_factory) -> Path:
     rolling back is possible again. Read only.
     """
     from engine.lab import Lab
-    data = copy_store(played_lifecycle, tmp_path_factory.mktemp("awaiting"))
-    lab = Lab(store_settings(played_lifecycle, data))
-    try:
-        run_id = lab.commit(message="seed: deeper trees", seed=14, author="seed")
-        lab.runner.run_until_idle()
-        lab.continue_run(run_id, by="seed")
-        lab.runner.run_until_idle()
-        run = lab.run(run_id)
-        assert (run_id, run["status"]) == (4, "awaiting_approval"), [(s["name"], s["status"]) for s in run["steps"]]
-    finally:
-        lab.close()
-    return data
+
+    def wait_at_the_gate(data: Path) -> None:
+        lab = Lab(store_settings(played_lifecycle, copy_store(played_lifecycle, data)))
+        try:
+            run_id = lab.commit(message="seed: deeper trees", seed=14, author="seed")
+            lab.runner.run_until_idle()
+            lab.continue_run(run_id, by="seed")
+            lab.runner.run_until_idle()
+            run = lab.run(run_id)
+            assert (run_id, run["status"]) == (4, "awaiting_approval"), [(s["name"], s["status"]) for s in run["steps"]]
+        finally:
+            lab.close()
+    return built_once(tmp_path_factory, "awaiting", wait_at_the_gate)
 
 
 @pytest.fixture
@@ -323,17 +354,3 @@ def wait_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
         except OSError:
             return False
     wait_until(answering, timeout=timeout, interval=0.3, what=f"{url} to answer")
-
-
-# ---- parallel runs (pytest-xdist, --dist loadgroup) ------------------------------------------------------------
-SHARED_STORES = {"played_lifecycle", "awaiting_lifecycle", "seeded_store"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Keep each module's tests on one worker (its module-scoped story is built once), and every module that reads
-    a session store on one worker too (each store is built once). Without xdist the marks change nothing."""
-    def module(item) -> str:
-        return item.nodeid.split("::")[0]
-    readers = {module(item) for item in items if SHARED_STORES & set(item.fixturenames)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("session-stores" if module(item) in readers else module(item)))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, copy_store, lab_env, make_settings, store_settings
+from tests.conftest import ROOT, built_once, copy_store, lab_env, make_settings, store_settings
 
 APP = str(ROOT / "app.py")
 
@@ -39,19 +39,21 @@ def point_app_at(monkeypatch, settings) -> None:
 def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int]]:
     """A data dir with run 1 resting in ci_complete and run 2 failed by the schema_validation mode. Read only."""
     from engine import Lab
-    data = tmp_path_factory.mktemp("seeded")
-    lab = Lab(make_settings(data, None, mlflow_template))
-    try:
-        ok = lab.commit(seed=11, message="seeded: CI passes", author="fixture")
-        lab.runner.run_until_idle()
-        lab.set_failure_mode("schema_validation", True, "fixture")
-        bad = lab.commit(seed=12, message="seeded: schema breaks", author="fixture")
-        lab.runner.run_until_idle()
-        lab.set_failure_mode("schema_validation", False, "fixture")
-        assert lab.run(ok)["status"] == "ci_complete" and lab.run(bad)["status"] == "failed"
-    finally:
-        lab.close()
-    return data, {"ok": ok, "failed": bad}
+    runs = {"ok": 1, "failed": 2}
+
+    def seed(data: Path) -> None:
+        lab = Lab(make_settings(data, None, mlflow_template))
+        try:
+            assert lab.commit(seed=11, message="seeded: CI passes", author="fixture") == runs["ok"]
+            lab.runner.run_until_idle()
+            lab.set_failure_mode("schema_validation", True, "fixture")
+            assert lab.commit(seed=12, message="seeded: schema breaks", author="fixture") == runs["failed"]
+            lab.runner.run_until_idle()
+            lab.set_failure_mode("schema_validation", False, "fixture")
+            assert [lab.run(r)["status"] for r in runs.values()] == ["ci_complete", "failed"]
+        finally:
+            lab.close()
+    return built_once(tmp_path_factory, "seeded", seed), runs
 
 
 @pytest.fixture
