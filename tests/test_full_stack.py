@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+
+from tests.conftest import HEARTBEAT, STALE, TICK, free_port, fresh_pg_database, kill_group, wait_serving, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "mlflow"
@@ -34,12 +33,6 @@ SCRUB_PREFIXES = ("AWS_", "MLFLOW_", "DATABASE_URL", "LAB_")
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
     return {**env, "PYTHONPATH": str(ROOT), **extra}
@@ -48,23 +41,6 @@ def _clean_env(**extra) -> dict:
 def _tail(path: Path, lines: int = 40) -> str:
     text = path.read_text(errors="replace") if path.exists() else "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM the process group we started (mlflow runs uvicorn as a child), then SIGKILL what is left of it."""
-    def signal_group(sig) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    signal_group(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
-    signal_group(signal.SIGKILL)  # a child that outlived its parent, or a parent that ignored SIGTERM
-    proc.wait(10)
 
 
 def _compose_mlflow() -> dict:
@@ -97,7 +73,7 @@ def s3():
     import boto3
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -114,23 +90,15 @@ def s3():
 @pytest.fixture(scope="module")
 def mlflow_db(pg_server):
     """A fresh PostgreSQL database for MLflow's backend store (compose: the `mlflow` database)."""
-    name = f"lab_test_mlflow_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(s3, mlflow_db, tmp_path_factory):
     """`mlflow server` with compose's flags: PostgreSQL backend, artifacts proxied to s3://mlflow."""
     endpoint, _ = s3
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", mlflow_db, *_compose_mlflow_args()]
     workdir = tmp_path_factory.mktemp("mlflow-server")
@@ -140,22 +108,10 @@ def mlflow_server(s3, mlflow_db, tmp_path_factory):
                                 env=_clean_env(**_compose_mlflow_env(), MLFLOW_S3_ENDPOINT_URL=endpoint, **S3_KEYS))
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90  # the first start migrates the backend store
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{_tail(log)}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after 90 s:\n{_tail(log)}")
-            time.sleep(0.5)
+        wait_serving(f"{url}/health", proc, log)  # the first start migrates the backend store
         yield url, port, log
     finally:
-        _stop(proc)
+        kill_group(proc, signal.SIGTERM)
 
 
 @pytest.fixture
@@ -163,7 +119,7 @@ def lab_env(pg_url, mlflow_server, tmp_path) -> dict:
     """The engine's environment in compose's app/worker, with native addresses."""
     url, _, _ = mlflow_server
     return {"DATABASE_URL": pg_url, "MLFLOW_TRACKING_URI": url, "LAB_DATA_DIR": str(tmp_path / "data"),
-            "LAB_TICK_SECONDS": "0.2", "LAB_HEARTBEAT_SECONDS": "0.5", "LAB_STALE_SECONDS": "30",
+            "LAB_TICK_SECONDS": str(TICK), "LAB_HEARTBEAT_SECONDS": str(HEARTBEAT), "LAB_STALE_SECONDS": str(STALE),
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
@@ -184,39 +140,19 @@ def workers(lab_env, tmp_path):
         yield procs
     finally:
         for proc, _ in procs:
-            _stop(proc, grace=60)  # SIGTERM: the worker lets a running step finish, then exits
+            kill_group(proc, signal.SIGTERM, timeout=60)  # SIGTERM: the worker lets a running step finish, then exits
 
 
-@pytest.fixture
-def keep_mlflow_uris():
-    """Loading a model goes through MLflow's fluent API, which sets a process-wide tracking URI and exports it as
-    MLFLOW_TRACKING_URI; put both back so later tests in this process do not aim at this module's dead server."""
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = tracking_utils._tracking_uri, registry_utils._registry_uri, {k: os.environ.get(k) for k in names}
-    yield
-    tracking_utils._tracking_uri, registry_utils._registry_uri = saved[0], saved[1]
-    for name, value in saved[2].items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def _wait_rest(lab, run_id: int, workers, timeout: float = 150) -> str:
+def _wait_rest(lab, run_id: int, workers, timeout: float = 300) -> str:
     from engine.states import RESTING, RunStatus
-    deadline = time.monotonic() + timeout
-    while True:
-        status = lab.store.get_run(run_id)["status"]
-        if RunStatus(status) in RESTING:
-            return status
+
+    def rested():
         for proc, log in workers:
             if proc.poll() is not None:
                 pytest.fail(f"worker {proc.pid} exited with {proc.returncode}:\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"run {run_id} still {status} after {timeout:.0f} s:\n{_describe(lab, run_id)}")
-        time.sleep(0.25)
+        status = lab.store.get_run(run_id)["status"]
+        return status if RunStatus(status) in RESTING else None
+    return wait_until(rested, timeout=timeout, interval=0.25, what=f"run {run_id} to rest")
 
 
 def _describe(lab, run_id: int) -> str:
@@ -235,7 +171,7 @@ def _expect(lab, run_id: int, workers, want: str) -> None:
 
 
 def test_commit_to_promotion_through_postgres_s3_and_an_mlflow_server(s3, mlflow_server, mlflow_db, pg_url,
-                                                                      lab_env, workers, keep_mlflow_uris):
+                                                                      lab_env, workers):
     from engine.config import CHAMPION, MODEL_NAME, Settings
     from engine.lab import Lab
     from engine.ml.claims import APPROVED, DENIED, FEATURES, generate_claims

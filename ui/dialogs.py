@@ -172,4 +172,4 @@ def _retry(lab, run: dict) -> None:
         ok, started = common.attempt(lab.retry, run["id"], from_step=start, by=by)
         if ok:
             _remember(by)
-            _done(f"Run {run['id']} retrying from {started}", "↻", run["id"])
+            _done(f"Run {run['id']} retrying from {started}", ":material/replay:", run["id"])

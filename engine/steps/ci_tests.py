@@ -24,7 +24,8 @@ def run(ctx) -> dict:
            f"--junitxml={junit}"]
     ctx.log("$ " + " ".join(cmd[2:]))
     # No plugin autoload: the suite needs none, and the installed ones cost a third of a second to import.
-    env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "LAB_CI_MIN_ROC_AUC": str(p["min_roc_auc"]),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does

@@ -1,23 +1,12 @@
 """The demo autopilot drives a real Lab through the lifecycle, narrates it, fails cleanly and stops on request."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from engine import Refused
 from engine.autopilot import Autopilot, active_session, is_active, latest_session, narration, request_stop, session_runs
 from engine.lab import Lab
-
-
-def _wait_until(predicate, timeout: float = 30.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+from tests.conftest import make_settings, wait_until
 
 
 def _messages(lab, session) -> str:
@@ -25,41 +14,39 @@ def _messages(lab, session) -> str:
 
 
 @pytest.fixture
-def sqlite_lab(tmp_path, mlflow_template):
+def ticking_lab(tmp_path, mlflow_template):
     """A Lab over SQLite in tmp_path with its runner ticking (the autopilot waits on it like the app does)."""
-    import shutil
-
-    from engine.config import Settings
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    settings = Settings.from_env({}, data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'lab.db'}",
-                                 tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                 artifact_root=(tmp_path / "mlartifacts").as_uri(), tick_seconds=0.2,
-                                 heartbeat_seconds=0.3, stale_seconds=5.0)
-    lab = Lab(settings).start()
+    lab = Lab(make_settings(tmp_path, None, mlflow_template)).start()
     yield lab
     lab.close()
 
 
-def test_plays_the_whole_lifecycle_and_leaves_an_ordinary_history(sqlite_lab):
-    lab = sqlite_lab
-    pilot = Autopilot(lab, seeds=(1, 2), poll=0.1)
-    assert pilot.run() == "done", _messages(lab, pilot.session)
+@pytest.fixture
+def played(played_lifecycle, lifecycle_copy):
+    """A Lab over a copy of the session's played lifecycle (tests/conftest.py); its runner is not started."""
+    lab = Lab(lifecycle_copy(played_lifecycle))
+    yield lab
+    lab.close()
 
-    first, second = session_runs(lab, pilot.session)
+
+def test_plays_the_whole_lifecycle_and_leaves_an_ordinary_history(played):
+    lab = played
+    session = latest_session(lab)
+    assert session["outcome"] == "done" and not is_active(session), _messages(lab, session["id"])
+
+    first, second = session_runs(lab, session["id"])
     assert [lab.run(r)["status"] for r in (first, second)] == ["promoted", "promoted"]
     history = lab.champion_history()
     assert [(h["action"], h["moved_by"]) for h in history][-1] == ("rollback", "demo")
     assert history[-1]["version"] == history[0]["version"]
     actions = {(a["actor"], a["action"].split(":")[0]) for a in lab.audit()}  # alias moves are "action:alias"
     assert {("demo", "commit"), ("demo", "continue"), ("demo", "approve"), ("demo", "rollback")} <= actions
-    text = _messages(lab, pilot.session)
+    text = _messages(lab, session["id"])
     assert "Quick train succeeded" in text and "Rolled production back" in text
-    session = latest_session(lab)
-    assert session["outcome"] == "done" and not is_active(session)
 
 
-def test_a_failing_run_is_narrated_and_the_demo_stops_cleanly(sqlite_lab):
-    lab = sqlite_lab
+def test_a_failing_run_is_narrated_and_the_demo_stops_cleanly(ticking_lab):
+    lab = ticking_lab
     lab.set_failure_mode("schema_validation", True, by="test")
     pilot = Autopilot(lab, seeds=(3, 4), poll=0.1)
     assert pilot.run() == "failed"
@@ -75,15 +62,15 @@ def test_stop_from_another_lab_ends_it_promptly(lab, settings):
     # No runner ticks here, so the run waits in queued and the autopilot waits on it until stopped.
     pilot = Autopilot(lab, poll=0.05)
     session = pilot.start()
-    _wait_until(lambda: session_runs(lab, session))
+    wait_until(lambda: session_runs(lab, session), what="the autopilot's first commit")
     assert active_session(lab)["id"] == session
 
     other = Lab(settings)  # stands for another process sharing the database
     try:
-        started = time.monotonic()
         assert request_stop(other) == 1
-        pilot.join(timeout=5)
-        assert not pilot.running and time.monotonic() - started < 2.0
+        # It would wait 900 s for the run if it read the flag only between actions: it reads it while waiting.
+        pilot.join(timeout=120)
+        assert not pilot.running
     finally:
         other.store.dispose()
     assert pilot.outcome == "stopped" and latest_session(lab)["outcome"] == "stopped"

@@ -18,8 +18,7 @@ from engine.config import CHALLENGER, CHAMPION, MODEL_NAME, RUN_TAGS, STAGING
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
 from engine.states import IllegalTransition, RunStatus
-from tests.conftest import cli_env
-from tests.engine.conftest import engine_cli, make_settings, module_store_url
+from tests.conftest import cli_env, engine_cli
 
 SEED_A, SEED_B = 31, 32
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
@@ -52,7 +51,7 @@ def attempt(lab: Lab, action) -> dict:
 def cli_attempt(lab: Lab, *args: str) -> dict:
     """Run `python -m engine ARGS` against this lab; record the process and the state before and after."""
     before = state(lab)
-    proc = engine_cli(cli_env(lab.settings), *args, timeout=120)
+    proc = engine_cli(cli_env(lab.settings), *args)
     return {"proc": proc, "before": before, "after": state(lab)}
 
 
@@ -65,17 +64,6 @@ def by_name(run: dict) -> dict[str, dict]:
 
 
 # ---- the story, one chapter per fixture ---------------------------------------------------------------------
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def mlab(request, tmp_path_factory, mlflow_template):
-    """A Lab for this module on one backend; its runner is driven by the fixtures below."""
-    with module_store_url(request, tmp_path_factory) as url:
-        lab = Lab(make_settings(tmp_path_factory.mktemp("cd"), url, mlflow_template))
-        try:
-            yield lab
-        finally:
-            lab.close()
-
-
 @pytest.fixture(scope="module")
 def ci(mlab):
     """Two commits through CI; while B rests in ci_complete, approving it is refused (Lab and CLI)."""

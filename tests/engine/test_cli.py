@@ -11,11 +11,12 @@ import json
 
 import pytest
 
-from engine.__main__ import RUN_CSV_FIELDS
+from engine.__main__ import RUN_CSV_FIELDS, wait_for
+from engine.config import MODEL_NAME
 from engine.failures import MODES
 from engine.store import Store
-from tests.conftest import cli_env
-from tests.engine.conftest import engine_cli, make_settings
+from engine.tracking import Tracking
+from tests.conftest import cli_env, copy_store, engine_cli, make_settings, store_settings
 
 SHA = "0123456789abcdef0123456789ABCDEF01234567"
 
@@ -192,3 +193,114 @@ def test_commit_wait_on_postgres(pg_url, tmp_path, mlflow_template):
     run = json.loads(proc.stdout)
     assert run["status"] == "ci_complete" and run["id"] == 1
     assert [r["id"] for r in cli_json(env, "runs")] == [1]
+
+
+# ---- every action's success path, on a copy of the awaiting lifecycle (tests/conftest.py) ----------------------
+# There, runs 1 and 2 were promoted and champion rolled back to version 1; run 3 failed in data_validation
+# (schema_validation, off again since); run 4 waits at the manual gate with version 3.
+@pytest.fixture(scope="module")
+def story(awaiting_lifecycle, tmp_path_factory):
+    """The CLI's actions in turn, each a subprocess: (args, process, its JSON or None, champion after)."""
+    data = copy_store(awaiting_lifecycle, tmp_path_factory.mktemp("cli-lifecycle"))
+    env = cli_env(store_settings(awaiting_lifecycle, data))
+    tracking = Tracking(env["MLFLOW_TRACKING_URI"])
+    steps = [("approve", "4", "--by", "alice", "--comment", "ship v3", "--wait"),
+             ("rollback", "--by", "bob", "--reason", "false denials up"),
+             ("failures", "schema_validation", "on"),
+             ("retry", "3", "--from", "data_validation", "--wait"),
+             ("failures", "schema_validation", "off"),
+             ("retry", "3", "--wait"),
+             ("continue", "3", "--wait"),
+             ("reject", "3", "--by", "carol", "--comment", "not before the audit")]
+    done = []
+    for args in steps:
+        proc = engine_cli(env, *args)
+        output = json.loads(proc.stdout) if proc.stdout.strip() else None
+        done.append((args, proc, output, tracking.alias_version("champion")))
+    return env, done
+
+
+def said(proc) -> list[str]:
+    """The CLI's own lines on stderr (libraries may warn there too)."""
+    return [line for line in proc.stderr.splitlines() if line.startswith(("run ", "error: ", "refused: ", "failed: "))]
+
+
+def _told(story, *args) -> tuple:
+    """The recorded (process, JSON, champion) of the command that started with `args`."""
+    return next(rest for recorded, *rest in story[1] if recorded[:len(args)] == args)
+
+
+def test_approve_wait_deploys_and_promotes(story):
+    proc, run, champion = _told(story, "approve", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert said(proc) == ["run 4: promoted"]
+    assert run["status"] == "promoted" and champion == 3
+    steps = {s["name"]: s for s in run["steps"]}
+    assert (steps["manual_approval"]["outputs"]["by"], steps["manual_approval"]["outputs"]["comment"]) == (
+        "alice", "ship v3")
+    assert steps["promote_prod"]["outputs"] == {"alias": "champion", "version": 3, "previous_champion": 1}
+
+
+def test_rollback_moves_champion_back_and_prints_the_move(story):
+    proc, moved, champion = _told(story, "rollback")
+    assert proc.returncode == 0, proc.stderr
+    assert moved == {"from_version": 3, "to_version": 1, "model": MODEL_NAME} and champion == 1
+    store = Store(story[0]["DATABASE_URL"])
+    try:
+        last = store.alias_history_of("champion")[-1]
+    finally:
+        store.dispose()
+    assert (last["version"], last["action"], last["moved_by"], last["reason"]) == (
+        1, "rollback", "bob", "false denials up")
+
+
+def test_retry_wait_that_fails_again_exits_1(story):
+    proc, run, _ = _told(story, "retry", "3", "--from")
+    assert proc.returncode == 1, proc.stderr
+    assert said(proc) == ["run 3 queued again from data_validation", "run 3: failed"]
+    assert run["status"] == "failed" and run["failure_modes"] == ["schema_validation"]
+    steps = {s["name"]: s for s in run["steps"]}
+    assert (steps["data_validation"]["status"], steps["data_validation"]["attempt"]) == ("failed", 2)
+
+
+def test_retry_wait_reruns_from_the_failed_step_to_ci_complete(story):
+    proc, run, _ = _told(story, "retry", "3", "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert said(proc) == ["run 3 queued again from data_validation", "run 3: ci_complete"]
+    assert run["status"] == "ci_complete" and run["failure_modes"] == []
+    steps = {s["name"]: s for s in run["steps"]}
+    assert [steps[n]["attempt"] for n in ("commit_received", "ci_tests", "data_validation")] == [1, 1, 3]
+
+
+def test_continue_wait_runs_cd_to_the_manual_gate(story):
+    proc, run, champion = _told(story, "continue", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert said(proc) == ["run 3: awaiting_approval"]
+    assert run["status"] == "awaiting_approval" and champion == 1
+    steps = {s["name"]: s for s in run["steps"]}
+    assert steps["cd_full_train"]["outputs"]["model_version"] == 4
+    assert steps["evaluate_vs_champion"]["outputs"]["champion"]["version"] == 1
+
+
+def test_reject_stops_the_run_and_exits_0(story):
+    proc, run, champion = _told(story, "reject", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert said(proc) == []
+    assert run["status"] == "rejected" and champion == 1
+    gate = {s["name"]: s for s in run["steps"]}["manual_approval"]
+    assert gate["error"] == "rejected by carol: not before the audit"
+
+
+def test_wait_gives_up_after_its_timeout_while_another_worker_holds_the_step(lab):
+    run_id = lab.commit(seed=24)
+    lab.store.claim_step("elsewhere:1:abcdef")  # alive (fresh heartbeat), so never reaped here
+    with pytest.raises(TimeoutError, match=f"run {run_id} still running after 1 s"):
+        wait_for(lab, run_id, timeout=1)
+    assert lab.store.step(run_id, "commit_received")["worker"] == "elsewhere:1:abcdef"
+
+
+def test_an_unexpected_error_exits_1_with_a_message_not_a_traceback(env):
+    broken = {**env, "DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:9/nothing"}  # nothing listens
+    proc = cli(broken, "runs", expect=1)
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("failed: OperationalError: ") and '"127.0.0.1", port 9 failed' in proc.stderr

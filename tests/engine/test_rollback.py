@@ -16,7 +16,6 @@ from engine.lab import Lab
 from engine.ml.claims import APPROVED, DENIED
 from engine.ml.model import predict_approval
 from engine.states import RunStatus
-from tests.engine.conftest import make_settings, module_store_url
 
 SEED_A, SEED_B = 41, 42
 CLAIM = {"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group": "Cardiovascular",
@@ -38,17 +37,6 @@ def state(lab: Lab) -> dict:
     return {"champion": lab.tracking.alias_version(CHAMPION), "history": lab.champion_history(),
             "versions": [(v["version"], sorted(v["aliases"]), v["tags"]) for v in lab.tracking.versions()],
             "rows": lab.store.row_counts()}
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def mlab(request, tmp_path_factory, mlflow_template):
-    """A Lab for this module on one backend; its runner is driven by the fixtures below."""
-    with module_store_url(request, tmp_path_factory) as url:
-        lab = Lab(make_settings(tmp_path_factory.mktemp("rollback"), url, mlflow_template))
-        try:
-            yield lab
-        finally:
-            lab.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,23 @@
 """Scale-out on PostgreSQL: `python -m engine worker` processes share one database.
 
-Exactly once: two workers, five commits, every step runs once. Crash: a worker is SIGKILLed in the middle of
-ci_tests; another runner notices the stale heartbeat, marks the step and run interrupted, and a retry finishes.
+Exactly once: two workers, five commits, every step runs once; their stale window is far longer than any
+stall a loaded machine causes, so neither reaps the other's live steps. Crash: a worker whose ci_tests suite is
+held (tests/engine/hold_ci_suite.py) is SIGKILLed with its suite; once no live worker is left, a runner with a
+short stale window notices the stopped heartbeat, marks the step and run interrupted, and a retry finishes.
 """
 from __future__ import annotations
 
 import re
 import signal
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from engine import pipeline
 from engine.lab import Lab
 from engine.states import RESTING
-from tests.conftest import cli_env
-from tests.engine.conftest import group_members, kill_group, make_settings, start_worker, wait_until
+from tests.conftest import cli_env, group_members, kill_group, make_settings, start_worker, wait_until
 
 pytestmark = pytest.mark.postgres
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -35,8 +37,8 @@ def workers(pg_lab, tmp_path):
     """Start `python -m engine worker` processes on the lab's database; all are killed afterwards."""
     started = []
 
-    def start(n: int):
-        env = cli_env(pg_lab.settings)
+    def start(n: int, **extra_env: str):
+        env = {**cli_env(pg_lab.settings), **extra_env}
         for _ in range(n):
             started.append(start_worker(env, tmp_path / f"worker-{len(started)}.log"))
         return started[-n:]
@@ -55,7 +57,7 @@ def _statuses(lab: Lab, run_ids: list[int]) -> list[str]:
 def test_two_workers_run_every_step_exactly_once(pg_lab, workers, tmp_path):
     procs = workers(2)
     run_ids = [pg_lab.commit(seed=30 + i, message=f"scale-out {i}") for i in range(5)]
-    wait_until(lambda: all(s in RESTING for s in _statuses(pg_lab, run_ids)), timeout=120, interval=0.5,
+    wait_until(lambda: all(s in RESTING for s in _statuses(pg_lab, run_ids)), interval=0.5,
                what="5 runs to rest")
     assert all(p.poll() is None for p in procs), "a worker exited early: " + " | ".join(
         (tmp_path / f"worker-{i}.log").read_text()[-2000:] for i in range(2))
@@ -76,30 +78,34 @@ def test_two_workers_run_every_step_exactly_once(pg_lab, workers, tmp_path):
         print(f"only one worker took part: {seen_workers}")
 
 
-def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers):
-    settings = pg_lab.settings
-    assert settings.stale_seconds == 2.0
-    (proc,) = workers(1)
+def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_path):
+    held = tmp_path / "suite-held"
+    (proc,) = workers(1, PYTEST_ADDOPTS="-p tests.engine.hold_ci_suite", LAB_TEST_HOLD_FILE=str(held))
     run_id = pg_lab.commit(seed=41, message="crash")
-    running = wait_until(lambda: (s := pg_lab.store.step(run_id, "ci_tests"))["status"] == "running" and s,
-                         timeout=60, what="ci_tests to be running")
-    # ci_tests runs pytest in a child process: kill the whole group, as a crashed host would
-    wait_until(lambda: len(group_members(proc.pid)) > 1, timeout=30, what="the ci_tests subprocess")
-    kill_group(proc, signal.SIGKILL)
-    wait_until(lambda: group_members(proc.pid) == [], timeout=10, what="the worker's processes to die")
+    wait_until(held.exists, what="the ci_tests suite to start (and hold)")
+    running = pg_lab.store.step(run_id, "ci_tests")
+    assert running["status"] == "running" and int(held.read_text()) in group_members(proc.pid)
+    kill_group(proc, signal.SIGKILL)  # the worker and its suite, as a crashed host would lose them
+    wait_until(lambda: group_members(proc.pid) == [], timeout=30, what="the worker's processes to die")
 
-    def reaped():
-        pg_lab.runner.tick()  # reaps stale steps (and may pick up anything the dead worker left queued)
-        return pg_lab.store.get_run(run_id)["status"] == "interrupted"
-    wait_until(reaped, timeout=30, interval=0.2, what="the run to be marked interrupted")
-    pg_lab.runner.run_until_idle()
+    # No live worker is left, so a short stale window cannot mistake one for dead.
+    reaper = Lab(replace(pg_lab.settings, stale_seconds=2.0))
+    try:
+        def reaped():
+            reaper.runner.tick()  # reaps stale steps (and may pick up anything the dead worker left queued)
+            statuses = [s["status"] for s in pg_lab.store.steps_of(run_id)]
+            return pg_lab.store.get_run(run_id)["status"] == "interrupted" and "running" not in statuses
+        wait_until(reaped, timeout=120, interval=0.2, what="the run and every step it was running interrupted")
+        reaper.runner.run_until_idle()
+    finally:
+        reaper.close()
 
     step = pg_lab.store.step(run_id, "ci_tests")
     assert step["status"] == "interrupted" and step["attempt"] == 1
     assert running["worker"] in step["error"] and "stopped heartbeating" in step["error"]
-    assert step["finished_at"] - step["heartbeat_at"] >= settings.stale_seconds  # only once stale
+    assert step["finished_at"] - step["heartbeat_at"] >= 2.0  # only once stale
     notices = [x["message"] for x in pg_lab.logs(run_id, "ci_tests") if x["message"].startswith("interrupted:")]
-    assert notices and notices[0].endswith(f"(noticed by {pg_lab.runner.worker_id})")
+    assert notices and notices[0].endswith(f"(noticed by {reaper.runner.worker_id})")
     steps = {s["name"]: s["status"] for s in pg_lab.store.steps_of(run_id)}
     assert not [n for n, s in steps.items() if s in ("pending", "queued", "running")], steps
 

@@ -17,15 +17,7 @@ from engine.ml.claims import CATEGORIES, FEATURES
 from engine.states import RunStatus
 from engine.store import stream_claims, stream_state
 from engine.stream import MIN_ROWS, WINDOW, Stream
-from tests.conftest import cli_env
-from tests.engine.conftest import (
-    engine_cli,
-    kill_group,
-    make_settings,
-    module_store_url,
-    start_worker,
-    wait_until,
-)
+from tests.conftest import BACKENDS, cli_env, engine_cli, kill_group, lab_on, start_worker, wait_until
 
 RETENTION = 8000
 
@@ -42,17 +34,12 @@ def promote(lab: Lab, seed: int, by: str = "alice") -> int:
     return run_id
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def slab(request, tmp_path_factory, mlflow_template):
     """A lab on one backend with version 1 promoted; its stream keeps at most RETENTION claims."""
-    with module_store_url(request, tmp_path_factory) as url:
-        lab = Lab(make_settings(tmp_path_factory.mktemp("stream"), url, mlflow_template,
-                                stream_retention=RETENTION))
-        try:
-            promote(lab, seed=21)
-            yield lab
-        finally:
-            lab.close()
+    with lab_on(request, tmp_path_factory, mlflow_template, stream_retention=RETENTION) as lab:
+        promote(lab, seed=21)
+        yield lab
 
 
 def start(lab: Lab, scenario: str = "none", **kwargs) -> Stream:

@@ -1,9 +1,14 @@
-"""Fixtures for the dashboard's AppTest tests.
+"""Fixtures and helpers of the pages' AppTest tests.
 
-Each test gets its own data dir, pointed at through the environment before the app creates its Lab, and fresh
-Streamlit caches (so `get_lab()` builds a new Lab on the new dir). The app's own runner ticks once an hour here:
-tests drive steps deterministically with a second Lab's `runner.run_until_idle()` on the same store.
-Stores with finished runs are built once per session and copied, because a CI run costs seconds.
+The app builds its Lab from the environment (`get_lab()`, cached per process), so each test points the
+environment at its own data dir and clears Streamlit's caches before and after. Two kinds of app lab:
+
+- `data_dir` (and `seeded_dir`, `played_dir`, `lifecycle_awaiting_dir`, `app`, `make_lab`): the app's runner
+  ticks once an hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()`.
+- `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): the app's runner ticks every 0.2 s, for
+  tests that check that pages follow work done in the background, as a user would see it.
+
+Stores with finished runs are built once per session (here, or in tests/conftest.py) and copied per test.
 """
 from __future__ import annotations
 
@@ -12,16 +17,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, built_once, copy_store, lab_env, make_settings, store_settings
+
 APP = str(ROOT / "app.py")
-
-
-def lab_env(data_dir: Path) -> dict[str, str]:
-    """Environment that points a Lab (the app's, or a test's) at `data_dir`."""
-    return {"LAB_DATA_DIR": str(data_dir), "DATABASE_URL": f"sqlite:///{data_dir / 'lab.db'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
-            "MLFLOW_ARTIFACT_ROOT": (data_dir / "mlartifacts").as_uri(),
-            "LAB_TICK_SECONDS": "3600", "LAB_HEARTBEAT_SECONDS": "0.5", "LAB_STALE_SECONDS": "30"}
 
 
 def _clear_streamlit_caches() -> None:
@@ -30,36 +28,40 @@ def _clear_streamlit_caches() -> None:
     st.cache_data.clear()
 
 
+def point_app_at(monkeypatch, settings) -> None:
+    """Make the app's Lab (and any Lab built from the environment) use `settings`."""
+    for key, value in lab_env(settings).items():
+        monkeypatch.setenv(key, value)
+
+
+# ---- the app's runner ticks hourly: the test drives steps ----------------------------------------------------
 @pytest.fixture(scope="session")
 def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int]]:
-    """A data dir with run 1 resting in ci_complete and run 2 failed by the schema_validation mode."""
-    from engine import Lab, Settings
-    data = tmp_path_factory.mktemp("seeded")
-    shutil.copy(mlflow_template, data / "mlflow.db")
-    lab = Lab(Settings.from_env(lab_env(data)))
-    try:
-        ok = lab.commit(seed=11, message="seeded: CI passes", author="fixture")
-        lab.runner.run_until_idle()
-        lab.set_failure_mode("schema_validation", True, "fixture")
-        bad = lab.commit(seed=12, message="seeded: schema breaks", author="fixture")
-        lab.runner.run_until_idle()
-        lab.set_failure_mode("schema_validation", False, "fixture")
-        assert lab.run(ok)["status"] == "ci_complete" and lab.run(bad)["status"] == "failed"
-    finally:
-        lab.close()
-    return data, {"ok": ok, "failed": bad}
+    """A data dir with run 1 resting in ci_complete and run 2 failed by the schema_validation mode. Read only."""
+    from engine import Lab
+    runs = {"ok": 1, "failed": 2}
+
+    def seed(data: Path) -> None:
+        lab = Lab(make_settings(data, None, mlflow_template))
+        try:
+            assert lab.commit(seed=11, message="seeded: CI passes", author="fixture") == runs["ok"]
+            lab.runner.run_until_idle()
+            lab.set_failure_mode("schema_validation", True, "fixture")
+            assert lab.commit(seed=12, message="seeded: schema breaks", author="fixture") == runs["failed"]
+            lab.runner.run_until_idle()
+            lab.set_failure_mode("schema_validation", False, "fixture")
+            assert [lab.run(r)["status"] for r in runs.values()] == ["ci_complete", "failed"]
+        finally:
+            lab.close()
+    return built_once(tmp_path_factory, "seeded", seed), runs
 
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
     """An empty lab data dir that the app (and test Labs) will use; caches cleared before and after."""
-    data = tmp_path / "lab"
-    data.mkdir()
-    shutil.copy(mlflow_template, data / "mlflow.db")
-    for key, value in lab_env(data).items():
-        monkeypatch.setenv(key, value)
+    point_app_at(monkeypatch, make_settings(tmp_path / "lab", None, mlflow_template, tick_seconds=3600))
     _clear_streamlit_caches()
-    yield data
+    yield tmp_path / "lab"
     from ui.common import get_lab
     get_lab().close()  # the app's lab (cached by the AppTest runs): stop its scheduler before the dir goes
     _clear_streamlit_caches()
@@ -71,6 +73,25 @@ def seeded_dir(data_dir, seeded_store) -> tuple[Path, dict[str, int]]:
     source, runs = seeded_store
     shutil.copytree(source, data_dir, dirs_exist_ok=True)
     return data_dir, runs
+
+
+def _holding(data_dir: Path, source: Path, monkeypatch) -> Path:
+    """Fill `data_dir` with a copy of the lifecycle store `source` (whose artifacts stay where they are)."""
+    copy_store(source, data_dir)
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (source / "mlartifacts").as_uri())
+    return data_dir
+
+
+@pytest.fixture
+def played_dir(data_dir, played_lifecycle, monkeypatch) -> Path:
+    """`data_dir` holding a copy of the played lifecycle (tests/conftest.py)."""
+    return _holding(data_dir, played_lifecycle, monkeypatch)
+
+
+@pytest.fixture
+def lifecycle_awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
+    """`data_dir` holding a copy of the awaiting lifecycle (run 4 waits at the manual gate; champion v1)."""
+    return _holding(data_dir, awaiting_lifecycle, monkeypatch)
 
 
 @pytest.fixture
@@ -92,4 +113,85 @@ def make_lab(data_dir):
 def app(data_dir):
     """An AppTest of the whole app (st.navigation opens the dashboard by default), not yet run."""
     from streamlit.testing.v1 import AppTest
-    return AppTest.from_file(APP, default_timeout=90)
+    return AppTest.from_file(APP, default_timeout=180)
+
+
+# ---- the app's runner ticks every 0.2 s: pages follow background work -------------------------------------------
+@pytest.fixture
+def started_labs(monkeypatch):
+    """Every Lab started during the test (the app's get_lab() starts one); all closed and caches cleared after."""
+    from engine.lab import Lab
+    labs, original = [], Lab.start
+
+    def recording_start(self):
+        labs.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Lab, "start", recording_start)
+    _clear_streamlit_caches()
+    yield labs
+    for lab in labs:
+        lab.close()
+    _clear_streamlit_caches()
+
+
+@pytest.fixture
+def empty_lab(tmp_path, mlflow_template, monkeypatch, started_labs):
+    """An empty lab in tmp_path/data that the app will open; returns its Settings."""
+    settings = make_settings(tmp_path / "data", None, mlflow_template)
+    point_app_at(monkeypatch, settings)
+    return settings
+
+
+@pytest.fixture
+def lifecycle_lab(played_lifecycle, tmp_path, monkeypatch, started_labs):
+    """A private copy of the played lifecycle (tests/conftest.py) that the app will open; returns its Settings."""
+    settings = store_settings(played_lifecycle, copy_store(played_lifecycle, tmp_path / "data"))
+    point_app_at(monkeypatch, settings)
+    return settings
+
+
+@pytest.fixture
+def awaiting_lab(awaiting_lifecycle, tmp_path, monkeypatch, started_labs):
+    """A private copy of the awaiting lifecycle (run 4 at the manual gate) that the app will open; its Settings."""
+    settings = store_settings(awaiting_lifecycle, copy_store(awaiting_lifecycle, tmp_path / "data"))
+    point_app_at(monkeypatch, settings)
+    return settings
+
+
+@pytest.fixture
+def side_lab(request):
+    """A Lab on the test's copy (lifecycle_lab or awaiting_lab): another person or process acting meanwhile."""
+    from engine.lab import Lab
+    settings = next(request.getfixturevalue(name) for name in ("awaiting_lab", "lifecycle_lab")
+                    if name in request.fixturenames)
+    lab = Lab(settings)
+    yield lab
+    lab.close()
+
+
+def open_page(url_path: str, timeout: float = 180):
+    """app.py in AppTest, opened directly on the page at `url_path` ('runs', 'tour-1-start', ...)."""
+    from streamlit.testing.v1 import AppTest
+    from streamlit.util import calc_hash
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    # AppTest.switch_page only knows file pages; the tour's pages are callables. A page's script hash is the
+    # hash of its url_path (st.Page._script_hash), which is what a browser's URL selects.
+    at._page_hash = calc_hash(url_path)
+    return at.run()
+
+
+def texts(at) -> str:
+    """Every markdown, caption, info, success, warning and error text of a run, joined (for assertions)."""
+    parts = []
+    for kind in ("markdown", "caption", "info", "success", "warning", "error", "title"):
+        parts += [e.value for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def frame_with(at, column: str):
+    """The value of the first st.dataframe that has `column` (dataframes carry no key in AppTest)."""
+    for element in at.dataframe:
+        if column in element.value.columns:
+            return element.value
+    raise AssertionError(f"no dataframe with a column {column!r}")

@@ -6,14 +6,13 @@ sets), and it does not run the live fragment's timer, so tests drive the runner 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from engine import pipeline
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 TABS = ("Code", "Config", "Logs", "Outputs")
+WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
 
 
 def shown(at) -> str:
@@ -56,7 +55,7 @@ def test_empty_store_loads_and_says_what_to_click_first(app):
     assert "def run(ctx)" in shown(app)
 
 
-def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir):
+def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir, make_lab):
     _, runs = seeded_dir
     app.run()
     assert not app.exception
@@ -64,7 +63,10 @@ def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir):
     assert app.selectbox(key="run_pick").value == runs["failed"]
     # Nobody chose a step: the inspector follows the one that stopped the run, and shows its error.
     assert app.selectbox(key="step_pick").value == "data_validation"
-    assert "diagnosis_group" in shown(app)
+    assert "**data_validation failed:**" in [e.value for e in app.error]
+    error = make_lab().run(runs["failed"])["steps"][2]["error"]
+    assert error.startswith("data contract violated") and "diagnosis_group" in error
+    assert error in [c.value for c in app.code]
     assert app.query_params["run"] == str(runs["failed"])
 
 
@@ -87,8 +89,6 @@ def test_fake_commit_runs_ci_and_enables_continue(app, make_lab):
     assert not app.button(key="act_continue").disabled
     assert app.button(key="act_approve").disabled and "awaiting_approval" in app.button(key="act_approve").help
 
-    if not (Path(pipeline.STEPS_DIR) / "cd_full_train.py").exists():
-        pytest.xfail("engine/steps/cd_full_train.py has not landed yet: Continue to CD cannot run")
     app.button(key="act_continue").click().run()
     assert not app.exception and not app.error
     assert lab.run(run["id"])["status"] == "queued"
@@ -179,34 +179,29 @@ def test_failure_mode_toggle_persists(app, make_lab):
     assert not app.exception
     modes = {m["name"]: m["enabled"] for m in make_lab().failure_modes()}
     assert modes["schema_validation"] and not modes["training_error"]
-    fresh = AppTest.from_file(app._script_path, default_timeout=90).run()  # a new browser session
+    fresh = AppTest.from_file(app._script_path, default_timeout=180).run()  # a new browser session
     assert fresh.toggle(key="fm_schema_validation").value is True
     assert fresh.toggle(key="fm_training_error").value is False
 
 
-def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, seeded_dir, make_lab):
-    if not (Path(pipeline.STEPS_DIR) / "cd_full_train.py").exists():
-        pytest.xfail("engine/steps/cd_full_train.py has not landed yet")
-    _, runs = seeded_dir
+def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, lifecycle_awaiting_dir, make_lab):
     lab = make_lab()
-    lab.continue_run(runs["ok"], by="test")
-    lab.runner.run_until_idle()
-    assert lab.run(runs["ok"])["status"] == "awaiting_approval"
-    app.query_params["run"] = str(runs["ok"])
+    assert lab.run(WAITING)["status"] == "awaiting_approval"
+    app.query_params["run"] = str(WAITING)
     app.run()
     app.button(key="act_approve").click().run()
     assert not app.exception
     assert "Gate verdict: **PASS**" in shown(app)  # the evidence is in the dialog
-    button(app, f"Approve run {runs['ok']}").click().run()  # no reviewer name: refused, nothing changes
+    button(app, f"Approve run {WAITING}").click().run()  # no reviewer name: refused, nothing changes
     assert any("approve needs the name" in e.value for e in app.error)
-    assert lab.run(runs["ok"])["status"] == "awaiting_approval"
+    assert lab.run(WAITING)["status"] == "awaiting_approval"
     labelled(app.text_input, "Reviewer").input("Dana")
     labelled(app.text_area, "Comment").input("metrics hold up")
-    button(app, f"Approve run {runs['ok']}").click().run()
+    button(app, f"Approve run {WAITING}").click().run()
     assert not app.exception and not app.error
     lab.runner.run_until_idle()
     app.run()
-    assert status_line(app).startswith(f"**run {runs['ok']}: promoted**")
+    assert status_line(app).startswith(f"**run {WAITING}: promoted**")
     for step in [s.name for s in pipeline.STEPS if s.stage != "CI"]:
         for tab in ("Outputs", "Logs"):
             select(app, step, tab)
@@ -223,34 +218,74 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, seeded
     assert {m.label: m.value for m in app.metric}["Drift level"] == "none"
     select(app, "manual_approval", "Outputs")
     assert "Dana" in shown(app)
-    assert "Champion: **claims-settlement-rf v1**" in [s.value for s in app.success]
+    assert "Champion: **claims-settlement-rf v3**" in [s.value for s in app.success]
 
 
-def test_rollback_dialog_names_the_version_that_becomes_champion(app, seeded_dir, make_lab):
-    if not (Path(pipeline.STEPS_DIR) / "promote_prod.py").exists():
-        pytest.xfail("the deploy steps have not landed yet")
-    _, runs = seeded_dir
+def test_reject_dialog_needs_a_name_then_stops_the_run_at_the_gate(app, lifecycle_awaiting_dir, make_lab):
     lab = make_lab()
-    lab.continue_run(runs["ok"], by="test")
-    lab.runner.run_until_idle()
-    lab.approve(runs["ok"], by="Dana")
+    app.query_params["run"] = str(WAITING)
+    app.run()
+    app.button(key="act_reject").click().run()
+    assert not app.exception
+    assert "Gate verdict: **PASS**" in shown(app)  # the same evidence as for approving
+    button(app, f"Reject run {WAITING}").click().run()
+    assert any("reject needs the name" in e.value for e in app.error)
+    assert lab.run(WAITING)["status"] == "awaiting_approval"
+    labelled(app.text_input, "Reviewer").input("Rui")
+    labelled(app.text_area, "Comment").input("wait for the audit")
+    button(app, f"Reject run {WAITING}").click().run()
+    assert not app.exception
+    run = lab.run(WAITING)
+    assert run["status"] == "rejected"
+    gate = {s["name"]: s for s in run["steps"]}["manual_approval"]
+    assert (gate["status"], gate["error"]) == ("failed", "rejected by Rui: wait for the audit")
+    assert [(a["action"], a["actor"], a["comment"]) for a in lab.audit(run_id=WAITING)][0] == (
+        "reject", "Rui", "wait for the audit")
+    assert status_line(app).startswith(f"**run {WAITING}: rejected**")
+    assert lab.tracking.alias_version("champion") == 1  # nothing was deployed
+
+
+def test_retry_dialog_requeues_the_failed_run_from_the_step_that_stopped_it(app, seeded_dir, make_lab):
+    _, runs = seeded_dir
+    app.run()
+    app.button(key="act_retry").click().run()
+    assert labelled(app.selectbox, "Retry from").value == "data_validation"
+    labelled(app.text_input, "Your name (optional)").input("Ola")
+    button(app, "Retry").click().run()
+    assert not app.exception
+    lab = make_lab()
+    run = lab.run(runs["failed"])
+    assert run["status"] == "queued" and run["failure_modes"] == []  # the mode is off now
+    steps = {s["name"]: s for s in run["steps"]}
+    assert steps["data_validation"]["status"] == "queued" and steps["ci_tests"]["status"] == "succeeded"
+    assert [(a["action"], a["actor"], a["comment"]) for a in lab.audit(run_id=runs["failed"])][0] == (
+        "retry", "Ola", "from data_validation")
+    assert status_line(app).startswith(f"**run {runs['failed']}: queued**")
     lab.runner.run_until_idle()
     app.run()
+    assert status_line(app).startswith(f"**run {runs['failed']}: ci_complete**")
+
+
+def test_rollback_dialog_names_the_version_that_becomes_champion(app, lifecycle_awaiting_dir, make_lab):
+    lab = make_lab()
+    app.run()
     rollback = app.button(key="act_rollback")
-    assert rollback.disabled and "nothing earlier to roll back to" in rollback.help
-    # A second promotion, recorded directly (a whole second CD run would cost half a minute).
-    lab.store.move_alias(lab.tracking, "champion", 1, None, "test", "re-promote", action="promote")
+    assert rollback.disabled and "nothing earlier to roll back to" in rollback.help  # v1, after the demo's rollback
+    lab.approve(WAITING, by="Dana")  # a second real promotion: version 3
+    lab.runner.run_until_idle()
+    assert lab.tracking.alias_version("champion") == 3
     app.run()
     app.button(key="act_rollback").click().run()
     assert not app.exception
-    assert "back to version **1**" in shown(app)
+    assert "moves from version **3** back to version **1**" in shown(app)
     labelled(app.text_input, "Your name").input("Sam")
     labelled(app.text_area, "Reason").input("bad canary")
     button(app, "Roll back to version 1").click().run()
     assert not app.exception
-    assert "Champion rolled back: v1 → v1" in shown(app)
+    assert "Champion rolled back: v3 → v1" in shown(app)
+    assert lab.tracking.alias_version("champion") == 1
     last = lab.champion_history()[-1]
-    assert (last["action"], last["moved_by"], last["reason"]) == ("rollback", "Sam", "bad canary")
+    assert (last["version"], last["action"], last["moved_by"], last["reason"]) == (1, "rollback", "Sam", "bad canary")
 
 
 def test_dag_places_every_step_in_its_lane_left_to_right():

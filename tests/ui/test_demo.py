@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from engine import autopilot
-from tests.ui.fixtures_history import open_page, texts, wait_for
-
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
+from tests.conftest import wait_until
+from tests.ui.conftest import open_page, texts
 
 
 def _button(at, label_start: str):
@@ -30,10 +29,10 @@ def test_play_narrates_and_stop_ends_it(empty_lab, started_labs):
     session = autopilot.latest_session(lab)
     assert autopilot.is_active(session) and "Playing the lifecycle" in texts(at)
     assert _button(at, "▶ Play").disabled and not _button(at, "■ Stop").disabled
-    wait_for(lambda: autopilot.session_runs(lab, session["id"]), timeout=30)
+    wait_until(lambda: autopilot.session_runs(lab, session["id"]), what="the autopilot's first run")
 
     _button(at, "■ Stop").click().run()
-    wait_for(lambda: autopilot.latest_session(lab)["outcome"] == "stopped", timeout=10)
+    wait_until(lambda: autopilot.latest_session(lab)["outcome"] == "stopped", what="the autopilot to stop")
     at.run()
     text = texts(at)
     assert "Stopped on request" in text and "**stopped**" in text

@@ -2,25 +2,20 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
-from tests.ui.fixtures_history import frame_with, open_page, texts
+from tests.ui.conftest import frame_with, open_page, texts
 from ui import registry as r
-
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
 
 
 def _rollback_button(at):
     return next((b for b in at.button if b.label.startswith("Roll back to version")), None)
 
 
-@pytest.fixture
-def side_lab(lifecycle_lab):
-    """A second Lab on the test's copy: stands for another person or process acting meanwhile."""
-    from engine.lab import Lab
-    lab = Lab(lifecycle_lab)
-    yield lab
-    lab.store.dispose()
+def promote_waiting_run(lab) -> None:
+    """Approve run 4 of the awaiting lifecycle and deploy it: a real second promotion (champion 1 -> 3)."""
+    lab.approve(4, by="Quinn", comment="ship it")
+    lab.runner.run_until_idle()
+    assert lab.tracking.alias_version("champion") == 3
 
 
 def test_empty_registry_explains_how_to_get_a_first_version_and_offers_no_rollback(empty_lab):
@@ -54,28 +49,28 @@ def test_refuses_rollback_clearly_when_there_is_no_earlier_champion(lifecycle_la
     assert _rollback_button(at) is None
 
 
-def test_rollback_through_the_form_needs_a_name_then_moves_champion(lifecycle_lab, side_lab):
-    side_lab.store.move_alias(side_lab.tracking, "champion", 2, None, "test", "re-promote", action="promote")
+def test_rollback_through_the_form_needs_a_name_then_moves_champion(awaiting_lab, side_lab):
+    promote_waiting_run(side_lab)
     at = open_page("registry")
-    assert "from version **2** to version **1**" in texts(at)
+    assert "from version **3** to version **1**" in texts(at)
 
     _rollback_button(at).click().run()
     assert "Rollback refused: rollback needs the name of who does it" in texts(at)
-    assert side_lab.tracking.alias_version("champion") == 2
+    assert side_lab.tracking.alias_version("champion") == 3
 
     at.text_input(key="rollback_by").set_value("Dana")
     at.text_input(key="rollback_reason").set_value("false denials up")
     _rollback_button(at).click().run()
     assert not at.exception
-    assert "Champion moved from version 2 to version 1 (signed by Dana)" in texts(at)
+    assert "Champion moved from version 3 to version 1 (signed by Dana)" in texts(at)
     last = side_lab.champion_history()[-1]
     assert (last["action"], last["version"], last["moved_by"], last["reason"]) == ("rollback", 1, "Dana",
                                                                                      "false denials up")
     assert side_lab.tracking.alias_version("champion") == 1
 
 
-def test_a_rollback_made_meanwhile_elsewhere_is_refused_with_its_reason(lifecycle_lab, side_lab):
-    side_lab.store.move_alias(side_lab.tracking, "champion", 2, None, "test", "re-promote", action="promote")
+def test_a_rollback_made_meanwhile_elsewhere_is_refused_with_its_reason(awaiting_lab, side_lab):
+    promote_waiting_run(side_lab)
     at = open_page("registry")
     side_lab.rollback("someone else", "beat you to it")
     at.text_input(key="rollback_by").set_value("Dana")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.fixtures_history import open_page, texts, wait_for
+from tests.conftest import wait_until
+from tests.ui.conftest import open_page, texts
 from ui.walkthrough import TOUR
-
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
 
 PATHS = [path for _, _, path in TOUR]
 
@@ -48,7 +47,7 @@ def test_step_1_commits_and_ticks_once_the_run_is_ci_complete(empty_lab, started
     run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
     assert f"Run {run_id}" in texts(at) and "reached ci_complete" not in texts(at)
 
-    wait_for(lambda: _status(started_labs, run_id) == "ci_complete")  # the app's own runner does the work
+    wait_until(lambda: _status(started_labs, run_id) == "ci_complete")  # the app's own runner does the work
     at.run()
     assert f"✓ Your run {run_id} reached ci_complete" in texts(at)
     assert started_labs[0].run(run_id)["author"] == "Dana"
@@ -59,13 +58,13 @@ def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle
     at = open_page("tour-1-start")
     _button(at, "+ Fake commit").click().run()
     run_id = started_labs[0].runs(1)[0]["id"]
-    wait_for(lambda: _status(started_labs, run_id) == "ci_complete")
+    wait_until(lambda: _status(started_labs, run_id) == "ci_complete")
 
     at = open_page("tour-4-cd")
     at.query_params["run"] = str(run_id)
     at.run()
     _button(at, "Continue to CD").click().run()
-    wait_for(lambda: _status(started_labs, run_id) == "awaiting_approval")
+    wait_until(lambda: _status(started_labs, run_id) == "awaiting_approval")
     at.run()
     assert "passed the promotion gate" in texts(at)
 
@@ -78,7 +77,7 @@ def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle
     at.text_input(key="tour5_by").set_value("Dana")
     at.text_input(key="tour5_comment").set_value("F1 within the margin")
     _button(at, "✓ Approve").click().run()
-    wait_for(lambda: _status(started_labs, run_id) == "promoted")
+    wait_until(lambda: _status(started_labs, run_id) == "promoted")
     at.run()
     assert f"Run {run_id} was approved by Dana" in texts(at)
 
@@ -103,7 +102,7 @@ def test_step_9_toggles_a_failure_mode_and_ticks_when_a_gate_catches_it(empty_la
     assert "Failure modes are on" in texts(at)
     _button(at, "+ Commit with these failure modes").click().run()
     run_id = lab.runs(1)[0]["id"]
-    wait_for(lambda: _status(started_labs, run_id) == "failed")
+    wait_until(lambda: _status(started_labs, run_id) == "failed")
     at.run()
     assert f"✓ Run {run_id} (failure modes: schema_validation) was stopped by data_validation" in texts(at)
     at.toggle(key="tour9_schema_validation").set_value(False).run()

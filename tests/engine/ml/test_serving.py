@@ -23,9 +23,8 @@ CLAIM = {"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group"
 def served(tmp_path_factory, mlflow_template):
     """A lab whose champion is a small forest registered through the real logging path, and its pipeline."""
     from engine.lab import Lab
-    from tests.engine.conftest import make_settings
-    data_dir = tmp_path_factory.mktemp("serving")
-    lab = Lab(make_settings(data_dir, f"sqlite:///{data_dir / 'lab.db'}", mlflow_template))
+    from tests.conftest import make_settings
+    lab = Lab(make_settings(tmp_path_factory.mktemp("serving"), None, mlflow_template))
     pipeline = train(generate_claims(3000, 5), {"n_estimators": 15, "max_leaf_nodes": 64, "random_state": 5})
     run_id = lab.tracking.start_run("serving-test", {"stage": "CD"})
     version = lab.tracking.log_and_register(run_id, pipeline, generate_claims(5, 5), threshold=THRESHOLD)
@@ -133,9 +132,8 @@ def test_scoring_with_mlflow_down_names_the_address(tmp_path, mlflow_template):
     from engine.errors import Refused
     from engine.lab import Lab
     from engine.tracking import MlflowUnreachable
-    from tests.engine.conftest import make_settings
-    lab = Lab(make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template,
-                            tracking_uri="http://127.0.0.1:9"))
+    from tests.conftest import make_settings
+    lab = Lab(make_settings(tmp_path, None, mlflow_template, tracking_uri="http://127.0.0.1:9"))
     try:
         with pytest.raises(MlflowUnreachable, match=r"MLflow at http://127.0.0.1:9 is unreachable") as err:
             lab.score(CLAIM)

@@ -9,14 +9,17 @@ retry once the traffic is normal promotes v3.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import pytest
+import yaml
 
 from engine import pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING
 from engine.lab import Lab
 from engine.states import RunStatus
-from tests.engine.conftest import make_settings
+from tests.conftest import make_settings
 
 DRIFT = {"amount_scale": 1.8, "age_shift": 15}
 ALIASES = (CHALLENGER, STAGING, CHAMPION)
@@ -29,19 +32,29 @@ def snap(lab: Lab, run_id: int) -> dict:
     return run
 
 
-def drifted_params(original):
-    """StepSpec.params, except that shadow_monitor replays drifted traffic."""
-    def params(self):
-        p = original(self)
-        return {**p, "traffic_shift": dict(DRIFT)} if self.name == "shadow_monitor" else p
-    return params
+@dataclass(frozen=True)
+class ConfiguredSpec(pipeline.StepSpec):
+    """A step whose YAML is read from another file (the test's edited copy of it)."""
+
+    config: Path = Path()
+
+    @property
+    def config_path(self) -> Path:
+        return self.config
+
+
+def drifted_shadow_monitor(tmp_path: Path) -> ConfiguredSpec:
+    """shadow_monitor configured, as a user would edit its YAML, to replay drifted traffic."""
+    spec = pipeline.spec("shadow_monitor")
+    config = tmp_path / "shadow_monitor.yaml"
+    config.write_text(yaml.safe_dump({**spec.params(), "traffic_shift": dict(DRIFT)}))
+    return ConfiguredSpec(**{f.name: getattr(spec, f.name) for f in fields(spec)}, config=config)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, mlflow_template):
     """(lab, run id): a SQLite lab whose champion is version 1, and the regression run, CI passed."""
-    data = tmp_path_factory.mktemp("gates")
-    lab = Lab(make_settings(data, f"sqlite:///{data / 'lab.db'}", mlflow_template))
+    lab = Lab(make_settings(tmp_path_factory.mktemp("gates"), None, mlflow_template))
     try:
         first = lab.commit(message="first model", seed=51, author="alice")
         lab.set_failure_mode("metric_regression", True, by="tester")
@@ -93,10 +106,10 @@ def retrained(mlab, run_id, retried_same_step):
 
 
 @pytest.fixture(scope="module")
-def held(mlab, run_id, retrained):
-    """v3 approved while shadow traffic is drifted: the shadow gate holds the run."""
+def held(mlab, run_id, retrained, tmp_path_factory):
+    """v3 approved while shadow traffic is drifted (its YAML edited for this step only): the shadow gate holds."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline.StepSpec, "params", drifted_params(pipeline.StepSpec.params))
+        mp.setitem(pipeline.BY_NAME, "shadow_monitor", drifted_shadow_monitor(tmp_path_factory.mktemp("drift")))
         mlab.approve(run_id, by="carol", comment="fixed labels")
         mlab.runner.run_until_idle()
     return snap(mlab, run_id)

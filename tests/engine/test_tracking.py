@@ -1,0 +1,86 @@
+"""MLflow reads the explorer uses (run pages, artifacts) and the fluent API's global URI, on a copy of the played
+lifecycle (tests/conftest.py); expectations come from the lab's own step outputs, not from MLflow's answers."""
+from __future__ import annotations
+
+import os
+
+import mlflow
+import pytest
+
+from engine import tracking as T
+from engine.lab import Lab
+from tests.conftest import copy_store, store_settings
+
+
+@pytest.fixture(scope="module")
+def played(played_lifecycle, tmp_path_factory):
+    """A Lab over a copy of the played lifecycle; its runner is not started."""
+    lab = Lab(store_settings(played_lifecycle, copy_store(played_lifecycle, tmp_path_factory.mktemp("tracking"))))
+    yield lab
+    lab.close()
+
+
+def logged_runs(lab: Lab, stage: str | None = None) -> list[str]:
+    """MLflow run ids the pipeline's steps reported, newest pipeline step first."""
+    found = []
+    for run in lab.runs():
+        for step in lab.run(run["id"])["steps"]:
+            mlflow_id = (step["outputs"] or {}).get("mlflow_run_id")
+            if mlflow_id and step["started_at"] and stage in (None, step["stage"]):
+                found.append((step["started_at"], mlflow_id))
+    return [mlflow_id for _, mlflow_id in sorted(found, reverse=True)]
+
+
+@pytest.mark.parametrize("stage", [None, "CI", "CD"])
+def test_search_runs_pages_through_every_logged_run_newest_first(played, stage):
+    expected = logged_runs(played, stage)
+    assert len(expected) == (4 if stage is None else 2)  # runs 1 and 2 logged one CI and one CD run each
+    seen, token, pages = [], None, 0
+    while True:
+        rows, token = played.tracking.search_runs(stage, max_results=1, page_token=token)
+        pages += 1
+        seen += [r["run_id"] for r in rows]
+        assert all(stage in (None, r["stage"]) for r in rows)
+        if token is None:
+            break
+    assert seen == expected
+    assert pages in (len(expected), len(expected) + 1)  # a store may end with one empty page
+
+
+def test_search_runs_rows_carry_the_pipeline_tags_and_metrics(played):
+    rows, _ = played.tracking.search_runs("CD", max_results=10)
+    by_run = {r["run_id"]: r for r in rows}
+    for run_id in (1, 2):
+        full = {s["name"]: s for s in played.run(run_id)["steps"]}["cd_full_train"]["outputs"]
+        row = by_run[full["mlflow_run_id"]]
+        assert (row["pipeline_run_id"], row["stage"], row["status"]) == (str(run_id), "CD", "FINISHED")
+        assert row["commit_sha"] == played.run(run_id)["sha"]
+        assert row["roc_auc"] == pytest.approx(full["metrics"]["roc_auc"])
+
+
+def test_artifact_json_returns_the_logged_confusion_matrix(played):
+    full = {s["name"]: s for s in played.run(1)["steps"]}["cd_full_train"]["outputs"]
+    matrix = played.tracking.artifact_json(full["mlflow_run_id"], "eval/confusion_matrix.json")
+    assert matrix == full["metrics"]["confusion_matrix"]
+    assert sum(map(sum, matrix["matrix"])) == full["holdout_rows"]
+
+
+@pytest.mark.parametrize("outside", [None, "sqlite:////nowhere/else.db"], ids=["unset", "set"])
+def test_loading_a_model_leaves_the_global_tracking_uri_as_it_was(played, monkeypatch, outside):
+    if outside is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", outside)
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", outside)
+    mlflow.set_tracking_uri(outside)
+    mlflow.set_registry_uri(outside)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    T._load.cache_clear()  # loads are cached per (uri, version): make this one go through MLflow's fluent API
+    try:
+        assert played.tracking.load_model(1) is not None
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+        assert os.environ.get("MLFLOW_TRACKING_URI") == outside and os.environ.get("MLFLOW_REGISTRY_URI") == outside
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)

@@ -1,0 +1,58 @@
+"""The dashboard's MLflow explorer on a copy of the played lifecycle: runs a page at a time (newest first, page
+tokens both ways), and the newest run's details with its artifacts."""
+from __future__ import annotations
+
+from tests.ui.conftest import frame_with
+from ui.explorer import PER_PAGE
+
+
+def pipeline_mlflow_runs(lab) -> list[tuple[str, str]]:
+    """(pipeline run id, MLflow run id) of every MLflow run the pipeline's steps logged, newest first."""
+    logged = [(s["started_at"], str(run["id"]), s["outputs"]["mlflow_run_id"]) for run in lab.runs()
+              for s in lab.run(run["id"])["steps"] if (s["outputs"] or {}).get("mlflow_run_id")]
+    return [(run_id, mlflow_id) for _, run_id, mlflow_id in sorted(logged, reverse=True)]
+
+
+def test_runs_page_by_page_newest_first_both_ways(app, played_dir, make_lab):
+    lab = make_lab()
+    logged = pipeline_mlflow_runs(lab)
+    assert len(logged) == 4  # CI and CD of runs 1 and 2
+    extra = PER_PAGE - 1  # logged after the pipeline's: page 1 holds them and the newest pipeline run
+    for i in range(extra):
+        lab.tracking.finish(lab.tracking.start_run(f"extra-{i}", {"stage": "CI", "pipeline_run_id": "0"}))
+    names = {mlflow_id: lab.tracking.client.get_run(mlflow_id).info.run_name for _, mlflow_id in logged}
+
+    app.run()
+    assert not app.exception
+    first = frame_with(app, "MLflow run")
+    assert len(first) == PER_PAGE
+    assert sorted(first["MLflow run"][:extra]) == [f"extra-{i}" for i in range(extra)]
+    assert (first["MLflow run"].iloc[-1], first["#"].iloc[-1]) == (names[logged[0][1]], logged[0][0])
+    assert f"page 1 · {PER_PAGE} runs" in [c.value for c in app.caption]
+    assert app.button(key="mlf_newer").disabled and not app.button(key="mlf_older").disabled
+
+    app.button(key="mlf_older").click().run()
+    second = frame_with(app, "MLflow run")
+    assert second["MLflow run"].tolist() == [names[m] for _, m in logged[1:]]
+    assert second["#"].tolist() == [r for r, _ in logged[1:]]
+    assert "page 2 · 3 runs" in [c.value for c in app.caption]
+    assert app.button(key="mlf_older").disabled and not app.button(key="mlf_newer").disabled
+
+    app.button(key="mlf_newer").click().run()
+    assert frame_with(app, "MLflow run")["MLflow run"].tolist() == first["MLflow run"].tolist()
+
+
+def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_lab):
+    lab = make_lab()
+    pipeline_run, mlflow_id = pipeline_mlflow_runs(lab)[0]  # run 2's CD run: SHAP and evaluation files
+    full = {s["name"]: s for s in lab.run(int(pipeline_run))["steps"]}["cd_full_train"]["outputs"]
+    assert full["mlflow_run_id"] == mlflow_id
+    app.run()
+    assert not app.exception
+    assert f"run id {mlflow_id}" in " ".join(c.value for c in app.caption)
+    metrics = frame_with(app, "metric").set_index("metric")["value"]
+    assert metrics["roc_auc"] == f"{full['metrics']['roc_auc']:.4g}"
+    artifacts = next(e for e in app.expander if e.label.startswith("Artifacts ("))
+    files = [c.value for c in artifacts.caption]
+    assert {"📄 shap/importance.csv", "📄 eval/confusion_matrix.json"} <= set(files)
+    assert [image.captions for image in artifacts.image] == [["shap/beeswarm.png"]]
