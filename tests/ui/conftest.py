@@ -50,6 +50,23 @@ def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int
     return data, {"ok": ok, "failed": bad}
 
 
+@pytest.fixture(scope="session")
+def awaiting_store(tmp_path_factory, seeded_store) -> tuple[Path, dict[str, int]]:
+    """The seeded store with its ci_complete run continued through CD to awaiting_approval (built once)."""
+    from engine import Lab, Settings
+    source, runs = seeded_store
+    data = tmp_path_factory.mktemp("awaiting")
+    shutil.copytree(source, data, dirs_exist_ok=True)
+    lab = Lab(Settings.from_env(lab_env(data)))
+    try:
+        lab.continue_run(runs["ok"], by="fixture")
+        lab.runner.run_until_idle()
+        assert lab.run(runs["ok"])["status"] == "awaiting_approval"
+    finally:
+        lab.close()
+    return data, runs
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
     """An empty lab data dir that the app (and test Labs) will use; caches cleared before and after."""
@@ -69,6 +86,14 @@ def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
 def seeded_dir(data_dir, seeded_store) -> tuple[Path, dict[str, int]]:
     """`data_dir` holding a copy of the seeded store."""
     source, runs = seeded_store
+    shutil.copytree(source, data_dir, dirs_exist_ok=True)
+    return data_dir, runs
+
+
+@pytest.fixture
+def awaiting_dir(data_dir, awaiting_store) -> tuple[Path, dict[str, int]]:
+    """`data_dir` holding a copy of the awaiting store (run "ok" awaits approval, run "failed" failed)."""
+    source, runs = awaiting_store
     shutil.copytree(source, data_dir, dirs_exist_ok=True)
     return data_dir, runs
 
