@@ -54,12 +54,17 @@ lab = common.get_lab()
 st.session_state["_lab_stamp"] = lab.latest_change()  # before reading: a change while drawing is seen next poll
 common.restore_selection()
 common.show_flash()
-run = header.render(lab)
+# Each part in its own container: the page's top level keeps the same shape whatever the header says, so a rerun
+# redraws the DAG in place instead of drawing a second one below the first until the run ends.
+with st.container():
+    run = header.render(lab)
 moving = common.live(run)
 st.fragment(panels, run_every=LIVE_SECONDS if moving else None)(lab, run and run["id"], run and run["status"],
                                                                  moving)
 st.divider()
-explorer.render(lab, run)
+with st.container():
+    explorer.render(lab, run)
 st.divider()
-claims.render(lab, run)
+with st.container():
+    claims.render(lab, run)
 watch(lab)
