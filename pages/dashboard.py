@@ -28,7 +28,7 @@ def panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
     dag.legend()
     pick, view = st.columns([1.4, 1], vertical_alignment="bottom")
     with pick:
-        step = inspector.step_picker()
+        step = inspector.step_picker(on_change=lambda: st.session_state.update(_step_chosen=True))
     with view:
         tab = inspector.tab_picker()
     inspector.render(lab, run, step, tab)

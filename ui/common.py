@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
@@ -246,10 +247,24 @@ def state_stamp(lab: Lab, run: dict | None) -> tuple:
     return (run and run["id"], run and run["updated_at"], len(lab.champion_history()))
 
 
+def mlflow_ui(settings) -> tuple[str | None, str | None]:
+    """(link, command): a tracking server is linked; the embedded store gets the one command that serves it."""
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        return settings.mlflow_ui_url, None
+    if uri.startswith("sqlite:///"):  # relative paths are relative to where the app started: make them real
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return None, (f"mlflow ui --backend-store-uri {uri} --default-artifact-root {settings.artifact_root} "
+                  "--host 127.0.0.1 --port 5000")
+
+
 def mlflow_run_url(lab: Lab, run_id: str) -> str | None:
-    """Link to a run in the MLflow UI, or None when the experiment cannot be looked up."""
+    """Link to a run in the MLflow UI; None in embedded mode (no MLflow server answers) or when MLflow is down."""
+    url, _ = mlflow_ui(lab.settings)
+    if url is None:
+        return None
     try:
-        return f"{lab.settings.mlflow_ui_url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
+        return f"{url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
     except Exception:  # MLflow down: the caller shows the bare run id instead
         return None
 

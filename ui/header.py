@@ -7,8 +7,6 @@ shows one of the two rows).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from engine import pipeline
@@ -82,27 +80,16 @@ def _run_changed() -> None:
     st.session_state["_step_chosen"] = False  # a new run: follow its active step until a step is picked
 
 
-def mlflow_ui(settings) -> tuple[str | None, str | None]:
-    """(link, command): a tracking server is linked; the embedded store gets the one command that serves it."""
-    uri = settings.tracking_uri
-    if uri.startswith(("http://", "https://")):
-        return settings.mlflow_ui_url, None
-    if uri.startswith("sqlite:///"):  # relative paths are relative to where the app started: make them real
-        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return None, (f"mlflow ui --backend-store-uri {uri} --default-artifact-root {settings.artifact_root} "
-                  "--host 127.0.0.1 --port 5000")
-
-
 def mlflow_button(lab) -> None:
     """MLflow UI: a link to the tracking server, or (embedded store) a popover with the command that serves it."""
-    url, command = mlflow_ui(lab.settings)
+    url, command = common.mlflow_ui(lab.settings)
     if url:
         st.link_button("MLflow UI", url, icon=icons.EXTERNAL, width="stretch", help=f"Tracking server: {url}")
         return
     with st.popover("MLflow UI", icon=icons.MLFLOW, width="stretch"):
         st.markdown("The lab keeps MLflow in an embedded store; no MLflow server runs. Serve this store with:")
         st.code(command, language="bash", wrap_lines=True)
-        st.caption("then open http://127.0.0.1:5000. The explorer on this page reads the same store.")
+        st.caption("then open `http://127.0.0.1:5000`. The explorer on this page reads the same store.")
 
 
 def _status_line(run: dict | None) -> None:

@@ -13,10 +13,9 @@ LEVEL_CLASS = {"ERROR": "err", "CRITICAL": "err", "WARNING": "warn", "DEBUG": "d
 SHOWN_LINES = 600  # the console shows the newest lines; the download has every line
 
 
-def step_picker(key: str = "step_pick") -> str:
-    """The plain step selector (a DAG click sets the same state)."""
-    return st.selectbox("Step", pipeline.NAMES, key=key, format_func=_step_title,
-                        on_change=lambda: st.session_state.update(_step_chosen=True))
+def step_picker(key: str = "step_pick", on_change=None) -> str:
+    """The plain step selector (on the dashboard a DAG click sets the same state)."""
+    return st.selectbox("Step", pipeline.NAMES, key=key, format_func=_step_title, on_change=on_change)
 
 
 def _step_title(name: str) -> str:

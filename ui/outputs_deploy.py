@@ -38,22 +38,26 @@ def gate(g: dict) -> None:
 
 
 def check_sentence(c: dict) -> str:
-    """One gate check as a sentence. A "gain" or "drop" is a difference against the reference, so a negative
-    one is said the other way round ("rose by 0.3980", not "drop -0.3980")."""
+    """One gate check as a sentence. A "gain" or a "drop" is a change against a reference, so it is said as
+    "rose" or "fell" ("ROC-AUC rose by 0.3980 (no drop)", never "drop -0.3980")."""
     name, value, op, threshold = c.get("name", "check"), c.get("value"), c.get("op", ""), c.get("threshold")
     if value is None or threshold is None:
         return f"{name}: no value recorded."
-    subject, kind = (name.rsplit(" ", 1) + [""])[:2] if name.endswith((" gain", " drop")) else (name, "")
-    if kind == "drop":
-        said = f"{subject} fell by {value:.4f}" if value > 0 else f"{subject} rose by {-value:.4f} (no drop)"
-    elif kind == "gain":
-        said = f"{subject} rose by {value:.4f}" if value >= 0 else f"{subject} fell by {-value:.4f}"
+    words = name.split()
+    kind = next((w for w in ("gain", "drop") if w in words), None)
+    if kind:
+        at = words.index(kind)
+        subject, against = " ".join(words[:at]), " ".join(words[at + 1:]) or "against the reference"
+        rise = value if kind == "gain" else -value
+        said = (f"{subject} {'rose' if rise > 0 else 'fell'} by {abs(rise):.4f} {against}" if round(rise, 4)
+                else f"{subject} did not change {against}")
+        said += " (no drop)" if kind == "drop" and rise > 0 else ""
     else:
         said = f"{name} is {value:.4f}"
     limit = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}.get(op, op)
     margin = abs(c.get("margin") or 0.0)
     verdict = f"passes with {margin:.4f} to spare" if c.get("passed") else f"fails by {margin:.4f}"
-    return f"{said} against the reference; the gate needs {name} {limit} {threshold:g}: {verdict}."
+    return f"{said}; the gate needs {name} {limit} {threshold:g}: {verdict}."
 
 
 def comparison(o: dict) -> None:
@@ -103,7 +107,8 @@ def evidence(lab, o: dict) -> None:
     if ev.get("gate"):
         gate(ev["gate"])
     ref = ev.get("reference") or {}
-    metric_table(ev.get("challenger_metrics") or {}, ref.get("metrics") or {}, _name(ref, "reference"))
+    ref_label = f"champion v{ref['version']}" if ref.get("version") is not None else _name(ref, "reference")
+    metric_table(ev.get("challenger_metrics") or {}, ref.get("metrics") or {}, ref_label)
     if ev.get("top_features"):
         st.altair_chart(charts.importance_bars(ev["top_features"]), width="stretch")
     if ev.get("mlflow_run_id"):
@@ -127,15 +132,17 @@ def shadow(o: dict) -> None:
     a.metric("Shadow claims", f"{o.get('rows', 0):,}")
     staging, champion = acc.get("staging"), acc.get("champion")
     compared = staging is not None and champion is not None
+    moved = compared and round(staging - champion, 4) != 0
     b.metric(f"Staging v{o.get('staging_version', '?')} accuracy", _num(staging),
-             delta=f"{staging - champion:+.4f} vs champion" if compared else None)
+             delta=f"{staging - champion:+.4f} vs champion" if moved else None)
     if "champion" in acc:
         c.metric(f"Champion v{o.get('champion_version', '?')} accuracy", _num(champion))
     else:
         c.caption("No champion yet: staging is checked against the accuracy floor alone.")
     if compared:
-        st.markdown(f"On the same claims, staging is **{better_or_worse('accuracy', staging, champion)}** "
-                    "than the champion in accuracy.")
+        verdict = better_or_worse("accuracy", staging, champion)
+        st.markdown("On the same claims, staging's accuracy is **"
+                    + ("equal to the champion's**" if verdict == "the same" else f"{verdict}** than the champion's"))
     if o.get("agreement_rate") is not None:
         st.markdown(f"Staging and champion agree on **{o['agreement_rate']:.1%}** of claims.")
     if o.get("disagreement"):

@@ -43,3 +43,13 @@ def test_a_run_is_live_while_any_step_is_queued_or_running_whatever_its_status()
 def test_iso_timestamps_are_utc_to_the_second():
     assert common.iso_ts(0) == "1970-01-01T00:00:00Z"
     assert common.iso_ts(1_764_320_462.9) == "2025-11-28T09:01:02Z"
+
+
+def test_a_relative_embedded_store_is_named_by_its_real_path(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    monkeypatch.chdir(tmp_path)
+    settings = SimpleNamespace(tracking_uri="sqlite:///data/mlflow.db", artifact_root="file:///srv/a",
+                               mlflow_ui_url="http://127.0.0.1:5000")
+    url, command = common.mlflow_ui(settings)
+    assert url is None
+    assert command.startswith(f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'data' / 'mlflow.db'} ")

@@ -110,12 +110,3 @@ def test_mlflow_button_links_to_a_configured_tracking_server(app, monkeypatch):
     assert not app.exception
     assert [(b.label, b.url) for b in app.link_button] == [("MLflow UI", "http://mlflow.example:5000")]
 
-
-def test_a_relative_embedded_store_is_named_by_its_real_path(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-    monkeypatch.chdir(tmp_path)
-    settings = SimpleNamespace(tracking_uri="sqlite:///data/mlflow.db", artifact_root="file:///srv/a",
-                               mlflow_ui_url="http://127.0.0.1:5000")
-    url, command = header.mlflow_ui(settings)
-    assert url is None
-    assert command.startswith(f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'data' / 'mlflow.db'} ")

@@ -7,8 +7,7 @@ import streamlit as st
 from engine import BadInput, IllegalTransition, Refused
 from engine.states import RunStatus
 from ui import icons
-from ui.common import get_lab, md_escape
-from ui.header import mlflow_ui
+from ui.common import get_lab, md_escape, mlflow_ui
 from ui.pagekit import name_input
 from ui.tour import kit as k
 
@@ -146,7 +145,7 @@ def view_mlflow(run: dict | None) -> str:
     if url:
         st.caption(f"Full MLflow UI: {url}")
     else:
-        st.caption("Full MLflow UI: serve the lab's store with the command below, then open http://127.0.0.1:5000.")
+        st.caption("Full MLflow UI: serve the lab's store with the command below, then open `http://127.0.0.1:5000`.")
         st.code(command, language="bash", wrap_lines=True)
     return "mlflow_log_ci"
 
