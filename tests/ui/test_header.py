@@ -110,3 +110,24 @@ def test_mlflow_button_links_to_a_configured_tracking_server(app, monkeypatch):
     assert not app.exception
     assert [(b.label, b.url) for b in app.link_button] == [("MLflow UI", "http://mlflow.example:5000")]
 
+
+
+def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(app, make_lab):
+    import sqlalchemy as sa
+
+    from engine import store as S
+    lab = make_lab()
+    run_id = lab.commit(message="the worker dies", author="test")
+    step = lab.store.claim_step("worker-that-dies")  # commit_received starts on a worker...
+    with lab.store.tx() as c:  # ...whose last heartbeat was a minute ago
+        c.execute(sa.update(S.steps).where(S.steps.c.id == step["id"]).values(heartbeat_at=S.timestamp() - 60))
+    assert lab.runner.reap_stale() == 1 and lab.run(run_id)["status"] == "interrupted"
+    app.run()
+    assert not app.exception
+    _check_buttons(app, lab, lab.run(run_id))
+    assert app.button(key="act_retry").proto.type == "primary"
+    assert app.selectbox(key="step_pick").value == "commit_received"  # the interrupted step is shown
+    app.button(key="act_retry").click().run()
+    _labelled(app.button, f"Retry run {run_id}").click().run()
+    assert not app.exception and not app.error
+    assert lab.run(run_id)["status"] == "queued" and lab.store.step(run_id, "commit_received")["status"] == "queued"
