@@ -16,6 +16,11 @@ WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
 
 def panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
     """The DAG (full width) and the inspector of the shown run, re-read on every rerun of this fragment."""
+    with st.container(key="live_panels"):  # ui/theme.css: no fade while a rerun redraws these
+        _panels(lab, run_id, status, was_live)
+
+
+def _panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
     run = common.load_run(lab, run_id) if run_id else None
     if run and (run["status"] != status or common.live(run) != was_live):
         st.rerun()  # the header's actions and this fragment's timer depend on these: redraw the whole page

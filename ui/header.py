@@ -98,7 +98,10 @@ def _status_line(run: dict | None) -> None:
                 "You can read every step's code and config below while you wait.", icon=icons.WELCOME)
         return
     message = (run["message"] or "").splitlines()[0][:120] if run["message"] else ""
-    st.markdown(f"**run {run['id']}: {run['status']}** {icons.status(run['status'])} · commit `{run['sha'][:7]}` · "
+    status, icon = run["status"], icons.status(run["status"])
+    if run.get("rolled_back"):
+        status, icon = f"{status}, then rolled back", icons.STATUS["rolled_back"]
+    st.markdown(f"**run {run['id']}: {status}** {icon} · commit `{run['sha'][:7]}` · "
                 f"seed {run['seed']} · window {run['dataset_window']} · {common.md_escape(message)}")
     if run.get("rolled_back"):
         st.warning(f"This run's model is no longer champion: {common.rolled_back_text(run['rolled_back'])}.",

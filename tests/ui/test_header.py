@@ -8,6 +8,7 @@ import pytest
 
 from ui import dialogs, header, icons
 
+pytest_plugins = ["tests.ui.fixtures_history"]  # lifecycle_lab: two promotions, then a rollback
 ACTIONS = [name for name, _, _ in header.ACTIONS]
 
 
@@ -131,3 +132,20 @@ def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(
     _labelled(app.button, f"Retry run {run_id}").click().run()
     assert not app.exception and not app.error
     assert lab.run(run_id)["status"] == "queued" and lab.store.step(run_id, "commit_received")["status"] == "queued"
+
+
+def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step(lifecycle_lab):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.ui.fixtures_history import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params.update(run="2", step="promote_prod", tab="Outputs")  # run 2's v2 was rolled back to v1
+    at.run()
+    assert not at.exception
+    text = _texts(at)
+    assert "**run 2: promoted, then rolled back**" in text
+    assert "This run's model is no longer champion: rolled back by demo at" in text
+    assert "`rolled_back`" in text and "This promotion was undone" in text
+    at.query_params.update(run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
+    at.run()
+    assert "rolled back" not in _texts(at).replace("Rollback", "")
