@@ -325,6 +325,10 @@ class Lab:
         """Every holder of the champion alias: version, from, until, who moved it and why."""
         return self.store.alias_history_of(CHAMPION)
 
+    def latest_change(self) -> tuple:
+        """A cheap stamp that changes whenever a run is created or anyone acts on the lab (see Store)."""
+        return self.store.latest_change()
+
     def allowed_actions(self, run: dict | None) -> dict[str, str | None]:
         """For each header action on `run`: None when allowed, else the sentence saying why not."""
         status = RunStatus(run["status"]) if run else None

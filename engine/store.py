@@ -463,6 +463,13 @@ class Store:
                              .order_by(alias_history.c.id))
             return [dict(r) for r in rows.mappings()]
 
+    def latest_change(self) -> tuple:
+        """(newest run id, newest audit id, newest alias move id) in one query over three primary keys: it changes
+        whenever a run is created or anyone acts (every action writes an audit row), so pages can poll it."""
+        newest = [sa.select(sa.func.max(t.c.id)).scalar_subquery() for t in (runs, audit, alias_history)]
+        with self.engine.connect() as c:
+            return tuple(c.execute(sa.select(*newest)).one())
+
     def row_counts(self) -> dict[str, Any]:
         """Rows per table (for status and benchmarks)."""
         with self.engine.connect() as c:

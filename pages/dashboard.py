@@ -1,51 +1,75 @@
-"""Dashboard: header with actions; pipeline DAG left, step inspector centre, MLflow explorer right; claims below."""
+"""Dashboard: header with actions; the pipeline DAG across the page and the step inspector under it; then the
+MLflow explorer and the claims panel.
+
+Two fragments keep it current without redrawing the page: `panels` (DAG and inspector) reruns every second while
+any step of the shown run is queued or running, and `watch` asks the store every few seconds whether a run was
+created or anyone acted (one query); when that changes, or the shown run's status does, the whole page reruns.
+"""
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from ui import claims, common, dag, explorer, header, inspector
 
+LIVE_SECONDS = 1.0  # the DAG and inspector of a moving run
+WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
 
-def panels(lab, run_id: int | None, status: str | None) -> None:
-    """DAG and inspector. While the run moves this reruns every second; when its status changes, the page does."""
-    run = lab.run(run_id) if run_id else None
-    if run and run["status"] != status:
-        st.rerun()  # header actions and the live timer depend on the status: redraw the whole page
+
+def panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
+    """The DAG (full width) and the inspector of the shown run, re-read on every rerun of this fragment."""
+    with st.container(key="live_panels"):  # ui/theme.css: no fade while a rerun redraws these
+        _panels(lab, run_id, status, was_live)
+
+
+def _panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
+    run = common.load_run(lab, run_id) if run_id else None
+    if run and (run["status"] != status or common.live(run) != was_live):
+        st.rerun()  # the header's actions and this fragment's timer depend on these: redraw the whole page
     if not st.session_state.get("_step_chosen"):
         st.session_state["step_pick"] = common.focus_step(run)
-    graph, inspect = st.columns([1.1, 1.4], gap="medium")
-    with graph:
-        st.markdown("#### Pipeline")
-        clicked = dag.render(run, st.session_state["step_pick"])
-        if clicked:
-            common.choose_step(clicked)
-        dag.legend()
-    with inspect:
-        st.markdown("#### Step inspector")
-        step = inspector.step_picker()
+    clicked = dag.render(run, st.session_state["step_pick"])
+    if clicked and clicked != st.session_state["step_pick"]:
+        common.choose_step(clicked)
+        _redraw()
+    dag.legend()
+    pick, view = st.columns([1.4, 1], vertical_alignment="bottom")
+    with pick:
+        step = inspector.step_picker(on_change=lambda: st.session_state.update(_step_chosen=True))
+    with view:
         tab = inspector.tab_picker()
-        inspector.render(lab, run, step, tab)
+    inspector.render(lab, run, step, tab)
     common.keep_selection(run_id, step, tab)
-    if clicked:
-        _redraw_dag()
 
 
-def _redraw_dag() -> None:
-    # The DAG was drawn before the click was known; draw it again so the clicked node is highlighted.
+def _redraw() -> None:
+    # The DAG was drawn before the click was known; draw the fragment again with the clicked step.
     try:
         st.rerun(scope="fragment")
     except StreamlitAPIException:  # a click delivered with a full-page run
         st.rerun()
 
 
+@st.fragment(run_every=WATCH_SECONDS)
+def watch(lab) -> None:
+    """Rerun the page when a run was created or anyone acted since it was drawn (a CLI commit, another tab)."""
+    if lab.latest_change() != st.session_state.get("_lab_stamp"):
+        st.rerun()
+
+
 lab = common.get_lab()
+st.session_state["_lab_stamp"] = lab.latest_change()  # before reading: a change while drawing is seen next poll
 common.restore_selection()
 common.show_flash()
-run = header.render(lab)
-live, mlflow = st.columns([2.75, 1.05], gap="medium")
-with live:
-    active = bool(run) and run["status"] in common.ACTIVE
-    st.fragment(panels, run_every=1.0 if active else None)(lab, run and run["id"], run and run["status"])
-with mlflow:
+# Each part in its own container: the page's top level keeps the same shape whatever the header says, so a rerun
+# redraws the DAG in place instead of drawing a second one below the first until the run ends.
+with st.container():
+    run = header.render(lab)
+moving = common.live(run)
+st.fragment(panels, run_every=LIVE_SECONDS if moving else None)(lab, run and run["id"], run and run["status"],
+                                                                 moving)
+st.divider()
+with st.container():
     explorer.render(lab, run)
 st.divider()
-claims.render(lab, run)
+with st.container():
+    claims.render(lab, run)
+watch(lab)

@@ -5,10 +5,11 @@ import streamlit as st
 
 from engine import Refused
 from engine import autopilot as ap
+from ui import icons
 from ui.common import get_lab, md_escape
 from ui.pagekit import dashboard_link, live
 
-ICONS = {"info": "▸", "success": "✅", "warning": "⚠️", "error": "❌"}
+ICONS = {"info": icons.NARRATE, "success": icons.DONE, "warning": icons.WARNING, "error": icons.ERROR}
 
 
 def controls(session: dict | None) -> None:
@@ -16,14 +17,14 @@ def controls(session: dict | None) -> None:
     lab = get_lab()
     playing = ap.is_active(session)
     play, stop, _ = st.columns([1, 1, 3])
-    if play.button("▶ Play the lifecycle", type="primary", disabled=playing, key="demo_play"):
+    if play.button("Play the lifecycle", icon=icons.PLAY, type="primary", disabled=playing, key="demo_play"):
         try:
             ap.Autopilot(lab).start()
         except Refused as exc:
             st.error(str(exc))
             return
         st.rerun()
-    if stop.button("■ Stop", disabled=not playing, key="demo_stop"):
+    if stop.button("Stop", icon=icons.STOP, disabled=not playing, key="demo_stop"):
         ap.request_stop(lab)
         st.rerun()
 

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING
+from ui import icons
 
 TABS = ("Code", "Config", "Logs", "Outputs")
 NAME_KEY = "lab_user_name"  # shared with the other pages (ui/pagekit.py): who signs approvals and rollbacks
 # Runs in these are moving: live panels poll while the selected run is in one of them.
 ACTIVE = frozenset({RunStatus.QUEUED.value, RunStatus.RUNNING.value})
+LIVE_STEPS = frozenset({StepStatus.QUEUED.value, StepStatus.RUNNING.value})
 # Errors an action raises on purpose: shown as a message, and nothing changed.
 REFUSALS = (BadInput, Refused, IllegalTransition)
 
@@ -26,11 +29,8 @@ STEP_COLOURS = {
     StepStatus.INTERRUPTED.value: "#8E5BD9",
     StepStatus.SKIPPED.value: "#E3E7ED",
     "held": "#F07B1A",  # the failed gate step of a run that rests as held
-}
-STATUS_ICONS = {
-    "pending": "⚪", "queued": "🔵", "running": "🔄", "succeeded": "✅", "failed": "❌", "skipped": "⏭️",
-    "awaiting_approval": "⏸️", "interrupted": "🟣", "held": "🟠", "ci_complete": "🟢", "promoted": "🏆",
-    "rejected": "⛔",
+    "rejected": "#6B4E3D",  # the manual gate of a rejected run: a person said no, nothing broke
+    "rolled_back": "#7A869A",  # the promote step of a run whose champion was rolled back
 }
 
 
@@ -46,11 +46,11 @@ def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
     try:
         return True, action(*args, **kwargs)
     except REFUSALS as exc:
-        st.error(str(exc), icon="🚫")
+        st.error(str(exc), icon=icons.REFUSED)
         return False, None
 
 
-def flash(message: str, icon: str = "✅") -> None:
+def flash(message: str, icon: str = icons.DONE) -> None:
     """Keep a message to show after the next rerun (an action reruns the page at once)."""
     st.session_state["_flash"] = (message, icon)
 
@@ -122,12 +122,61 @@ def focus_step(run: dict | None) -> str:
 
 
 # ---- formatting -------------------------------------------------------------------------------------------
+def shown_status(run: dict | None, step: dict | None) -> str:
+    """A step's status as a person should read it: the failed gate of a held run is "held", of a rejected run
+    "rejected"; the step that made a champion which was later rolled back is "rolled_back"."""
+    status = step["status"] if step else StepStatus.PENDING.value
+    if not run or not step:
+        return status
+    if status == StepStatus.FAILED.value and run["status"] in (RunStatus.HELD.value, RunStatus.REJECTED.value):
+        return run["status"]
+    if status == StepStatus.SUCCEEDED.value and run.get("rolled_back") and \
+            (step.get("outputs") or {}).get("alias") == CHAMPION:
+        return "rolled_back"
+    return status
+
+
 def step_colour(run: dict | None, step: dict | None) -> str:
-    """Colour of a step's status; the step that held a held run is orange, not red."""
-    status = step["status"] if step else "pending"
-    if run and run["status"] == RunStatus.HELD.value and status == StepStatus.FAILED.value:
-        return STEP_COLOURS["held"]
-    return STEP_COLOURS.get(status, STEP_COLOURS["pending"])
+    """Fill colour of a step as shown (see shown_status)."""
+    return STEP_COLOURS.get(shown_status(run, step), STEP_COLOURS["pending"])
+
+
+def rollbacks(history: list[dict]) -> dict[int, dict]:
+    """Runs whose promotion a rollback undid, by run id, each with the rollback's row (who, when, why).
+
+    Walks the champion history the way Lab.rollback_target does: a promotion pushes, a rollback pops."""
+    stack: list[dict] = []
+    undone: dict[int, dict] = {}
+    for row in history:
+        if row["action"] != "rollback":
+            stack.append(row)
+        elif stack:
+            popped = stack.pop()
+            if popped.get("run_id") is not None:
+                undone[popped["run_id"]] = row
+    return undone
+
+
+def load_run(lab: Lab, run_id: int) -> dict:
+    """A run with its steps, and `rolled_back` (the rollback row, or None) so every panel tells the same story."""
+    run = lab.run(run_id)
+    run["rolled_back"] = rollbacks(lab.champion_history()).get(run["id"]) \
+        if run["status"] == RunStatus.PROMOTED.value else None
+    return run
+
+
+def rolled_back_text(row: dict) -> str:
+    """'rolled back by Sam at 2026-11-28 09:01:02: bad canary' (markdown-escaped user text)."""
+    why = f": {md_escape(row['reason'])}" if row.get("reason") else ""
+    return f"rolled back by {md_escape(row['moved_by'])} at {fmt_ts(row['since'])}{why}"
+
+
+def live(run: dict | None) -> bool:
+    """Whether the run still moves: its status is active, or any of its steps is queued or running (a run can be
+    marked failed while a parallel step is still finishing)."""
+    if not run:
+        return False
+    return run["status"] in ACTIVE or any(s["status"] in LIVE_STEPS for s in run.get("steps") or ())
 
 
 def duration(step: dict) -> float | None:
@@ -147,15 +196,19 @@ def fmt_seconds(seconds: float | None) -> str:
 
 
 def fmt_ts(ts: float | None) -> str:
-    """A local time stamp, or an em dash."""
+    """A local time stamp to the second, or an em dash."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "—"
+
+
+def iso_ts(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC to the second: 2026-11-28T09:01:02Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def run_label(run: dict) -> str:
     """One line naming a run: id, status, short SHA, message."""
     msg = (run.get("message") or "").splitlines()[0][:48] if run.get("message") else ""
-    icon = STATUS_ICONS.get(run["status"], "")
-    return f"run {run['id']} · {icon} {run['status']} · {run['sha'][:7]} · {msg}"
+    return f"run {run['id']} · {run['status']} · {run['sha'][:7]} · {msg}"
 
 
 # ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------
@@ -194,10 +247,24 @@ def state_stamp(lab: Lab, run: dict | None) -> tuple:
     return (run and run["id"], run and run["updated_at"], len(lab.champion_history()))
 
 
+def mlflow_ui(settings) -> tuple[str | None, str | None]:
+    """(link, command): a tracking server is linked; the embedded store gets the one command that serves it."""
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        return settings.mlflow_ui_url, None
+    if uri.startswith("sqlite:///"):  # relative paths are relative to where the app started: make them real
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return None, (f"mlflow ui --backend-store-uri {uri} --default-artifact-root {settings.artifact_root} "
+                  "--host 127.0.0.1 --port 5000")
+
+
 def mlflow_run_url(lab: Lab, run_id: str) -> str | None:
-    """Link to a run in the MLflow UI, or None when the experiment cannot be looked up."""
+    """Link to a run in the MLflow UI; None in embedded mode (no MLflow server answers) or when MLflow is down."""
+    url, _ = mlflow_ui(lab.settings)
+    if url is None:
+        return None
     try:
-        return f"{lab.settings.mlflow_ui_url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
+        return f"{url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
     except Exception:  # MLflow down: the caller shows the bare run id instead
         return None
 

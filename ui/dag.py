@@ -1,116 +1,185 @@
-"""The pipeline DAG: one lane per stage (CI, CD, Deploy), left to right, nodes coloured by status.
+"""The pipeline DAG, drawn as SVG by a small Streamlit component (st.components.v2): stages as lanes left to
+right, nodes coloured by status with their duration, a pulse on the running step, a click selects a step.
 
-Positions are computed from the specs (column = depth inside the lane), so a new step finds its place without
-touching this file. agraph returns the clicked node id, or None after a remount (any colour change remounts it),
-so the caller keeps the last real click in session state.
+Positions come from the specs (column = depth in the DAG, lanes in stage order), and only the links that are not
+implied by another path are drawn, so the picture is a line with one branch and no link crosses another. The
+SVG is built here from our own step titles and statuses (escaped); the component only swaps it in when it
+changed, so nothing is remounted or redrawn while the run's statuses stay the same. Text is drawn at 13 px
+whatever the page width: a narrow screen scrolls the DAG inside its frame instead of shrinking it.
 """
 from __future__ import annotations
 
+from html import escape
+
 import streamlit as st
-from streamlit_agraph import Config, Edge, Node, agraph
 
 from engine import pipeline
 from ui import common
 
-COL_WIDTH, ROW_HEIGHT, LANE_GAP = 122, 60, 72
-LIGHT = {"pending", "queued", "skipped", "awaiting_approval"}  # dark text reads better on these fills
+NODE_W, NODE_H, COL_GAP, ROW_GAP = 104, 60, 18, 14
+LANE_PAD, LANE_GAP, HEADER_H = 10, 14, 28
+FONT = 13
+DARK_TEXT = {"pending", "queued", "skipped", "awaiting_approval"}  # light fills: dark text reads better
+WORDS = {"awaiting_approval": "your turn", "rolled_back": "rolled back", "pending": "not reached"}
+TIMED = {"succeeded", "failed", "held", "interrupted"}  # statuses whose node also shows how long the step took
+
+_JS = """
+export default function (component) {
+  const { data, setTriggerValue, parentElement } = component;
+  let box = parentElement.querySelector(".lab-dag");
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "lab-dag";
+    parentElement.appendChild(box);
+  }
+  if (box.dataset.svg !== data.svg) {  // unchanged statuses: leave the drawing alone
+    box.innerHTML = data.svg;
+    box.dataset.svg = data.svg;
+    box.querySelectorAll("[data-step]").forEach((node) => {
+      node.addEventListener("click", () => setTriggerValue("clicked", node.dataset.step));
+    });
+  }
+}
+"""
+_CSS = """
+.lab-dag { overflow-x: auto; overflow-y: hidden; width: 100%; -webkit-overflow-scrolling: touch; }
+.lab-dag svg { display: block; margin: 0 auto; font-family: "Source Sans 3", "Source Sans Pro", sans-serif; }
+.lab-dag [data-step] { cursor: pointer; }
+.lab-dag [data-step]:hover rect.node { filter: brightness(1.08); }
+.lab-dag .running rect.node { animation: lab-pulse 1.4s ease-in-out infinite; }
+.lab-dag .running .halo { animation: lab-halo 1.4s ease-out infinite; }
+@keyframes lab-pulse { 50% { opacity: 0.72; } }
+@keyframes lab-halo { from { opacity: 0.55; stroke-width: 2; } to { opacity: 0; stroke-width: 14; } }
+"""
+_component = st.components.v2.component("lab_pipeline_dag", js=_JS, css=_CSS)
 
 
-def _depths() -> dict[str, int]:
-    """Each step's column: the longest chain of same-lane needs before it."""
-    depth: dict[str, int] = {}
-    for spec in pipeline.STEPS:  # specs are in topological order
-        same = [depth[n] + 1 for n in spec.needs if pipeline.spec(n).stage == spec.stage]
-        depth[spec.name] = max(same, default=0)
-    return depth
-
-
-def positions() -> dict[str, tuple[int, int]]:
-    """(x, y) of every step: lanes stacked top to bottom, steps sharing a column spread around the lane's line."""
-    depth, out, lane_top = _depths(), {}, 0
+def columns() -> dict[str, int]:
+    """Each step's column across the whole picture: lanes side by side in stage order, each lane starting where
+    the previous one ended, and a step's column inside its lane its depth among the lane's own needs."""
+    out, start = {}, 0
     for stage in pipeline.STAGES:
-        names = [s.name for s in pipeline.STEPS if s.stage == stage]
-        columns: dict[int, list[str]] = {}
-        for name in names:
-            columns.setdefault(depth[name], []).append(name)
-        rows = max(len(v) for v in columns.values())
-        for col, members in columns.items():
-            for i, name in enumerate(members):
-                offset = (i - (len(members) - 1) / 2) * ROW_HEIGHT
-                out[name] = (col * COL_WIDTH, int(lane_top + (rows - 1) * ROW_HEIGHT / 2 + offset))
-        lane_top += rows * ROW_HEIGHT + LANE_GAP
+        depth: dict[str, int] = {}
+        for spec in (s for s in pipeline.STEPS if s.stage == stage):
+            depth[spec.name] = max((depth[n] + 1 for n in spec.needs if n in depth), default=0)
+        out.update({name: start + d for name, d in depth.items()})
+        start += max(depth.values()) + 1
     return out
 
 
-def _wrap(title: str, width: int = 11) -> str:
-    """Break a long title at the space nearest its middle, so boxes stay narrow enough for a side column."""
-    if len(title) <= width or " " not in title:
-        return title
-    spaces = [i for i, ch in enumerate(title) if ch == " "]
-    cut = min(spaces, key=lambda i: abs(i - len(title) / 2))
-    return title[:cut] + "\n" + title[cut + 1:]
+def links() -> list[tuple[str, str]]:
+    """The needs worth drawing: (need, step) unless the step also reaches the need through another need."""
+    ancestors: dict[str, set[str]] = {}
+    for spec in pipeline.STEPS:
+        ancestors[spec.name] = set(spec.needs).union(*(ancestors[n] for n in spec.needs))
+    return [(need, spec.name) for spec in pipeline.STEPS for need in spec.needs
+            if not any(need in ancestors[other] for other in spec.needs if other != need)]
 
 
-def node_label(spec, step: dict | None) -> str:
-    """The title, and the duration once the step has finished."""
+def positions() -> dict[str, tuple[int, int]]:
+    """Top-left (x, y) of every node: steps sharing a column are stacked and centred on the middle row."""
+    cols = columns()
+    rows = max(sum(1 for c in cols.values() if c == col) for col in set(cols.values()))
+    lane_of = {s.name: pipeline.STAGES.index(s.stage) for s in pipeline.STEPS}
+    out: dict[str, tuple[int, int]] = {}
+    for col in sorted(set(cols.values())):
+        members = [s.name for s in pipeline.STEPS if cols[s.name] == col]
+        for i, name in enumerate(members):
+            offset = (rows - len(members)) / 2 + i
+            x = LANE_PAD + col * (NODE_W + COL_GAP) + lane_of[name] * (2 * LANE_PAD + LANE_GAP - COL_GAP)
+            out[name] = (x, int(HEADER_H + offset * (NODE_H + ROW_GAP)))
+    return out
+
+
+def _node(spec, step: dict | None, run: dict | None, pos: tuple[int, int], chosen: bool) -> str:
+    shown = common.shown_status(run, step)
+    fill = common.STEP_COLOURS.get(shown, common.STEP_COLOURS["pending"])
+    ink = "#1B2430" if shown in DARK_TEXT else "#FFFFFF"
     took = common.duration(step) if step else None
-    title = _wrap(spec.title)
-    return title if took is None else f"{title}\n{common.fmt_seconds(took)}"
+    detail = "" if shown == "succeeded" and took is not None else WORDS.get(shown, shown)
+    if took is not None and shown in TIMED:
+        detail = " · ".join(filter(None, (detail, common.fmt_seconds(took))))
+    x, y = pos
+    lines = _wrap(spec.title)
+    text_top = y + NODE_H / 2 - (len(lines) * (FONT + 2) + 11) / 2 + FONT - 1
+    title = "".join(f'<tspan x="{x + NODE_W / 2}" dy="{0 if i == 0 else FONT + 2}">{escape(t)}</tspan>'
+                    for i, t in enumerate(lines))
+    border = ('stroke="#1B2430" stroke-width="3"' if chosen else
+              ('stroke="#7A8391" stroke-dasharray="4 3"' if shown == "skipped" else f'stroke="{fill}"'))
+    halo = (f'<rect class="halo" x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="9" fill="none" '
+            f'stroke="{fill}"/>' if shown == "running" else "")
+    return (f'<g data-step="{spec.name}" class="{shown}"><title>{escape(spec.title)}: '
+            f'{escape(detail)}</title>{halo}<rect class="node" x="{x}" y="{y}" width="{NODE_W}" '
+            f'height="{NODE_H}" rx="9" fill="{fill}" {border}/>'
+            f'<text x="{x + NODE_W / 2}" y="{text_top:.0f}" text-anchor="middle" font-size="{FONT}" '
+            f'font-weight="600" fill="{ink}">{title}</text>'
+            f'<text x="{x + NODE_W / 2}" y="{text_top + len(lines) * (FONT + 2) + 2:.0f}" text-anchor="middle" '
+            f'font-size="{FONT - 1}" fill="{ink}">{escape(detail)}</text></g>')
 
 
-def build(run: dict | None, selected: str | None) -> tuple[list[Node], list[Edge]]:
-    """Nodes (with lane labels) and edges for `run`'s steps; `selected` is drawn with a heavy border."""
+def _wrap(title: str, width: int = 12) -> list[str]:
+    """A title on one line, or two broken at the space nearest its middle."""
+    if len(title) <= width or " " not in title:
+        return [title]
+    cut = min((i for i, ch in enumerate(title) if ch == " "), key=lambda i: abs(i - len(title) / 2))
+    return [title[:cut], title[cut + 1:]]
+
+
+def _link(a: tuple[int, int], b: tuple[int, int], bus_y: int) -> str:
+    """A link from node a to node b: a smooth curve to the right, or (b further than the next column, as from
+    the commit to the CD lane) a dashed route under the nodes."""
+    ax, ay, bx, by = a[0] + NODE_W, a[1] + NODE_H / 2, b[0], b[1] + NODE_H / 2
+    if bx - ax > 2 * (NODE_W + COL_GAP):
+        sx, tx = a[0] + NODE_W / 2, b[0] + NODE_W / 2
+        d = (f"M{sx},{a[1] + NODE_H} V{bus_y - 8} Q{sx},{bus_y} {sx + 8},{bus_y} H{tx - 8} "
+             f"Q{tx},{bus_y} {tx},{bus_y - 8} V{b[1] + NODE_H + 2}")
+        return f'<path d="{d}" fill="none" stroke="#A9B2BF" stroke-width="1.5" stroke-dasharray="5 4" ' \
+               'marker-end="url(#lab-arrow)"/>'
+    mid = (ax + bx) / 2
+    return (f'<path d="M{ax},{ay} C{mid},{ay} {mid},{by} {bx - 2},{by}" fill="none" stroke="#7D8796" '
+            'stroke-width="2" marker-end="url(#lab-arrow)"/>')
+
+
+def svg(run: dict | None, selected: str | None) -> str:
+    """The whole picture for `run` (None: every step not reached) with `selected` outlined."""
     steps = {s["name"]: s for s in run["steps"]} if run else {}
     pos = positions()
-    nodes = []
-    for spec in pipeline.STEPS:
-        step = steps.get(spec.name)
-        fill = common.step_colour(run, step)
-        status = step["status"] if step else "pending"
-        chosen = spec.name == selected
-        node = Node(spec.name, label=node_label(spec, step), shape="box", x=pos[spec.name][0],
-                    y=pos[spec.name][1], color={"background": fill, "border": "#1B2430" if chosen else fill},
-                    borderWidth=4 if chosen else 1, margin=8, fixed=True, widthConstraint={"minimum": 84},
-                    font={"color": "#1B2430" if status in LIGHT else "#FFFFFF", "size": 14, "face": "sans-serif"})
-        node.title = ""  # agraph puts titles in innerHTML and opens them as a URL on double click
-        nodes.append(node)
-    for stage in pipeline.STAGES:  # lane names sit above each lane's first column, costing no width
-        top = min(pos[s.name][1] for s in pipeline.STEPS if s.stage == stage)
-        lane = Node(f"lane:{stage}", label=stage, shape="text", x=-8, y=top - 38, fixed=True,
-                    font={"size": 13, "color": "#5B6472", "face": "sans-serif", "bold": True})
-        lane.title = ""
-        nodes.append(lane)
-    edges = []
-    for spec in pipeline.STEPS:
-        for need in spec.needs:
-            across = pipeline.spec(need).stage != spec.stage
-            # Cross-lane edges carry data (the model version), not order: drawn lighter and dashed.
-            edges.append(Edge(need, spec.name, color="#C3CAD5" if across else "#7D8796", dashes=across,
-                              width=1 if across else 2, smooth={"type": "curvedCW", "roundness": 0.15}
-                              if across else False))
-    return nodes, edges
+    bottom = max(y for _, y in pos.values()) + NODE_H
+    bus_y = bottom + 16
+    width = max(x for x, _ in pos.values()) + NODE_W + LANE_PAD
+    height = bus_y + 12
+    parts = []
+    for stage in pipeline.STAGES:
+        xs = [pos[s.name][0] for s in pipeline.STEPS if s.stage == stage]
+        left, right = min(xs) - LANE_PAD, max(xs) + NODE_W + LANE_PAD
+        parts.append(f'<rect x="{left}" y="0" width="{right - left}" height="{bottom + 8}" rx="10" '
+                     f'fill="#F3F6FA"/><text x="{left + 10}" y="19" font-size="{FONT}" font-weight="700" '
+                     f'fill="#5B6472">{escape(stage)}</text>')
+    parts += [_link(pos[a], pos[b], bus_y) for a, b in links()]
+    parts += [_node(spec, steps.get(spec.name), run, pos[spec.name], spec.name == selected)
+              for spec in pipeline.STEPS]
+    arrow = ('<defs><marker id="lab-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#7D8796"/>'
+             '</marker></defs>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="pipeline">{arrow}{"".join(parts)}</svg>')
 
 
-def render(run: dict | None, selected: str | None, height: int = 270) -> str | None:
-    """Draw the DAG; return a newly clicked step's name (None when nothing new was clicked)."""
-    nodes, edges = build(run, selected)
-    config = Config(height=height, width=600, directed=True, physics=False, hierarchical=False,
-                    interaction={"dragNodes": False, "dragView": False, "zoomView": False},
-                    edges={"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}}})
-    config.width = "100%"  # fill the column; Config insists on pixels
-    clicked = agraph(nodes=nodes, edges=edges, config=config)
-    last = st.session_state.get("_dag_last")
-    st.session_state["_dag_last"] = clicked
-    if clicked is None or clicked == last or clicked not in pipeline.BY_NAME:
-        return None  # a remount (None), the same click seen again, or a lane label
-    return clicked
+def render(run: dict | None, selected: str | None) -> str | None:
+    """Draw the DAG; return the name of a step clicked in this rerun (None when nothing was clicked)."""
+    result = _component(data={"svg": svg(run, selected)}, key="pipeline_dag", on_clicked_change=lambda: None)
+    clicked = getattr(result, "clicked", None) if result is not None else None
+    return clicked if clicked in pipeline.BY_NAME else None
 
 
-LEGEND = (("gray", "■", "idle"), ("blue", "□", "queued"), ("blue", "■", "running"), ("green", "■", "succeeded"),
-          ("red", "■", "failed"), ("yellow", "■", "awaiting approval"), ("violet", "■", "interrupted"),
-          ("gray", "□", "skipped"), ("orange", "■", "held the run"))
+LEGEND = (("pending", "not reached"), ("queued", "queued"), ("running", "running"), ("succeeded", "succeeded"),
+          ("failed", "failed"), ("held", "held the run"), ("awaiting_approval", "awaiting approval"),
+          ("interrupted", "interrupted"), ("rejected", "rejected"), ("rolled_back", "rolled back"),
+          ("skipped", "skipped"))
 
 
 def legend() -> None:
-    """One caption line with what the colours mean."""
-    st.caption(" ".join(f":{colour}[{mark}] {name}" for colour, mark, name in LEGEND))
+    """One line with what the colours mean, in the DAG's own colours (each node also says its status)."""
+    st.html('<div class="lab-legend">' + "".join(
+        f'<span><i style="background:{common.STEP_COLOURS[status]}"></i>{escape(name)}</span>'
+        for status, name in LEGEND) + "</div>")

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import pipeline
-from ui import common, outputs_deploy
+from ui import common, icons, outputs_deploy
 
 HELP = {
     "commit": "Simulate a new commit: starts CI with a fresh (or your) SHA, message and seed",
@@ -64,7 +64,7 @@ def _modes_warning(lab, what: str) -> None:
     on = [m for m in lab.failure_modes() if m["enabled"]]
     if on:
         st.warning(f"Failure modes on: {what} will break on purpose — "
-                   + "; ".join(f"{m['title']} (caught by {m['caught_by']})" for m in on), icon="🧨")
+                   + "; ".join(f"{m['title']} (caught by {m['caught_by']})" for m in on), icon=icons.FAILURE_MODE)
     else:
         st.caption(f"No failure modes are on: {what} runs clean.")
 
@@ -79,13 +79,13 @@ def _commit(lab) -> None:
         seed = st.number_input("Seed (optional)", min_value=0, max_value=2**31 - 1, value=None, step=1,
                                placeholder="random", help="The same seed regenerates the same claims")
         author = _name_input("Author (optional)")
-        submitted = st.form_submit_button("Start CI", type="primary")
+        submitted = st.form_submit_button("Start CI", icon=icons.STARTED, type="primary")
     if submitted:
         ok, run_id = common.attempt(lab.commit, sha=sha.strip() or None, message=message,
                                     seed=None if seed is None else int(seed), author=author)
         if ok:
             _remember(author)
-            _done(f"Run {run_id} started: CI is running", "🚀", run_id)
+            _done(f"Run {run_id} started: CI is running", icons.STARTED, run_id)
 
 
 def _evidence(lab, run: dict) -> None:
@@ -101,19 +101,22 @@ def _evidence(lab, run: dict) -> None:
 
 
 def _decide(lab, run: dict, approve: bool) -> None:
-    _evidence(lab, run)
+    """The reviewer's form first (it is what the dialog is for), the evidence below it."""
     verb = "Approve" if approve else "Reject"
     with st.form(f"{verb.lower()}_form", border=False):
         by = _name_input("Reviewer")
         comment = st.text_area("Comment", max_chars=2000, placeholder="why (recorded in the audit trail and on the "
                                                                       "model version)")
-        submitted = st.form_submit_button(f"{verb} run {run['id']}", type="primary")
+        submitted = st.form_submit_button(f"{verb} run {run['id']}", icon=icons.APPROVE if approve else icons.REJECT,
+                                          type="primary")
     if submitted:
         ok, _ = common.attempt(lab.approve if approve else lab.reject, run["id"], by=by, comment=comment)
         if ok:
             _remember(by)
             _done(f"Run {run['id']} {'approved: deploying to staging' if approve else 'rejected'}",
-                  "✅" if approve else "⛔", run["id"])
+                  icons.APPROVE if approve else icons.REJECT, run["id"])
+    st.divider()
+    _evidence(lab, run)
 
 
 @st.dialog("Approve deployment", width="large", on_dismiss=_close)
@@ -142,12 +145,12 @@ def _rollback(lab) -> None:
     with st.form("rollback_form", border=False):
         by = _name_input()
         reason = st.text_area("Reason", max_chars=2000, placeholder="what went wrong in production")
-        submitted = st.form_submit_button(f"Roll back to version {target}", type="primary")
+        submitted = st.form_submit_button(f"Roll back to version {target}", icon=icons.ROLLBACK, type="primary")
     if submitted:
         ok, moved = common.attempt(lab.rollback, by=by, reason=reason)
         if ok:
             _remember(by)
-            _done(f"Champion rolled back: v{moved['from_version']} → v{moved['to_version']}", "⏪")
+            _done(f"Champion rolled back: v{moved['from_version']} → v{moved['to_version']}", icons.ROLLBACK)
 
 
 def retry_choices(run: dict) -> tuple[list[str], str]:
@@ -167,9 +170,9 @@ def _retry(lab, run: dict) -> None:
         start = st.selectbox("Retry from", choices, index=choices.index(default),
                              format_func=lambda n: pipeline.spec(n).title)
         by = _name_input("Your name (optional)")
-        submitted = st.form_submit_button("Retry", type="primary")
+        submitted = st.form_submit_button(f"Retry run {run['id']}", icon=icons.RETRY, type="primary")
     if submitted:
         ok, started = common.attempt(lab.retry, run["id"], from_step=start, by=by)
         if ok:
             _remember(by)
-            _done(f"Run {run['id']} retrying from {started}", ":material/replay:", run["id"])
+            _done(f"Run {run['id']} retrying from {started}", icons.RETRY, run["id"])

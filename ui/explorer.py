@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ui import common
+from ui import common, icons
 
 STAGES = {"All": None, "CI": "CI", "CD": "CD"}
 PER_PAGE = 8
@@ -22,7 +22,7 @@ def render(lab, run: dict | None) -> None:
         _registry(lab, stamp)
     except Exception as exc:  # MLflow down or misconfigured: the rest of the dashboard keeps working
         st.warning(f"MLflow at {lab.settings.tracking_uri} is not answering: {common.first_line(exc)}. "
-                   "Start the tracking server or fix MLFLOW_TRACKING_URI.", icon="📡")
+                   "Start the tracking server or fix MLFLOW_TRACKING_URI.", icon=icons.OFFLINE)
 
 
 def _runs(lab, stamp: tuple) -> str | None:
@@ -48,9 +48,11 @@ def _runs(lab, stamp: tuple) -> str | None:
                                          "AUC": st.column_config.NumberColumn(format="%.3f", help="ROC-AUC"),
                                          "#": st.column_config.TextColumn(help="pipeline run")})
     newer, where, older = st.columns([1, 1.2, 1], vertical_alignment="center")
-    newer.button("◀ Newer", key="mlf_newer", disabled=page == 0, on_click=_turn, args=(-1,), width="stretch")
+    newer.button("Newer", icon=icons.NEWER, key="mlf_newer", disabled=page == 0, on_click=_turn, args=(-1,),
+                 width="stretch")
     where.caption(f"page {page + 1} · {len(rows)} runs")
-    older.button("Older ▶", key="mlf_older", disabled=not next_token, on_click=_turn, args=(1,), width="stretch")
+    older.button("Older", icon=icons.OLDER, key="mlf_older", disabled=not next_token, on_click=_turn, args=(1,),
+                 width="stretch")
     chosen = picked.selection.rows if picked is not None else []
     return table["id"].iloc[chosen[0] if chosen else 0]
 
@@ -66,7 +68,8 @@ def _turn(step: int) -> None:
 def _detail(lab, run_id: str) -> None:
     d = common.mlflow_run(lab, lab.tracking.uri, run_id)
     url = common.mlflow_run_url(lab, run_id)
-    st.markdown(f"**{common.md_escape(d['name'])}** · {d['status']}" + (f" · [MLflow UI ↗]({url})" if url else ""))
+    link = f" · [open in MLflow UI]({url})" if url else ""
+    st.markdown(f"**{common.md_escape(d['name'])}** · {d['status']}{link}")
     st.caption(f"run id {run_id} · started {common.fmt_ts(d['start'])}")
     with st.expander(f"Metrics ({len(d['metrics'])}) and params ({len(d['params'])})", expanded=True):
         st.dataframe(_pairs({k: f"{v:.4g}" for k, v in d["metrics"].items()}, "metric"), hide_index=True,
@@ -75,8 +78,8 @@ def _detail(lab, run_id: str) -> None:
     with st.expander(f"Tags ({len(d['tags'])}) and dataset inputs ({len(d['inputs'])})"):
         st.dataframe(_pairs(d["tags"], "tag"), hide_index=True, width="stretch")
         for ds in d["inputs"]:
-            st.markdown(f"📦 **{common.md_escape(ds['name'])}** · digest `{ds['digest']}` · {ds['context']} · "
-                        f"{ds['source_type']}")
+            st.markdown(f"{icons.DATASET} **{common.md_escape(ds['name'])}** · digest `{ds['digest']}` · "
+                        f"{ds['context']} · {ds['source_type']}")
             if ds.get("profile"):
                 st.caption(f"profile: {ds['profile']}")
     _artifacts(lab, run_id, d["artifacts"])
@@ -94,7 +97,7 @@ def _artifacts(lab, run_id: str, paths: list[str]) -> None:
             if path.endswith(".png"):
                 st.image(common.artifact(lab, lab.tracking.uri, run_id, path), caption=path)
             else:
-                st.caption(f"📄 {path}")
+                st.caption(f"{icons.FILE} {path}")
 
 
 def _registry(lab, stamp: tuple) -> None:
@@ -105,7 +108,7 @@ def _registry(lab, stamp: tuple) -> None:
         return
     champion = next((v["version"] for v in versions if "champion" in v["aliases"]), None)
     if champion:
-        st.success(f"Champion: **claims-settlement-rf v{champion}**", icon="🏆")
+        st.success(f"Champion: **claims-settlement-rf v{champion}**", icon=icons.CHAMPION)
     else:
         st.caption("No champion yet: approve a run and let it promote.")
     table = pd.DataFrame([{"version": v["version"], "aliases": ", ".join(f"@{a}" for a in sorted(v["aliases"])),

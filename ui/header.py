@@ -1,28 +1,34 @@
 """The header: title, run picker and status line, and the actions a person takes on the pipeline.
 
 Buttons are enabled from lab.allowed_actions(run), so nothing clickable would be refused; a refusal that still
-happens (someone else acted first) is shown with its message and changes nothing.
+happens (someone else acted first) is shown with its message and changes nothing. Below 640 px the actions
+collapse into one row: the action the run's status calls for, and a menu with the rest (CSS in ui/theme.css
+shows one of the two rows).
 """
 from __future__ import annotations
 
 import streamlit as st
 
 from engine import pipeline
-from ui import common, dialogs
+from ui import common, dialogs, icons
 
-ACTIONS = (("commit", "+ Fake Commit", "primary"), ("continue", "Continue to CD →", "secondary"),
-           ("approve", "✓ Approve", "secondary"), ("reject", "✗ Reject", "secondary"),
-           ("retry", "↻ Retry", "secondary"), ("rollback", "⏪ Rollback", "secondary"))
+# (action, label, icon)
+ACTIONS = (("commit", "Fake commit", icons.COMMIT), ("continue", "Continue to CD", icons.CONTINUE),
+           ("approve", "Approve", icons.APPROVE), ("reject", "Reject", icons.REJECT),
+           ("retry", "Retry", icons.RETRY), ("rollback", "Rollback", icons.ROLLBACK))
+# The action a run's status calls for: the primary button (and the one shown beside the menu on a phone).
+NEXT_ACTION = {"ci_complete": "continue", "awaiting_approval": "approve", "failed": "retry", "held": "retry",
+               "interrupted": "retry"}
 HINTS = {
-    "queued": "Waiting for the runner to pick up the next step…",
+    "queued": "Waiting for the runner to pick up the next step.",
     "running": "The pipeline is running: watch the DAG, open a step's Logs.",
-    "ci_complete": "CI passed. Click **Continue to CD →** to train the full model and compare it with the champion.",
-    "awaiting_approval": "The model passed its gate. Review the evidence, then **✓ Approve** or **✗ Reject**.",
-    "failed": "A step failed: open it (red in the DAG) to see why, turn the failure mode off, then **↻ Retry**.",
-    "held": "A deploy gate held the run (orange step). Inspect the shadow results; **↻ Retry** when ready.",
-    "interrupted": "The worker running a step stopped. **↻ Retry** re-runs it.",
-    "promoted": "This model is (or was) the champion. **⏪ Rollback** restores the previous one.",
-    "rejected": "A reviewer rejected this model. Commit a new change to try again.",
+    "ci_complete": "CI passed. Click **Continue to CD** to train the full model and compare it with the champion.",
+    "awaiting_approval": "The model passed its gate. Review the evidence, then **Approve** or **Reject**.",
+    "failed": "A step failed: it is open below (red in the DAG). Turn the failure mode off, then **Retry**.",
+    "held": "A deploy gate held the run (orange step). Inspect the shadow results; **Retry** when ready.",
+    "interrupted": "The worker running a step stopped. **Retry** re-runs it.",
+    "promoted": "This model is (or was) the champion. **Rollback** restores the previous one.",
+    "rejected": "A reviewer rejected this model (brown step). Commit a new change to try again.",
 }
 
 
@@ -30,11 +36,11 @@ def render(lab) -> dict | None:
     """Draw the header; return the selected run with its steps, or None when there are no runs."""
     runs = lab.runs(limit=50)
     title, picker, links = st.columns([2.2, 2.2, 0.9], vertical_alignment="bottom")
-    title.markdown("## 🩺 Claim ML CI/CD Lab")
+    title.markdown(f"## {icons.APP} Claim ML CI/CD Lab")
     with picker:
         run = _pick_run(lab, runs)
     with links:
-        _mlflow_link(lab)
+        mlflow_button(lab)
     _status_line(run)
     _actions(lab, run)
     dialogs.show_open(lab, run)
@@ -42,23 +48,30 @@ def render(lab) -> dict | None:
 
 
 def _pick_run(lab, runs: list[dict]) -> dict | None:
-    """The run picker (latest by default); a run from the URL or an action is selected even if it is older."""
-    wanted = st.session_state.pop("_pending_run", None)
-    if wanted is None:
-        wanted = st.session_state.get("run_pick")
+    """The run picker (latest by default); a run from the URL or an action is selected even if it is older.
+    Someone watching the newest run is moved to a newer one when it appears (a commit from the CLI or a tab)."""
+    ss = st.session_state
     ids = [r["id"] for r in runs]
+    newest_seen, ss["_newest_seen"] = ss.get("_newest_seen"), ids[0] if ids else None
+    wanted = ss.pop("_pending_run", None)
+    if wanted is None:
+        wanted = ss.get("run_pick")
+        if ids and wanted is not None and wanted == newest_seen and ids[0] > wanted:
+            wanted = ids[0]
+            st.toast(f"Run {wanted} started: showing it", icon=icons.NEW_RUN)
+            ss["_step_chosen"] = False
     if not ids:
         return None
     try:
-        run = lab.run(wanted if wanted is not None else ids[0])
+        run = common.load_run(lab, wanted if wanted is not None else ids[0])
     except common.REFUSALS:
         st.warning(f"There is no run {wanted}; showing the latest run instead.")
-        run = lab.run(ids[0])
+        run = common.load_run(lab, ids[0])
     if run["id"] not in ids:
         ids.append(run["id"])  # older than the list: still selectable
     labels = {r["id"]: common.run_label(r) for r in runs}
     labels[run["id"]] = common.run_label(run)  # fresher than the list's copy
-    st.session_state["run_pick"] = run["id"]
+    ss["run_pick"] = run["id"]
     st.selectbox("Pipeline run", ids, format_func=labels.get, key="run_pick", on_change=_run_changed)
     return run
 
@@ -67,64 +80,97 @@ def _run_changed() -> None:
     st.session_state["_step_chosen"] = False  # a new run: follow its active step until a step is picked
 
 
-def _mlflow_link(lab) -> None:
-    uri = lab.settings.tracking_uri
-    how = (f"Embedded mode: start it with `mlflow ui --backend-store-uri {uri}`" if uri.startswith("sqlite")
-           else f"Tracking server: {uri}")
-    st.link_button("MLflow UI ↗", lab.settings.mlflow_ui_url, help=how, width="stretch")
+def mlflow_button(lab) -> None:
+    """MLflow UI: a link to the tracking server, or (embedded store) a popover with the command that serves it."""
+    url, command = common.mlflow_ui(lab.settings)
+    if url:
+        st.link_button("MLflow UI", url, icon=icons.EXTERNAL, width="stretch", help=f"Tracking server: {url}")
+        return
+    with st.popover("MLflow UI", icon=icons.MLFLOW, width="stretch"):
+        st.markdown("The lab keeps MLflow in an embedded store; no MLflow server runs. Serve this store with:")
+        st.code(command, language="bash", wrap_lines=True)
+        st.caption("then open `http://127.0.0.1:5000`. The explorer on this page reads the same store.")
 
 
 def _status_line(run: dict | None) -> None:
     if run is None:
-        st.info("**No runs yet — click + Fake Commit** to start CI for a new commit. "
-                "You can read every step's code and config below while you wait.", icon="👋")
+        st.info("**No runs yet: click Fake commit** to start CI for a new commit. "
+                "You can read every step's code and config below while you wait.", icon=icons.WELCOME)
         return
-    icon = common.STATUS_ICONS.get(run["status"], "")
     message = (run["message"] or "").splitlines()[0][:120] if run["message"] else ""
-    st.markdown(f"**run {run['id']}: {run['status']}** {icon} · commit `{run['sha'][:7]}` · "
+    status, icon = run["status"], icons.status(run["status"])
+    if run.get("rolled_back"):
+        status, icon = f"{status}, then rolled back", icons.STATUS["rolled_back"]
+    st.markdown(f"**run {run['id']}: {status}** {icon} · commit `{run['sha'][:7]}` · "
                 f"seed {run['seed']} · window {run['dataset_window']} · {common.md_escape(message)}")
+    if run.get("rolled_back"):
+        st.warning(f"This run's model is no longer champion: {common.rolled_back_text(run['rolled_back'])}.",
+                   icon=icons.STATUS["rolled_back"])
     if run["failure_modes"]:
-        st.caption("🧨 failure modes on for this run: " + ", ".join(run["failure_modes"]))
+        st.caption(f"{icons.FAILURE_MODE} failure modes on for this run: " + ", ".join(run["failure_modes"]))
+
+
+def primary_action(run: dict | None, allowed: dict) -> str:
+    """The action the run's status calls for (when allowed), else Fake commit."""
+    wanted = NEXT_ACTION.get(run["status"]) if run else None
+    return wanted if wanted and allowed.get(wanted) is None else "commit"
 
 
 def _actions(lab, run: dict | None) -> None:
     allowed = lab.allowed_actions(run)
     allowed["commit"] = None
-    cols = st.columns([1.1, 1.2, 0.9, 0.9, 0.9, 1, 1.3])
+    primary = primary_action(run, allowed)
     clicked = None
-    for col, (name, label, kind) in zip(cols, ACTIONS):
-        reason = allowed.get(name)
-        if col.button(label, key=f"act_{name}", type=kind, disabled=reason is not None, width="stretch",
-                      help=reason or dialogs.HELP[name]):
+    with st.container(key="actions_wide"):
+        cols = st.columns([1.1, 1.3, 0.95, 0.95, 0.9, 1.05, 1.4])
+        for col, (name, label, icon) in zip(cols, ACTIONS):
+            if _button(col, name, label, icon, allowed, primary, "act"):
+                clicked = name
+        with cols[-1]:
+            _failure_modes(lab, "fm")
+    with st.container(key="actions_narrow"):
+        first, menu = st.columns([1.4, 1])
+        name, label, icon = next(a for a in ACTIONS if a[0] == primary)
+        if _button(first, name, label, icon, allowed, primary, "phone"):
             clicked = name
-    with cols[-1]:
-        _failure_modes(lab)
+        with menu, st.popover("More", icon=icons.MENU, width="stretch"):
+            for name, label, icon in ACTIONS:
+                if name != primary and _button(st, name, label, icon, allowed, primary, "phone"):
+                    clicked = name
+            _failure_modes(lab, "fm_phone")
     hint = HINTS.get(run["status"]) if run else None
     if run and run["status"] == "promoted" and allowed["rollback"]:
         hint = "This model is (or was) the champion. Rollback needs an earlier champion: promote another model."
     if hint:
-        st.caption("👉 " + hint)
+        st.caption(f"{icons.HINT} {hint}")
     if clicked == "continue":
         _continue(lab, run)
     elif clicked:
         dialogs.open_dialog(clicked)
 
 
+def _button(where, name: str, label: str, icon: str, allowed: dict, primary: str, prefix: str) -> bool:
+    reason = allowed.get(name)
+    return where.button(label, key=f"{prefix}_{name}", icon=icon, type="primary" if name == primary else "secondary",
+                        disabled=reason is not None, width="stretch", help=reason or dialogs.HELP[name])
+
+
 def _continue(lab, run: dict) -> None:
     ok, _ = common.attempt(lab.continue_run, run["id"], by=common.who() or "dashboard")
     if ok:
-        common.flash(f"Run {run['id']}: CD started (full train → evaluate vs champion → approval)", "🚀")
+        common.flash(f"Run {run['id']}: CD started (full train, evaluate vs champion, approval)", icons.STARTED)
         common.select_run(run["id"])
         st.rerun()
 
 
-def _failure_modes(lab) -> None:
+def _failure_modes(lab, prefix: str) -> None:
     modes = lab.failure_modes()
     on = sum(m["enabled"] for m in modes)
-    with st.popover(f"🧨 Failure modes ({on} on)" if on else "🧨 Failure modes", width="stretch"):
-        st.caption("Each mode breaks something real in runs committed or retried from now on.")
+    with st.popover(f"Failure modes ({on} on)" if on else "Failure modes", icon=icons.FAILURE_MODE,
+                    width="stretch") if prefix == "fm" else st.container():
+        st.caption("Each failure mode breaks something real in runs committed or retried from now on.")
         for m in modes:
-            key = f"fm_{m['name']}"
+            key = f"{prefix}_{m['name']}"
             st.session_state[key] = m["enabled"]  # the database is the truth; another tab may have changed it
             st.toggle(m["title"], key=key, on_change=_toggle_mode, args=(lab, m["name"], key))
             st.caption(f"Breaks: {m['breaks']}. Caught by **{pipeline.spec(m['caught_by']).title}**.")
@@ -134,4 +180,4 @@ def _toggle_mode(lab, name: str, key: str) -> None:
     ok, _ = common.attempt(lab.set_failure_mode, name, bool(st.session_state[key]), common.who() or "dashboard")
     if ok:
         common.flash(f"Failure mode {name} {'on' if st.session_state[key] else 'off'} for the next commit/retry",
-                     "🧨")
+                     icons.FAILURE_MODE)

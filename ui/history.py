@@ -101,12 +101,15 @@ def filter_history(frame: pd.DataFrame, statuses=None, text: str = "",
     return frame[keep].reset_index(drop=True)
 
 
+ISO_SECONDS = "%Y-%m-%dT%H:%M:%SZ"  # ISO 8601, UTC, to the second
+
+
 def history_csv(frame: pd.DataFrame) -> str:
-    """The rows and columns of `frame`, exactly as shown, as CSV text (times in ISO 8601 UTC)."""
+    """The rows and columns of `frame`, exactly as shown, as CSV text (times in ISO 8601 UTC to the second)."""
     out = frame.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].map(lambda t: t.isoformat() if pd.notna(t) else "")
+            out[col] = out[col].map(lambda t: t.tz_convert("UTC").strftime(ISO_SECONDS) if pd.notna(t) else "")
     return out.to_csv(index=False, lineterminator="\n")
 
 

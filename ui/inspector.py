@@ -1,22 +1,21 @@
-"""The step inspector: a step's real code and config, its persisted logs, and its outputs rendered."""
+"""The step inspector: a step's real code and config, its persisted log as a console, and its outputs rendered."""
 from __future__ import annotations
 
 import time
+from html import escape
 
-import pandas as pd
 import streamlit as st
 
 from engine import pipeline
-from ui import common, outputs
+from ui import common, icons, outputs
 
-LEVEL_STYLE = {"ERROR": "color: #C62828; font-weight: 600", "WARNING": "color: #B26A00",
-               "DEBUG": "color: #7A8391", "INFO": ""}
+LEVEL_CLASS = {"ERROR": "err", "CRITICAL": "err", "WARNING": "warn", "DEBUG": "dbg"}
+SHOWN_LINES = 600  # the console shows the newest lines; the download has every line
 
 
-def step_picker() -> str:
-    """The plain step selector beside the DAG (a DAG click sets the same state)."""
-    return st.selectbox("Step", pipeline.NAMES, key="step_pick", format_func=_step_title,
-                        on_change=lambda: st.session_state.update(_step_chosen=True))
+def step_picker(key: str = "step_pick", on_change=None) -> str:
+    """The plain step selector (on the dashboard a DAG click sets the same state)."""
+    return st.selectbox("Step", pipeline.NAMES, key=key, format_func=_step_title, on_change=on_change)
 
 
 def _step_title(name: str) -> str:
@@ -24,10 +23,10 @@ def _step_title(name: str) -> str:
     return f"{spec.stage} · {spec.title}"
 
 
-def tab_picker() -> str:
+def tab_picker(key: str = "tab_pick") -> str:
     """Code / Config / Logs / Outputs, kept in session state so the URL can carry it."""
-    st.session_state.setdefault("tab_pick", "Outputs")
-    return st.segmented_control("View", common.TABS, key="tab_pick", required=True, width="stretch",
+    st.session_state.setdefault(key, "Outputs")
+    return st.segmented_control("View", common.TABS, key=key, required=True, width="stretch",
                                 label_visibility="collapsed") or "Outputs"
 
 
@@ -37,25 +36,23 @@ def render(lab, run: dict | None, name: str, tab: str) -> None:
     step = next((s for s in run["steps"] if s["name"] == name), None) if run else None
     _title(run, spec, step)
     if tab == "Code":
-        st.caption(f"engine/steps/{spec.source_path.name} — the module the runner imports for this step")
-        st.code(spec.source_path.read_text(), language="python", line_numbers=True)
+        st.caption(f"engine/steps/{spec.source_path.name}: the module the runner imports for this step")
+        st.code(spec.source_path.read_text(), language="python", line_numbers=True, wrap_lines=True)
     elif tab == "Config":
-        st.caption(f"engine/steps/{spec.config_path.name} — read as ctx.params when the step runs")
-        st.code(spec.config_path.read_text(), language="yaml")
+        st.caption(f"engine/steps/{spec.config_path.name}: read as ctx.params when the step runs")
+        st.code(spec.config_path.read_text() if spec.config_path.exists() else "{}", language="yaml",
+                line_numbers=True, wrap_lines=True)
     elif run is None or step is None:
-        st.info("No run yet: click **+ Fake Commit** to start one; its logs and outputs appear here.")
+        st.info("No run yet: click **Fake commit** to start one; its logs and outputs appear here.")
     elif tab == "Logs":
-        logs(lab, run, name)
+        logs(lab, run, step)
     else:
         outputs.render(lab, run, step)
 
 
 def _title(run: dict | None, spec, step: dict | None) -> None:
-    status = step["status"] if step else "idle"
-    if run and run["status"] == "held" and status == "failed":
-        status = "held"
-    icon = common.STATUS_ICONS.get(status, "⚪")
-    bits = [f"{icon} `{status}`", spec.stage]
+    status = common.shown_status(run, step) if step else "idle"
+    bits = [f"{icons.status(status)} `{status}`", spec.stage]
     if step and step.get("attempt"):
         bits.append(f"attempt {step['attempt']}")
     took = common.duration(step) if step else None
@@ -64,40 +61,67 @@ def _title(run: dict | None, spec, step: dict | None) -> None:
     elif step and step["status"] == "running" and step.get("started_at"):
         bits.append(f"running for {common.fmt_seconds(time.time() - step['started_at'])}")
     if spec.gate:
-        bits.append("🚦 gate")
+        bits.append(f"{icons.GATE} gate")
     st.markdown(f"#### {spec.title}  \n" + " · ".join(bits))
     st.caption(spec.summary)
+    if status == "rolled_back":
+        st.warning(f"This promotion was undone: {common.rolled_back_text(run['rolled_back'])}. "
+                   "@champion no longer loads the version below.", icon=icons.STATUS["rolled_back"])
 
 
-def logs(lab, run: dict, name: str) -> None:
-    """Persisted log lines of one step: filter by text and level, coloured by level, downloadable."""
+def logs(lab, run: dict, step: dict) -> None:
+    """A step's persisted log as a console: numbered, levels coloured, time since the attempt started, a filter,
+    following the newest line while the step runs, and the whole log as a download."""
+    name = step["name"]
     lines = lab.logs(run["id"], name)
     if not lines:
-        st.info("No log lines yet for this step." if run["status"] in common.ACTIVE else
+        st.info("No log lines yet for this step." if common.live(run) else
                 "This step wrote no log lines (it has not run in this run).")
         return
-    frame = pd.DataFrame(lines)
-    search, levels = st.columns([2, 1.4])
-    needle = search.text_input("Filter", key="log_filter", placeholder="text to find, e.g. ERROR or F1")
-    wanted = levels.multiselect("Levels", sorted(frame["level"].unique()), key=f"log_levels_{name}",
-                                placeholder="all levels")
-    shown = frame
-    if needle:
-        shown = shown[shown["message"].str.contains(needle, case=False, regex=False)]
-    if wanted:
-        shown = shown[shown["level"].isin(wanted)]
-    table = pd.DataFrame({"time": shown["ts"].map(lambda t: time.strftime("%H:%M:%S", time.localtime(t))),
-                          "attempt": shown["attempt"], "level": shown["level"], "message": shown["message"]})
-    styled = table.style.apply(lambda row: [LEVEL_STYLE.get(row["level"], "")] * len(row), axis=1)
-    st.dataframe(styled, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 420),
-                 column_config={"message": st.column_config.TextColumn(width="large")})
-    st.caption(f"{len(table)} of {len(frame)} lines")
-    st.download_button("⬇ Download .log", data=lambda: _log_text(lab, run["id"], name),
+    search, levels = st.columns([2.4, 1])
+    needle = search.text_input("Filter", key="log_filter", placeholder="filter lines, e.g. FAILED or F1",
+                               label_visibility="collapsed")
+    wanted = levels.multiselect("Levels", sorted({line["level"] for line in lines}), key=f"log_levels_{name}",
+                                placeholder="all levels", label_visibility="collapsed")
+    st.html(console_html(lines, step, needle, wanted, follow=step["status"] == "running"))
+    st.download_button("Download the full log", data=lambda: log_text(lab, run["id"], name), icon=icons.DOWNLOAD,
                        file_name=f"run-{run['id']}-{name}.log", mime="text/plain", on_click="ignore",
                        key=f"log_dl_{name}")
 
 
-def _log_text(lab, run_id: int, name: str) -> str:
-    """All of a step's lines as a plain .log file (built only when the download is clicked)."""
-    return "".join(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r['ts']))} attempt={r['attempt']} "
-                   f"{r['level']:<7} {r['message']}\n" for r in lab.logs(run_id, name, limit=100_000))
+def console_html(lines: list[dict], step: dict, needle: str = "", levels: list[str] | None = None,
+                 follow: bool = False) -> str:
+    """The console's HTML (styled by ui/theme.css). Times are seconds since the line's attempt started."""
+    starts: dict[int, float] = {}
+    for line in lines:  # an attempt starts at its first line, or earlier at the step's start (current attempt)
+        starts.setdefault(line["attempt"], line["ts"])
+    if step.get("started_at") and step.get("attempt") in starts:
+        starts[step["attempt"]] = min(starts[step["attempt"]], step["started_at"])
+    numbered = list(enumerate(lines, 1))
+    if needle:
+        numbered = [(n, line) for n, line in numbered if needle.lower() in line["message"].lower()]
+    if levels:
+        numbered = [(n, line) for n, line in numbered if line["level"] in levels]
+    rows, attempt = [], None
+    for n, line in numbered[-SHOWN_LINES:]:
+        if line["attempt"] != attempt and len(starts) > 1:
+            rows.append(f'<div class="lab-attempt">attempt {line["attempt"]}</div>')
+        attempt = line["attempt"]
+        rel = line["ts"] - starts[line["attempt"]]
+        rows.append(f'<div class="lab-line {LEVEL_CLASS.get(line["level"], "")}"><span class="n">{n}</span>'
+                    f'<span class="t">{rel:.2f}s</span><span class="lv">{escape(line["level"])}</span>'
+                    f'<span class="m">{escape(line["message"])}</span></div>')
+    if not rows:
+        rows.append('<div class="lab-line dbg"><span class="m">no line matches the filter</span></div>')
+    shown = len(numbered)
+    note = f"{shown} of {len(lines)} lines" + (f", the newest {SHOWN_LINES} shown" if shown > SHOWN_LINES else "")
+    note += " · following the newest line" if follow else ""
+    return (f'<div class="lab-console{" follow" if follow else ""}"><div>{"".join(rows)}</div></div>'
+            f'<div class="lab-console-note">{escape(note)}</div>')
+
+
+def log_text(lab, run_id: int, name: str) -> str:
+    """All of a step's lines as a plain .log file, times in ISO 8601 UTC (built only when the download is
+    clicked)."""
+    return "".join(f"{common.iso_ts(r['ts'])} attempt={r['attempt']} {r['level']:<7} {r['message']}\n"
+                   for r in lab.logs(run_id, name, limit=100_000))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ui import charts, common, outputs_deploy
+from ui import charts, common, icons, outputs_deploy
 
+WAITING = ("pending", "queued")  # statuses of a step that has not (re)started
 METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
            ("roc_auc", "ROC-AUC"), ("false_denial_rate", "False denials"))
 
@@ -35,7 +36,7 @@ def commit(o: dict) -> None:
             f"window:  {o.get('dataset_window', '')}\nSHA:     {o['sha']}")
     modes = o.get("failure_modes") or []
     if modes:
-        st.warning("Failure modes on for this run: " + ", ".join(modes), icon="🧨")
+        st.warning("Failure modes on for this run: " + ", ".join(modes), icon=icons.FAILURE_MODE)
 
 
 def ci_tests(o: dict) -> None:
@@ -46,7 +47,6 @@ def ci_tests(o: dict) -> None:
     c.metric("Skipped", o.get("skipped", 0))
     d.metric("Exit code", o.get("exit_code", "—"))
     tests = pd.DataFrame(o.get("tests") or [], columns=["outcome", "name", "duration", "message"])
-    tests.insert(0, "", tests["outcome"].map({"passed": "✅", "failed": "❌", "skipped": "⏭️"}))
     st.dataframe(tests, hide_index=True, width="stretch",
                  column_config={"duration": st.column_config.NumberColumn("seconds", format="%.3f")})
     st.caption(f"{len(tests)} tests in {o.get('duration_seconds', 0):.2f} s on a sample of "
@@ -64,12 +64,12 @@ def ci_tests(o: dict) -> None:
 def validation(o: dict) -> None:
     """The data-contract report: one row per check."""
     checks = pd.DataFrame(o.get("checks") or [], columns=["passed", "name", "failing_rows", "detail", "examples"])
-    checks.insert(0, "", checks["passed"].map({True: "✅", False: "❌"}))
     checks["examples"] = checks["examples"].map(lambda xs: ", ".join(map(str, xs or []))[:200])
     verdict = "passed" if o.get("passed") else "failed"
     (st.success if o.get("passed") else st.error)(f"Data contract {verdict} on {o.get('n_rows', 0):,} claims: "
                                                    f"{int(checks['passed'].sum())} of {len(checks)} checks pass")
-    st.dataframe(checks.drop(columns=["passed"]), hide_index=True, width="stretch")
+    st.dataframe(checks, hide_index=True, width="stretch",
+                 column_config={"passed": st.column_config.CheckboxColumn("passed", width="small")})
 
 
 def training(lab, o: dict) -> None:
@@ -106,7 +106,7 @@ def shap(lab, o: dict) -> None:
 def mlflow_link(lab, o: dict) -> None:
     """Where this step's MLflow run is."""
     url = common.mlflow_run_url(lab, o["mlflow_run_id"])
-    st.markdown(f"**MLflow run** `{o['mlflow_run_id']}`" + (f" · [open in MLflow UI ↗]({url})" if url else ""))
+    st.markdown(f"**MLflow run** `{o['mlflow_run_id']}`" + (f" · [open in MLflow UI]({url})" if url else ""))
     facts = {"experiment": o.get("experiment"), "tracking URI": o.get("tracking_uri"),
              "dataset digest": o.get("dataset_digest")}
     facts.update({f"tag {k}": v for k, v in (o.get("tags") or {}).items()})
@@ -140,9 +140,12 @@ RENDERERS = (
 def render(lab, run: dict, step: dict) -> None:
     """Everything a step produced: its error first, then each recognised part, then the rest as JSON."""
     if step.get("error"):
-        st.error(f"**{step['name']} {step['status']}:**", icon="🛑")
+        status = common.shown_status(run, step)
+        (st.warning if status in ("held", "rejected") else st.error)(f"**{step['name']} {status}:**",
+                                                                     icon=icons.status(status))
         st.code(step["error"], language=None, wrap_lines=True)
-    o = step.get("outputs") or {}
+    # A retried step waits as pending/queued with its previous attempt's outputs still stored: not this run's truth.
+    o = {} if step["status"] in WAITING else step.get("outputs") or {}
     if not o:
         if not step.get("error"):
             st.info(f"{step['name']} is {step['status']}; outputs appear here when it finishes.")

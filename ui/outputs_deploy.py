@@ -4,11 +4,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ui import charts, common
+from ui import charts, common, icons
 
+LOWER_IS_BETTER = {"false_denial_rate"}
 COMPARED = (("f1", "F1"), ("roc_auc", "ROC-AUC"), ("accuracy", "Accuracy"), ("precision", "Precision"),
             ("recall", "Recall"), ("false_denial_rate", "False denials"))
-VERDICTS = {"pass": (st.success, "✅"), "fail": (st.error, "❌"), "hold": (st.warning, "🟠")}
+VERDICTS = {"pass": (st.success, icons.DONE), "fail": (st.error, icons.STATUS["failed"]),
+            "hold": (st.warning, icons.STATUS["held"])}
 
 
 def _name(model: dict | None, fallback: str) -> str:
@@ -20,16 +22,42 @@ def _name(model: dict | None, fallback: str) -> str:
 def gate(g: dict) -> None:
     """A gate: its rule, each check with value, threshold and margin, and the verdict."""
     verdict = g.get("verdict", "?")
-    show, icon = VERDICTS.get(verdict, (st.info, "❔"))
+    show, icon = VERDICTS.get(verdict, (st.info, icons.INFO))
     show(f"Gate verdict: **{verdict.upper()}**", icon=icon)
     st.caption("Rule: " + g.get("rule", ""))
-    rows = [{"": "✅" if c.get("passed") else "❌", "check": c.get("name"), "value": c.get("value"),
-             "rule": f"{c.get('op', '')} {c.get('threshold')}", "margin": c.get("margin")}
-            for c in g.get("checks") or []]
+    checks = g.get("checks") or []
+    for c in checks:
+        st.markdown(f"{icons.DONE if c.get('passed') else icons.STATUS['failed']} {check_sentence(c)}")
+    rows = [{"passed": bool(c.get("passed")), "check": c.get("name"), "value": c.get("value"),
+             "rule": f"{c.get('op', '')} {c.get('threshold')}", "margin": c.get("margin")} for c in checks]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"value": st.column_config.NumberColumn(format="%.4f"),
+                 column_config={"passed": st.column_config.CheckboxColumn(width="small"),
+                                "value": st.column_config.NumberColumn(format="%.4f"),
                                 "margin": st.column_config.NumberColumn(
                                     format="%+.4f", help="how far inside (+) or outside (-) the threshold")})
+
+
+def check_sentence(c: dict) -> str:
+    """One gate check as a sentence. A "gain" or a "drop" is a change against a reference, so it is said as
+    "rose" or "fell" ("ROC-AUC rose by 0.3980 (no drop)", never "drop -0.3980")."""
+    name, value, op, threshold = c.get("name", "check"), c.get("value"), c.get("op", ""), c.get("threshold")
+    if value is None or threshold is None:
+        return f"{name}: no value recorded."
+    words = name.split()
+    kind = next((w for w in ("gain", "drop") if w in words), None)
+    if kind:
+        at = words.index(kind)
+        subject, against = " ".join(words[:at]), " ".join(words[at + 1:]) or "against the reference"
+        rise = value if kind == "gain" else -value
+        said = (f"{subject} {'rose' if rise > 0 else 'fell'} by {abs(rise):.4f} {against}" if round(rise, 4)
+                else f"{subject} did not change {against}")
+        said += " (no drop)" if kind == "drop" and rise > 0 else ""
+    else:
+        said = f"{name} is {value:.4f}"
+    limit = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}.get(op, op)
+    margin = abs(c.get("margin") or 0.0)
+    verdict = f"passes with {margin:.4f} to spare" if c.get("passed") else f"fails by {margin:.4f}"
+    return f"{said}; the gate needs {name} {limit} {threshold:g}: {verdict}."
 
 
 def comparison(o: dict) -> None:
@@ -47,15 +75,28 @@ def metric_table(challenger: dict, reference: dict, ref_label: str) -> None:
     for key, label in COMPARED:
         c, r = challenger.get(key), reference.get(key)
         rows.append({"metric": label, "challenger": c, ref_label: r,
-                     "Δ": None if c is None or r is None else round(c - r, 4)})
+                     "difference": None if c is None or r is None else round(c - r, 4),
+                     "challenger is": better_or_worse(key, c, r)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"Δ": st.column_config.NumberColumn(format="%+.4f")})
+                 column_config={"difference": st.column_config.NumberColumn(
+                     format="%+.4f", help=f"challenger minus {ref_label}")})
+
+
+def better_or_worse(key: str, value: float | None, reference: float | None) -> str:
+    """'better by 0.0123', 'worse by ...' or 'the same', minding that fewer false denials is better."""
+    if value is None or reference is None:
+        return "—"
+    diff = value - reference
+    if round(diff, 4) == 0:
+        return "the same"
+    better = diff < 0 if key in LOWER_IS_BETTER else diff > 0
+    return f"{'better' if better else 'worse'} by {abs(diff):.4f}"
 
 
 def decision(o: dict) -> None:
     """Who approved or rejected, when, and why."""
     approved = o.get("decision") == "approved"
-    (st.success if approved else st.error)(f"Manual gate: {o.get('decision', '?')}", icon="🧑‍⚖️")
+    (st.success if approved else st.warning)(f"Manual gate: {o.get('decision', '?')}", icon=icons.REVIEWER)
     st.text(f"by:      {o.get('by', '')}\nat:      {common.fmt_ts(o.get('at'))}\ncomment: {o.get('comment') or '—'}")
 
 
@@ -66,20 +107,22 @@ def evidence(lab, o: dict) -> None:
     if ev.get("gate"):
         gate(ev["gate"])
     ref = ev.get("reference") or {}
-    metric_table(ev.get("challenger_metrics") or {}, ref.get("metrics") or {}, _name(ref, "reference"))
+    ref_label = f"champion v{ref['version']}" if ref.get("version") is not None else _name(ref, "reference")
+    metric_table(ev.get("challenger_metrics") or {}, ref.get("metrics") or {}, ref_label)
     if ev.get("top_features"):
         st.altair_chart(charts.importance_bars(ev["top_features"]), width="stretch")
     if ev.get("mlflow_run_id"):
         url = common.mlflow_run_url(lab, ev["mlflow_run_id"])
-        st.caption(f"MLflow run {ev['mlflow_run_id']}" + (f" · [open ↗]({url})" if url else ""))
+        st.caption(f"MLflow run {ev['mlflow_run_id']}" + (f" · [open in MLflow UI]({url})" if url else ""))
 
 
 def alias_move(o: dict) -> None:
     """A registry alias moved: deployment is exactly this."""
     before = o.get("previous") if "previous" in o else o.get("previous_champion")
     st.success(f"Alias **@{o.get('alias')}** → version **{o.get('version')}**"
-               + (f" (was v{before})" if before else " (it had no version before)"), icon="🏷️")
-    st.caption(f"models:/claims-settlement-rf@{o.get('alias')} now loads version {o.get('version')}.")
+               + (f" (was v{before})" if before else " (it had no version before)"), icon=icons.ALIAS)
+    st.caption(f"From this step on, models:/claims-settlement-rf@{o.get('alias')} loaded version "
+               f"{o.get('version')}.")
 
 
 def shadow(o: dict) -> None:
@@ -87,13 +130,19 @@ def shadow(o: dict) -> None:
     acc = o.get("accuracy") or {}
     a, b, c = st.columns(3)
     a.metric("Shadow claims", f"{o.get('rows', 0):,}")
-    b.metric(f"Staging v{o.get('staging_version', '?')} accuracy", _num(acc.get("staging")))
+    staging, champion = acc.get("staging"), acc.get("champion")
+    compared = staging is not None and champion is not None
+    moved = compared and round(staging - champion, 4) != 0
+    b.metric(f"Staging v{o.get('staging_version', '?')} accuracy", _num(staging),
+             delta=f"{staging - champion:+.4f} vs champion" if moved else None)
     if "champion" in acc:
-        c.metric(f"Champion v{o.get('champion_version', '?')} accuracy", _num(acc.get("champion")),
-                 delta=None if acc.get("staging") is None else f"{acc['champion'] - acc['staging']:+.4f} vs staging",
-                 delta_color="off")
+        c.metric(f"Champion v{o.get('champion_version', '?')} accuracy", _num(champion))
     else:
         c.caption("No champion yet: staging is checked against the accuracy floor alone.")
+    if compared:
+        verdict = better_or_worse("accuracy", staging, champion)
+        st.markdown("On the same claims, staging's accuracy is **"
+                    + ("equal to the champion's**" if verdict == "the same" else f"{verdict}** than the champion's"))
     if o.get("agreement_rate") is not None:
         st.markdown(f"Staging and champion agree on **{o['agreement_rate']:.1%}** of claims.")
     if o.get("disagreement"):

@@ -5,6 +5,8 @@ from typing import Callable
 
 import streamlit as st
 
+from ui import icons
+
 DASHBOARD = "pages/dashboard.py"
 REFRESH_SECONDS = 1.0
 NAME_KEY = "lab_user_name"  # not a widget key: widget state is dropped when its page is left, this is not
@@ -14,7 +16,7 @@ def dashboard_link(run_id: int | None, step: str | None = None, label: str | Non
     """A link to the dashboard opened on `run_id` (and `step`)."""
     params = {k: str(v) for k, v in (("run", run_id), ("step", step)) if v is not None}
     text = label or (f"Open run {run_id} in the dashboard" if run_id else "Open the dashboard")
-    st.page_link(DASHBOARD, label=text, icon="🧪", query_params=params or None)
+    st.page_link(DASHBOARD, label=text, icon=icons.DASHBOARD, query_params=params or None)
 
 
 def query_int(name: str) -> int | None:

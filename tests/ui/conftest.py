@@ -56,6 +56,23 @@ def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int
     return built_once(tmp_path_factory, "seeded", seed), runs
 
 
+@pytest.fixture(scope="session")
+def awaiting_store(tmp_path_factory, seeded_store) -> tuple[Path, dict[str, int]]:
+    """The seeded store with its ci_complete run continued through CD to awaiting_approval (built once)."""
+    from engine import Lab, Settings
+    source, runs = seeded_store
+    data = tmp_path_factory.mktemp("awaiting")
+    shutil.copytree(source, data, dirs_exist_ok=True)
+    lab = Lab(Settings.from_env(lab_env(data)))
+    try:
+        lab.continue_run(runs["ok"], by="fixture")
+        lab.runner.run_until_idle()
+        assert lab.run(runs["ok"])["status"] == "awaiting_approval"
+    finally:
+        lab.close()
+    return data, runs
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
     """An empty lab data dir that the app (and test Labs) will use; caches cleared before and after."""
@@ -92,6 +109,14 @@ def played_dir(data_dir, played_lifecycle, monkeypatch) -> Path:
 def lifecycle_awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
     """`data_dir` holding a copy of the awaiting lifecycle (run 4 waits at the manual gate; champion v1)."""
     return _holding(data_dir, awaiting_lifecycle, monkeypatch)
+
+
+@pytest.fixture
+def awaiting_dir(data_dir, awaiting_store) -> tuple[Path, dict[str, int]]:
+    """`data_dir` holding a copy of the awaiting store (run "ok" awaits approval, run "failed" failed)."""
+    source, runs = awaiting_store
+    shutil.copytree(source, data_dir, dirs_exist_ok=True)
+    return data_dir, runs
 
 
 @pytest.fixture

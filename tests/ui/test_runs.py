@@ -88,7 +88,7 @@ def test_csv_holds_exactly_the_filtered_rows_and_columns(sample):
     parsed = pd.read_csv(io.StringIO(h.history_csv(shown)))
     assert list(parsed.columns) == list(shown.columns)
     assert parsed["run"].tolist() == [2] and parsed.loc[0, "message"] == "retrain on fresh claims"
-    assert parsed.loc[0, "started"] == "2026-05-28T20:30:00+00:00"
+    assert parsed.loc[0, "started"] == "2026-05-28T20:30:00Z"  # ISO 8601 UTC, to the second
     assert parsed.loc[0, "model version"] == 2 and parsed.loc[0, "champion then"] == 2
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.ui.conftest import open_page, texts
-from ui.walkthrough import TOUR
+from ui.tour import TOUR
 
 PATHS = [path for _, _, path in TOUR]
 
@@ -42,21 +42,21 @@ def test_step_1_commits_and_ticks_once_the_run_is_ci_complete(empty_lab, started
     at = open_page("tour-1-start")
     assert "Make a commit" in texts(at)
     at.text_input(key="tour_commit_by").set_value("Dana")
-    _button(at, "+ Fake commit").click().run()
+    _button(at, "Fake commit").click().run()
     assert not at.exception
     run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
     assert f"Run {run_id}" in texts(at) and "reached ci_complete" not in texts(at)
 
     wait_until(lambda: _status(started_labs, run_id) == "ci_complete")  # the app's own runner does the work
     at.run()
-    assert f"✓ Your run {run_id} reached ci_complete" in texts(at)
+    assert f"Your run {run_id} reached ci_complete" in texts(at)
     assert started_labs[0].run(run_id)["author"] == "Dana"
 
 
 def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle_lab, started_labs):
     # The seeded lab already has a champion (v1); this run becomes a second one, so step 10 can roll it back.
     at = open_page("tour-1-start")
-    _button(at, "+ Fake commit").click().run()
+    _button(at, "Fake commit").click().run()
     run_id = started_labs[0].runs(1)[0]["id"]
     wait_until(lambda: _status(started_labs, run_id) == "ci_complete")
 
@@ -72,11 +72,11 @@ def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle
     at.query_params["run"] = str(run_id)
     at.run()
     assert "Gate" in texts(at)
-    _button(at, "✓ Approve").click().run()
+    _button(at, "Approve").click().run()
     assert "approve needs the name" in texts(at)
     at.text_input(key="tour5_by").set_value("Dana")
     at.text_input(key="tour5_comment").set_value("F1 within the margin")
-    _button(at, "✓ Approve").click().run()
+    _button(at, "Approve").click().run()
     wait_until(lambda: _status(started_labs, run_id) == "promoted")
     at.run()
     assert f"Run {run_id} was approved by Dana" in texts(at)
@@ -91,7 +91,7 @@ def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle
     at.text_input(key="tour10_reason").set_value("practice")
     _button(at, "Roll back to version").click().run()
     assert not at.exception
-    assert "✓ Champion was rolled back to version 1 by Dana" in texts(at)
+    assert "You rolled the champion back to version 1 (signed Dana)" in texts(at)
 
 
 def test_step_9_toggles_a_failure_mode_and_ticks_when_a_gate_catches_it(empty_lab, started_labs):
@@ -100,11 +100,11 @@ def test_step_9_toggles_a_failure_mode_and_ticks_when_a_gate_catches_it(empty_la
     lab = started_labs[0]
     assert {m["name"]: m["enabled"] for m in lab.failure_modes()}["schema_validation"]
     assert "Failure modes are on" in texts(at)
-    _button(at, "+ Commit with these failure modes").click().run()
+    _button(at, "Commit with these failure modes").click().run()
     run_id = lab.runs(1)[0]["id"]
     wait_until(lambda: _status(started_labs, run_id) == "failed")
     at.run()
-    assert f"✓ Run {run_id} (failure modes: schema_validation) was stopped by data_validation" in texts(at)
+    assert f"Run {run_id} (failure modes: schema_validation) was stopped by data_validation" in texts(at)
     at.toggle(key="tour9_schema_validation").set_value(False).run()
     assert not {m["name"]: m["enabled"] for m in lab.failure_modes()}["schema_validation"]
 
@@ -113,6 +113,31 @@ def test_a_page_can_follow_another_run_and_links_carry_it(lifecycle_lab):
     at = open_page("tour-2-ci")  # follows the newest run (3, failed in CI) by default
     assert "Run 3 · commit" in texts(at) and "All CI steps" not in texts(at)
     at.selectbox(key="tour2_pick").set_value(1).run()
-    assert "✓ All CI steps of run 1 succeeded." in texts(at)
+    assert "All CI steps of run 1 succeeded." in texts(at)
     links = {link.proto.label: link.proto.query_string for link in at.get("page_link")}
-    assert links["Next: step 3 →"] == "run=1" and links["Open run 1 in the dashboard"] == "run=1"
+    assert links["Next: step 3"] == "run=1" and links["Open run 1 in the dashboard"] == "run=1"
+
+
+def test_ticks_wait_for_what_the_learner_does_not_for_history(lifecycle_lab):
+    # The seeded lab already holds a rollback and promoted runs: pages that ask for an action do not tick for them.
+    at = open_page("tour-10-rollback")
+    assert "You rolled the champion back" not in texts(at) and not at.success
+    assert "only model that has been champion" not in texts(at)
+    assert "no earlier promotion is left" in texts(at) or at.text_input(key="tour10_by")
+    at = open_page("tour-1-start")
+    assert "Make a commit with the form above" in texts(at) and not at.success
+    at = open_page("tour-5-approve")
+    assert not at.success
+
+
+def test_texts_match_the_config_and_print_no_raw_data(lifecycle_lab):
+    from engine import pipeline
+    rows = pipeline.spec("ci_quick_train").params()["sample_rows"]
+    assert f"a {rows:,}-claim sample" in texts(open_page("tour-2-ci"))
+    at = open_page("tour-6-deploy")
+    at.selectbox(key="tour6_pick").set_value(2).run()
+    shadow = next(c.value for c in at.caption if c.value.startswith("Shadow:"))
+    assert "{" not in shadow and "accuracy staging 0." in shadow
+    at = open_page("tour-5-approve")
+    todo = [i.value for i in at.info]
+    assert len(todo) == len(set(todo))  # the to-do is said once

@@ -5,34 +5,32 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused, pipeline
 from engine.states import RunStatus, StepStatus
-from ui import tour_kit as k
+from ui import icons, inspector
 from ui.common import get_lab
 from ui.pagekit import NAME_KEY, name_input
+from ui.tour import kit as k
 
 
-def start_run() -> None:
-    """Step 1: make a fake commit; the page ticks when its run reaches ci_complete."""
-    k.header(1, "Start a pipeline run")
-    k.concept(
+@k.page(1, "Start a pipeline run", "start",
         "A model's pipeline starts the way any software pipeline does: with a **commit**. The commit here is "
         "simulated (a fake SHA), but everything after it is real. The run is given a **seed** and a **dataset "
         "window**, so the exact claims it trains on can be regenerated later: the ML equivalent of pinning "
         "dependencies. Committing queues the CI stage: five steps that run as a small DAG, independent ones "
         "side by side; you will watch them on the next page.",
         "a push to GitHub/GitLab triggers a workflow (GitHub Actions, GitLab CI, Jenkins); the run id here is "
-        "the workflow run id there.")
-    run = k.tour_run(default_latest=False)
+        "the workflow run id there.", follow="own")
+def start_run(run: dict | None) -> None:
+    """Step 1: make a fake commit; the page ticks when the run made here reaches ci_complete."""
     with st.form("tour_commit"):
         author = name_input("tour_commit_by", "Your name (optional)")
         message = st.text_input("Commit message", value="walkthrough: my first commit", max_chars=200)
-        if st.form_submit_button("+ Fake commit", type="primary"):
+        if st.form_submit_button("Fake commit", icon=icons.COMMIT, type="primary"):
             k.follow(get_lab().commit(message=message, author=author or "walkthrough"))
             st.rerun()
-    if run is None:
-        k.tick(False, "", "Make a commit: a new run appears and CI starts.")
+    if run is None or run["created_at"] < k.opened_at(1):
+        k.tick(False, "", "Make a commit with the form above: a new run appears and CI starts.")
     else:
         k.watch(run["id"], _ci_tick, "tour1")
-    k.footer(1, run)
 
 
 def _ci_tick(run: dict) -> None:
@@ -42,25 +40,27 @@ def _ci_tick(run: dict) -> None:
         st.warning("CI failed: a failure mode may be on (step 9 explains them). Turn it off and commit again.")
 
 
-def watch_ci() -> None:
-    """Step 2: the CI steps of the followed run, live."""
-    k.header(2, "Watch CI execute")
-    k.concept(
+def _quick_rows() -> str:
+    return f"{pipeline.spec('ci_quick_train').params()['sample_rows']:,}"
+
+
+@k.page(2, "Watch CI execute", "ci",
         "CI answers *is this change safe to build on?* cheaply. **CI tests** run a real pytest suite over the ML "
         "code in a subprocess; **data validation** checks the run's claims against a data contract (columns, "
-        "types, categories, ranges); **quick train** fits a small forest on 4,800 claims of an 8,000-claim sample "
-        "(1,200 choose its decision threshold, 2,000 score it) so a broken training path fails in seconds, not "
+        "types, categories, ranges); **quick train** fits a small forest on 60% of an " + _quick_rows() + "-claim "
+        "sample (15% choose its decision threshold, 25% score it) so a broken training path fails in seconds, not "
         "after an hour; **MLflow log** records params, metrics, tags and exactly those rows, each part with a "
-        "digest of every cell, so the run can be reproduced. Steps that do not depend on each other run in parallel. "
-        "Status colours in the dashboard's DAG: grey pending, blue running, green succeeded, red failed.",
+        "digest of every cell, so the run can be reproduced. Steps that do not depend on each other run in "
+        "parallel. Status colours in the dashboard's DAG: grey not reached, blue running, green succeeded, red "
+        "failed.",
         "the jobs of a CI workflow; data contracts with Great Expectations or pandera; experiment tracking "
         "with MLflow or Weights & Biases.")
-    run = k.choose_run("tour2_pick")
+def watch_ci(run: dict | None) -> None:
+    """Step 2: the CI steps of the followed run, live."""
     if run is None:
         k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
     else:
         k.watch(run["id"], _ci_progress, "tour2")
-    k.footer(2, run)
 
 
 def _ci_progress(run: dict) -> None:
@@ -69,51 +69,31 @@ def _ci_progress(run: dict) -> None:
            "Waiting for every CI step to succeed.")
 
 
-def inspect_step() -> None:
-    """Step 3: code, config, logs and outputs of one step of the followed run."""
-    k.header(3, "Inspect a step")
-    k.concept(
+@k.page(3, "Inspect a step", "inspect",
         "Every step is a short Python module with a YAML file of parameters. The dashboard's **step inspector** "
-        "shows four tabs for the selected node: **Code** (what ran), **Config** (its parameters), **Logs** "
+        "shows four views of the selected node: **Code** (what ran), **Config** (its parameters), **Logs** "
         "(streamed while it runs) and **Outputs** (metrics, reports, gate decisions). A practitioner should be "
         "able to answer *what did this step measure, and why did it fail?* from the pipeline itself. Below is "
-        "a compact version; the dashboard link opens the full inspector on the same step.",
+        "the same inspector as on the dashboard.",
         "CI job logs and artifacts; the task views of Airflow, Kubeflow or SageMaker Pipelines.")
-    run = k.choose_run("tour3_pick")
-    step = "ci_quick_train"
+def inspect_step(run: dict | None) -> str:
+    """Step 3: code, config, logs and outputs of one step of the followed run."""
+    st.session_state.setdefault("tour3_step", "ci_quick_train")
+    step = inspector.step_picker("tour3_step")
+    inspector.render(get_lab(), run, step, inspector.tab_picker("tour3_tab"))
     if run is None:
         k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
-        names = [s["name"] for s in run["steps"] if s["started_at"]] or [pipeline.NAMES[0]]
-        step = st.selectbox("Step", names, index=names.index(step) if step in names else 0,
-                            format_func=lambda n: pipeline.spec(n).title, key="tour3_step")
-        _mini_inspector(run, step)
-        quick = k.step_of(run, "ci_quick_train")
-        metrics = (quick["outputs"] or {}).get("metrics") or {}
-        k.tick(quick["status"] == StepStatus.SUCCEEDED.value and bool(metrics),
-               f"Quick train measured ROC-AUC {metrics.get('roc_auc', 0):.3f} and F1 {metrics.get('f1', 0):.3f} "
-               "on its holdout: open its Outputs tab to see them.",
-               "Quick train has no outputs yet; wait for it (step 2).")
-    k.footer(3, run, step)
+        return step
+    quick = k.step_of(run, "ci_quick_train")
+    metrics = (quick["outputs"] or {}).get("metrics") or {}
+    k.tick(quick["status"] == StepStatus.SUCCEEDED.value and bool(metrics),
+           f"Quick train measured ROC-AUC {metrics.get('roc_auc', 0):.3f} and F1 {metrics.get('f1', 0):.3f} "
+           "on its holdout: pick it above and open its Outputs to see them.",
+           "Quick train has no outputs yet; wait for it (step 2).")
+    return step
 
 
-def _mini_inspector(run: dict, name: str) -> None:
-    spec = pipeline.spec(name)
-    row = k.step_of(run, name)
-    code, config, logs, outputs = st.tabs(["Code", "Config", "Logs", "Outputs"])
-    code.code(spec.source_path.read_text(), language="python")
-    config.code(spec.config_path.read_text() if spec.config_path.exists() else "{}", language="yaml")
-    lines = get_lab().logs(run["id"], name, limit=200)
-    logs.code("\n".join(f"{line['level']:7} {line['message']}" for line in lines) or "(no log lines yet)")
-    if row["error"]:
-        outputs.error(row["error"])
-    outputs.json(row["outputs"] or {}, expanded=1)
-
-
-def continue_cd() -> None:
-    """Step 4: continue a ci_complete run to CD; the page ticks when it waits at the manual gate."""
-    k.header(4, "Continue to CD")
-    k.concept(
+@k.page(4, "Continue to CD", "cd",
         "Passing CI ships nothing. **Continuous delivery** trains the full model on 32,000 of the run's 40,000 "
         "claims, chooses its decision threshold on the other 8,000 (the lowest expected cost, a wrong denial "
         "costing twice a wrong approval), explains it with SHAP, and registers it in the MLflow Model Registry "
@@ -125,13 +105,14 @@ def continue_cd() -> None:
         "run then waits for a person at the manual gate.",
         "a training pipeline triggered after CI (SageMaker Pipelines, Vertex AI Pipelines, Kubeflow); a "
         "champion/challenger comparison before any release.")
-    run = k.choose_run("tour4_pick")
+def continue_cd(run: dict | None) -> str:
+    """Step 4: continue a ci_complete run to CD; the page ticks when that run waits at the manual gate."""
     if run is None:
         k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
     else:
         continue_button(run)
         k.watch(run["id"], _cd_progress, "tour4")
-    k.footer(4, run, "evaluate_vs_champion")
+    return "evaluate_vs_champion"
 
 
 def continue_button(run: dict) -> None:
@@ -140,10 +121,10 @@ def continue_button(run: dict) -> None:
     if why_not:
         st.caption(why_not)
         return
-    if st.button("Continue to CD →", type="primary", key="tour4_continue"):
+    if st.button("Continue to CD", icon=icons.CONTINUE, type="primary", key="tour4_continue"):
         try:
             get_lab().continue_run(run["id"], by=st.session_state.get(NAME_KEY) or "walkthrough")
-        except (BadInput, Refused, IllegalTransition) as exc:
+        except (BadInput, IllegalTransition, Refused) as exc:
             st.error(str(exc))
             return
         st.rerun()
@@ -151,8 +132,13 @@ def continue_button(run: dict) -> None:
 
 def _cd_progress(run: dict) -> None:
     k.steps_list(run, "CD")
+    train = k.step_of(run, "cd_full_train")
+    continued_here = bool(train["queued_at"]) and train["queued_at"] >= k.opened_at(4)
+    if not continued_here:
+        k.tick(False, "", f"Continue a run in ci_complete to CD with the button above (run {run['id']} is "
+               f"{run['status']}; step 1 makes a new one).")
+        return
     gate = k.step_of(run, "manual_approval")
-    k.tick(gate["status"] in (StepStatus.AWAITING_APPROVAL.value, StepStatus.SUCCEEDED.value)
-           or bool((gate["outputs"] or {}).get("decision")),
+    k.tick(gate["status"] in (StepStatus.AWAITING_APPROVAL.value, StepStatus.SUCCEEDED.value),
            f"Run {run['id']} passed the promotion gate and waits at the manual gate (or went past it).",
-           f"Run {run['id']} is {run['status']}: continue it to CD and wait for awaiting_approval.")
+           f"Run {run['id']} is {run['status']}: the page ticks when it waits at the manual gate.")

@@ -7,23 +7,25 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.states import RunStatus
-from ui import tour_kit as k
+from ui import icons
 from ui.common import get_lab, md_escape
 from ui.pagekit import NAME_KEY, name_input
-from ui.tour_ci import continue_button
+from ui.tour import kit as k
+from ui.tour.ci import continue_button
 
 
-def live_claims() -> None:
-    """Step 8: what drift is, PSI, and the drift the shadow monitor measured."""
-    k.header(8, "Monitor live claims")
-    k.concept(
+# Step 8's text and body are a placeholder until the live claims stream lands; it then describes the stream.
+@k.page(8, "Monitor live claims", "drift",
         "A model is trained on yesterday's claims and scores today's. When the inputs move (amounts inflate, a "
         "new mix of diagnoses arrives) its accuracy can fall long before anyone has labels to notice. **Drift "
         "monitoring** compares each feature's current distribution with its training reference. The **Population "
         "Stability Index** bins the reference, compares each bin's share of current claims, and sums "
         "(current − reference) × ln(current / reference): below 0.10 means no meaningful change, 0.10 to 0.25 is "
         "moderate (watch it), 0.25 and above is major (investigate, consider retraining).",
-        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature.")
+        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature.",
+        follow="none")
+def live_claims(_: None) -> str:
+    """Step 8: what drift is, PSI, and the drift the shadow monitor measured."""
     st.info("Honest note: the live claims stream (start/stop, claims flowing, a rolling drift panel) arrives in a "
             "later version of this lab. What you can see now is the drift the **shadow monitor** measured on "
             "fresh claims during a real deployment.")
@@ -36,8 +38,7 @@ def live_claims() -> None:
         _drift_view(drift)
         k.tick(True, f"Run {run_id}'s shadow monitor measured input drift: level {drift['level']}, max PSI "
                f"{drift['max_psi']:.3f}.", "")
-        run = {"id": run_id}  # the dashboard link opens the run whose drift is shown
-    k.footer(8, run, "shadow_monitor")
+    return "shadow_monitor"
 
 
 def _latest_drift(run: dict | None) -> tuple[int, dict] | None:
@@ -67,34 +68,36 @@ def _drift_view(drift: dict) -> None:
                "0.10 (moderate) and 0.25 (major).")
 
 
-def failure_scenarios() -> None:
-    """Step 9: toggle a failure mode, commit, see which gate catches it."""
-    k.header(9, "Test failure scenarios")
-    k.concept(
+@k.page(9, "Test failure scenarios", "failures",
         "A pipeline is only trustworthy if it fails loudly, early and for the right reason. Each failure mode "
         "below breaks an input the way it breaks in production (a column missing from an upstream export, "
         "amounts exported as text, a tracking server down, labels corrupted by a bad join), and the real code "
         "downstream catches it: nothing raises on purpose. Turn one on, commit, and see which step stops the run "
         "and what it says. Modes apply to runs committed (or retried) after you set them.",
-        "chaos and fault-injection testing; failing CI on a data contract; alerting when tracking is down.")
+        "chaos and fault-injection testing; failing CI on a data contract; alerting when tracking is down.",
+        follow="none")
+def failure_scenarios(_: None) -> None:
+    """Step 9: toggle a failure mode, commit, see which gate catches it."""
     lab = get_lab()
     modes = lab.failure_modes()
     for m in modes:
         st.toggle(f"{m['title']}: {m['breaks']} (caught by {m['caught_by']})", value=m["enabled"],
                   key=f"tour9_{m['name']}", on_change=_set_mode, args=(m["name"],))
     run = k.tour_run()
-    if st.button("+ Commit with these failure modes", type="primary", key="tour9_commit"):
+    if st.button("Commit with these failure modes", icon=icons.COMMIT, type="primary", key="tour9_commit"):
         k.follow(lab.commit(message="walkthrough: failure scenario", author=st.session_state.get(NAME_KEY) or
                             "walkthrough"))
         st.rerun()
-    if run is not None:
+    if run is not None and run["created_at"] >= k.opened_at(9):
         if run["failure_modes"] and run["status"] == RunStatus.CI_COMPLETE.value:
             st.caption("Metric regression acts in CD: continue this run to see the promotion gate catch it.")
             continue_button(run)
         k.watch(run["id"], _caught_tick, "tour9")
+    else:
+        k.tick(False, "", "Turn a failure mode on and commit with the button above: the page ticks when a gate "
+               "stops that run.")
     if any(m["enabled"] for m in modes):
         st.warning("Failure modes are on: every new run will break. Switch them off before going on.")
-    k.footer(9, run)
 
 
 def _set_mode(name: str) -> None:
@@ -111,15 +114,15 @@ def _caught_tick(run: dict) -> None:
            "Turn a failure mode on and commit: the page ticks when a gate stops that run.")
 
 
-def rollback() -> None:
-    """Step 10: put the previous champion back."""
-    k.header(10, "Rollback")
-    k.concept(
+@k.page(10, "Rollback", "rollback",
         "When a new champion misbehaves in production, the fastest safe fix is to put the previous one back: "
         "**rollback** moves **@champion** to the version that held it before. Nothing is retrained or rebuilt "
         "(the registry kept every version), so it takes a second, and who did it and why is recorded. Roll back "
         "first, investigate second.",
-        "`kubectl rollout undo`, switching a registry alias or stage back, a blue/green switch back.")
+        "`kubectl rollout undo`, switching a registry alias or stage back, a blue/green switch back.",
+        follow="none")
+def rollback(_: dict | None) -> None:
+    """Step 10: put the previous champion back; the page ticks for a rollback made after it was opened."""
     lab = get_lab()
     history = lab.champion_history()
     if history:
@@ -127,18 +130,28 @@ def rollback() -> None:
                      key="tour10_history")
     current, target = lab.rollback_target()
     if target is None:
-        st.info(f"Rollback is not available yet: {current}. Promote a second model (steps 1, 4 and 5 again, or "
-                "the demo autopilot) so there is an earlier champion to go back to.")
+        st.info(_why_no_rollback(history), icon=icons.INFO)
     else:
         _rollback_form(current, target)
-    done = [h for h in history if h["action"] == "rollback"]
-    last = done[-1] if done else {}
-    k.tick(bool(done), f"Champion was rolled back to version {last.get('version')} by "
-           f"{md_escape(last.get('moved_by', ''))}.", "Roll production back once there is an earlier champion.")
+    done = [h for h in history if h["action"] == "rollback" and h["since"] >= k.opened_at(10)]
     if done:
-        st.success("That is the whole lifecycle: commit, CI, CD, approval, deployment, monitoring, failure, "
-                   "rollback. The demo autopilot replays it unattended; the run history keeps every step.")
-    k.footer(10, k.tour_run())
+        k.tick(True, f"You rolled the champion back to version {done[-1]['version']} (signed "
+               f"{md_escape(done[-1]['moved_by'])}). That is the whole lifecycle: commit, CI, CD, approval, "
+               "deployment, monitoring, failure, rollback. The demo autopilot replays it unattended; the run history "
+               "keeps every step.", "")
+    else:
+        k.tick(False, "", "Roll production back with the form above once there is an earlier champion.")
+
+
+def _why_no_rollback(history: list[dict]) -> str:
+    """Why there is nothing to roll back to, in terms of the history table above."""
+    if not history:
+        return ("Rollback is not available yet: no model has been champion. Promote one (steps 1, 4 and 5), then "
+                "a second, so there is an earlier champion to go back to.")
+    now = history[-1]["version"]
+    return (f"Rollback is not available: @champion is version {now}, and no earlier promotion is left to step back "
+            "to (each rollback undoes one promotion; the table above shows every move). Promote another model "
+            "(steps 1, 4 and 5, or the demo autopilot) to make one.")
 
 
 def _rollback_form(current: int, target: int) -> None:

@@ -1,19 +1,54 @@
-"""What every walkthrough page shares: the run the tour follows, a page header, ticks, live progress, navigation."""
+"""What every walkthrough page shares: the scaffold (`page`), the run the tour follows, ticks, live progress.
+
+The step modules register their pages here with the `page` decorator, in tour order; ui/tour/__init__.py imports
+them and hands the list to app.py. This module imports none of them, so there is no import circle.
+"""
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import streamlit as st
 
 from engine import pipeline
 from engine.states import RESTING, RunStatus, StepStatus
+from engine.store import timestamp
+from ui import icons
 from ui.common import get_lab, md_escape
 from ui.pagekit import dashboard_link, live, query_int
 
 TOTAL = 10
 RUN_KEY = "tour_run"  # plain session key (not a widget's), so it survives moving between pages
-ICONS = {"succeeded": "✅", "running": "🔵", "queued": "⏳", "pending": "⚪", "failed": "❌", "skipped": "⏭️",
-         "awaiting_approval": "🟡", "interrupted": "⚠️"}
+PAGES: dict[int, tuple[str, Callable[[], None], str]] = {}  # n: (title, page function, url path), by `page`
+
+
+# ---- the scaffold ---------------------------------------------------------------------------------------------
+def page(n: int, title: str, slug: str, concept: str, real_world: str, follow: str = "choose"):
+    """Make `body(run) -> step | None` tour page `n` (URL path tour-<n>-<slug>) and register it in PAGES.
+
+    The page shows its header and progress, what to learn, the followed run (`follow`: "choose" offers a
+    chooser, "own" takes only the run this session follows, "none" none), the body, then the links (the body's
+    returned step opens in the dashboard)."""
+    def wrap(body: Callable[[dict | None], str | None]):
+        @functools.wraps(body)
+        def show() -> None:
+            st.title(f"Step {n} of {TOTAL} · {title}")
+            st.progress(n / TOTAL)
+            st.markdown(concept)
+            st.caption(f"In real life: {real_world}")
+            opened_at(n)
+            run = {"choose": lambda: choose_run(f"tour{n}_pick"), "own": lambda: tour_run(default_latest=False),
+                   "none": lambda: None}[follow]()
+            step = body(run)
+            footer(n, run, step)
+        PAGES[n] = (f"{n} · {title}", show, f"tour-{n}-{slug}")
+        return show
+    return wrap
+
+
+def opened_at(n: int) -> float:
+    """When this session first opened tour page `n`: ticks count only what the learner did since."""
+    return st.session_state.setdefault(f"tour{n}_opened", timestamp())
 
 
 # ---- the run the tour follows ---------------------------------------------------------------------------------
@@ -77,24 +112,12 @@ def stopped_step(run: dict) -> dict | None:
 
 
 # ---- page parts -----------------------------------------------------------------------------------------------
-def header(n: int, title: str) -> None:
-    """Title and progress through the tour."""
-    st.title(f"Step {n} of {TOTAL} · {title}")
-    st.progress(n / TOTAL)
-
-
-def concept(text: str, real_world: str) -> None:
-    """What a practitioner should learn here, and where they meet it in real life."""
-    st.markdown(text)
-    st.caption(f"In real life: {real_world}")
-
-
 def tick(done: bool, yes: str, todo: str) -> None:
     """The page's live check: ticked when the goal is reached in the lab's real state."""
     if done:
-        st.success(f"✓ {yes}")
+        st.success(yes, icon=icons.DONE)
     else:
-        st.info(f"◻ {todo}")
+        st.info(todo, icon=icons.TODO)
 
 
 def steps_list(run: dict, stage: str | None = None) -> None:
@@ -104,7 +127,7 @@ def steps_list(run: dict, stage: str | None = None) -> None:
         if stage and s["stage"] != stage:
             continue
         took = f" · {s['finished_at'] - s['started_at']:.1f} s" if s["finished_at"] and s["started_at"] else ""
-        lines.append(f"- {ICONS.get(s['status'], '')} **{pipeline.spec(s['name']).title}** · {s['status']}{took}")
+        lines.append(f"- {icons.status(s['status'])} **{pipeline.spec(s['name']).title}** · {s['status']}{took}")
     st.markdown("\n".join(lines))
     bad = stopped_step(run)
     if bad and (stage is None or bad["stage"] == stage):
@@ -126,9 +149,8 @@ def watch(run_id: int, body: Callable[[dict], None], key: str) -> None:
 
 def tour_page(n: int):
     """The st.Page of tour step `n` (1-based), for links."""
-    from ui.walkthrough import TOUR  # late: walkthrough imports the step modules, which import this one
-    title, fn, path = TOUR[n - 1]
-    return st.Page(fn, title=title, url_path=path)
+    title, fn, path = PAGES[n]
+    return st.Page(fn, title=title, url_path=path, icon=icons.TOUR)
 
 
 def footer(n: int, run: dict | None, step: str | None = None) -> None:
@@ -138,9 +160,9 @@ def footer(n: int, run: dict | None, step: str | None = None) -> None:
     prev_col, dash_col, next_col = st.columns(3)
     if n > 1:
         with prev_col:
-            st.page_link(tour_page(n - 1), label=f"← Step {n - 1}", query_params=params)
+            st.page_link(tour_page(n - 1), label=f"Step {n - 1}", icon=icons.PREVIOUS, query_params=params)
     with dash_col:
         dashboard_link(run["id"] if run else None, step)
     if n < TOTAL:
         with next_col:
-            st.page_link(tour_page(n + 1), label=f"Next: step {n + 1} →", query_params=params)
+            st.page_link(tour_page(n + 1), label=f"Next: step {n + 1}", icon=icons.NEXT, query_params=params)

@@ -6,31 +6,30 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.states import RunStatus
-from ui import tour_kit as k
-from ui.common import get_lab, md_escape
+from ui import icons
+from ui.common import get_lab, md_escape, mlflow_ui
 from ui.pagekit import name_input
+from ui.tour import kit as k
 
 METRICS = ("roc_auc", "f1", "accuracy", "precision", "recall", "false_denial_rate")
 
 
-def approve_or_reject() -> None:
-    """Step 5: review the evidence and sign the manual gate."""
-    k.header(5, "Approve or reject")
-    k.concept(
+@k.page(5, "Approve or reject", "approve",
         "A model that denies medical claims affects people, so a person signs off before it ships. The reviewer "
         "sees the evidence: the **gate's checks with their margins**, the challenger's metrics next to the "
         "reference's on the same holdout, and the features that drive its decisions (SHAP). Watch the **false "
         "denial rate**: an approved claim wrongly denied costs a patient. Your name and comment go into the "
         "audit trail and onto the model version as tags.",
         "a protected environment in GitHub Actions, a change-approval ticket, a model-risk review board.")
-    run = k.choose_run("tour5_pick")
+def approve_or_reject(run: dict | None) -> str:
+    """Step 5: review the evidence and sign the manual gate."""
     if run is None:
         k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
     else:
         _evidence(run)
         _decision_form(run)
         k.watch(run["id"], _decision_tick, "tour5")
-    k.footer(5, run, "manual_approval")
+    return "manual_approval"
 
 
 def _evidence(run: dict) -> None:
@@ -53,16 +52,14 @@ def _evidence(run: dict) -> None:
 
 
 def _decision_form(run: dict) -> None:
-    why_not = get_lab().allowed_actions(run)["approve"]
-    if why_not:
-        st.caption(why_not)
-        return
+    if get_lab().allowed_actions(run)["approve"]:
+        return  # the tick below says what to do first
     with st.form("tour5_decide"):
         by = name_input("tour5_by")
         comment = st.text_input("Comment", key="tour5_comment", placeholder="why you decided so")
         approve, reject = st.columns(2)
-        ok = approve.form_submit_button("✓ Approve", type="primary")
-        no = reject.form_submit_button("✗ Reject")
+        ok = approve.form_submit_button("Approve", icon=icons.APPROVE, type="primary")
+        no = reject.form_submit_button("Reject", icon=icons.REJECT)
     if ok or no:
         try:
             (get_lab().approve if ok else get_lab().reject)(run["id"], by, comment)
@@ -74,16 +71,18 @@ def _decision_form(run: dict) -> None:
 
 def _decision_tick(run: dict) -> None:
     out = k.step_of(run, "manual_approval")["outputs"] or {}
-    decided = out.get("decision")
-    k.tick(bool(decided), f"Run {run['id']} was {decided} by {md_escape(out.get('by', ''))}" +
-           (f": {md_escape(out['comment'])}" if out.get("comment") else "."),
-           f"Run {run['id']} is {run['status']}: the gate is decided once it is awaiting_approval.")
+    decided = out.get("decision") if (out.get("at") or 0) >= k.opened_at(5) else None
+    if decided:
+        k.tick(True, f"Run {run['id']} was {decided} by {md_escape(out.get('by', ''))}" +
+               (f": {md_escape(out['comment'])}" if out.get("comment") else "."), "")
+    elif run["status"] == RunStatus.AWAITING_APPROVAL.value:
+        k.tick(False, "", "Read the evidence, then approve or reject with the form above.")
+    else:
+        k.tick(False, "", f"Run {run['id']} is {run['status']}, not waiting at the manual gate: follow a run in "
+               "awaiting_approval (step 4 gets one there).")
 
 
-def monitor_deployment() -> None:
-    """Step 6: staging, shadow monitoring, promotion, live."""
-    k.header(6, "Monitor deployment")
-    k.concept(
+@k.page(6, "Monitor deployment", "deploy",
         "Here, deploying **is** moving a registry alias. **Deploy staging** points **@staging** at the approved "
         "version. **Shadow monitor** sends the same fresh claims to staging and to the champion, compares their "
         "decisions and accuracy, and measures input drift; nothing a user sees depends on staging yet. If "
@@ -91,12 +90,13 @@ def monitor_deployment() -> None:
         "`models:/claims-settlement-rf@champion` serves the new version. A deploy gate that trips *holds* the "
         "run (it can be retried) rather than failing it.",
         "shadow or canary deployments (KServe, Seldon, SageMaker shadow variants); blue/green switches.")
-    run = k.choose_run("tour6_pick")
+def monitor_deployment(run: dict | None) -> str:
+    """Step 6: staging, shadow monitoring, promotion, live."""
     if run is None:
         k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
     else:
         k.watch(run["id"], _deploy_progress, "tour6")
-    k.footer(6, run, "shadow_monitor")
+    return "shadow_monitor"
 
 
 def _deploy_progress(run: dict) -> None:
@@ -104,8 +104,9 @@ def _deploy_progress(run: dict) -> None:
     shadow = k.step_of(run, "shadow_monitor")["outputs"] or {}
     if shadow.get("accuracy"):
         agree = f"agreement with champion {shadow['agreement_rate']:.1%}; " if "agreement_rate" in shadow else ""
+        accuracy = ", ".join(f"{who} {value:.3f}" for who, value in shadow["accuracy"].items() if value is not None)
         drift = shadow.get("drift") or {}
-        st.caption(f"Shadow: {agree}accuracy {shadow['accuracy']}; input drift {drift.get('level', '?')} "
+        st.caption(f"Shadow: {agree}accuracy {accuracy}; input drift {drift.get('level', '?')} "
                    f"(max PSI {drift.get('max_psi', 0):.3f}).")
     promote = k.step_of(run, "promote_prod")["outputs"] or {}
     status = run["status"]
@@ -118,17 +119,15 @@ def _deploy_progress(run: dict) -> None:
            f"Run {run['id']} is {status}: approve it (step 5) and wait for promotion.")
 
 
-def view_mlflow() -> None:
-    """Step 7: the MLflow runs behind the followed pipeline run."""
-    k.header(7, "View MLflow runs")
-    k.concept(
+@k.page(7, "View MLflow runs", "mlflow",
         "Every CI and CD run is an **MLflow run**: parameters (the forest's settings), metrics (accuracy, F1, "
         "ROC-AUC, false denial rate), tags (commit, seed, dataset window, pipeline run), the training data as a "
         "dataset input with a digest, and artifacts (the model, SHAP plots, confusion matrix). That record is "
         "what lets someone reproduce and audit a model months later. The dashboard's MLflow explorer filters "
         "runs by stage; the full MLflow UI reads the same store.",
         "MLflow, Weights & Biases, Vertex AI Experiments; a model registry with lineage back to data and code.")
-    run = k.choose_run("tour7_pick")
+def view_mlflow(run: dict | None) -> str:
+    """Step 7: the MLflow runs behind the followed pipeline run."""
     lab = get_lab()
     found = []
     if run is None:
@@ -142,9 +141,13 @@ def view_mlflow() -> None:
                     _mlflow_run(mlflow_id)
         k.tick(bool(found), f"Run {run['id']} has {' and '.join(found)} runs in MLflow.",
                f"Run {run['id']} has not logged to MLflow yet (its CI's last step does).")
-    st.caption(f"Full MLflow UI: `mlflow ui --backend-store-uri {lab.settings.tracking_uri}`, then open "
-               f"{lab.settings.mlflow_ui_url}")
-    k.footer(7, run, "mlflow_log_ci")
+    url, command = mlflow_ui(lab.settings)
+    if url:
+        st.caption(f"Full MLflow UI: {url}")
+    else:
+        st.caption("Full MLflow UI: serve the lab's store with the command below, then open `http://127.0.0.1:5000`.")
+        st.code(command, language="bash", wrap_lines=True)
+    return "mlflow_log_ci"
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -1,0 +1,150 @@
+"""The header's actions and dialogs in AppTest, in each run status the stores below reach: every button is
+enabled exactly when the lab allows the action (its help says why not), the phone row offers the same actions,
+each allowed action's dialog opens and does what it says, and the MLflow button never links to a dead address.
+"""
+from __future__ import annotations
+
+import pytest
+
+from ui import dialogs, header, icons
+
+ACTIONS = [name for name, _, _ in header.ACTIONS]
+
+
+def _texts(at) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "toast")
+                     for e in getattr(at, kind))
+
+
+def _labelled(elements, label: str):
+    return next(e for e in elements if e.label == label)
+
+
+def _check_buttons(app, lab, run) -> None:
+    allowed = {**lab.allowed_actions(run), "commit": None}
+    primary = header.NEXT_ACTION.get(run["status"]) if run else None
+    primary = primary if primary and allowed[primary] is None else "commit"
+    for name in ACTIONS:
+        wide = app.button(key=f"act_{name}")
+        assert wide.disabled == (allowed[name] is not None), name
+        assert wide.help == (allowed[name] or dialogs.HELP[name]), name
+        assert (wide.proto.type == "primary") == (name == primary), name
+        phone = app.button(key=f"phone_{name}")  # the phone row: the primary action, the rest in the menu
+        assert (phone.disabled, phone.help) == (wide.disabled, wide.help), name
+
+
+@pytest.mark.parametrize("store", ["empty", "seeded_dir", "awaiting_dir"])
+def test_every_action_is_enabled_exactly_when_the_lab_allows_it(app, make_lab, store, request):
+    runs = request.getfixturevalue(store)[1] if store != "empty" else {}
+    for run_id in [None, *runs.values()]:
+        if run_id is not None:
+            app.query_params["run"] = str(run_id)
+        app.run()
+        assert not app.exception
+        lab = make_lab()
+        latest = lab.runs(1)
+        shown = run_id if run_id is not None else (latest[0]["id"] if latest else None)  # the default: newest
+        _check_buttons(app, lab, lab.run(shown) if shown else None)
+
+
+def test_retry_from_the_phone_menu_requeues_the_failed_step_and_focuses_it(app, seeded_dir, make_lab):
+    _, runs = seeded_dir
+    app.query_params["run"] = str(runs["failed"])
+    app.run()
+    app.button(key="phone_retry").click().run()  # same dialog as the wide row's button
+    assert _labelled(app.selectbox, "Retry from").value == "data_validation"
+    _labelled(app.button, f"Retry run {runs['failed']}").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert make_lab().run(runs["failed"])["status"] == "queued"
+    assert [(t.value, t.icon) for t in app.toast] == [(f"Run {runs['failed']} retrying from data_validation",
+                                                       icons.RETRY)]
+    assert app.selectbox(key="step_pick").value == "data_validation"  # the requeued step is followed
+    assert f"**run {runs['failed']}: queued**" in _texts(app)
+
+
+def test_reject_dialog_puts_the_form_first_and_draws_the_rejection_as_rejected(app, awaiting_dir, make_lab):
+    _, runs = awaiting_dir
+    app.query_params["run"] = str(runs["ok"])
+    app.run()
+    app.button(key="act_reject").click().run()
+    assert not app.exception
+    assert "Gate verdict: **PASS**" in _texts(app)  # the evidence is in the dialog, below the form
+    _labelled(app.text_input, "Reviewer").input("Dana")
+    _labelled(app.text_area, "Comment").input("false denials too high")
+    _labelled(app.button, f"Reject run {runs['ok']}").click().run()
+    assert not app.exception and not app.error
+    assert make_lab().run(runs["ok"])["status"] == "rejected"
+    assert app.selectbox(key="step_pick").value == "manual_approval"
+    assert "`rejected`" in _texts(app)  # the inspector's status, not "failed"
+    assert "manual_approval rejected:" in [w.value.strip("*") for w in app.warning]
+    assert not any("failed" in e.value for e in app.error)
+
+
+def test_approve_dialog_shows_the_reviewer_form_and_the_evidence(app, awaiting_dir, make_lab):
+    _, runs = awaiting_dir
+    app.query_params["run"] = str(runs["ok"])
+    app.run()
+    app.button(key="act_approve").click().run()
+    assert not app.exception
+    assert _labelled(app.text_input, "Reviewer") and "Gate verdict: **PASS**" in _texts(app)
+    # The no-champion baseline check reads as a sentence, not "ROC-AUC drop -0.39".
+    assert any(m.value.startswith(f"{icons.DONE} ROC-AUC rose by") for m in app.markdown)
+    _labelled(app.text_input, "Reviewer").input("Dana")
+    _labelled(app.button, f"Approve run {runs['ok']}").click().run()
+    assert not app.exception and not app.error
+    assert make_lab().run(runs["ok"])["status"] == "queued"
+
+
+def test_mlflow_button_shows_the_command_for_the_embedded_store(app, data_dir):
+    app.run()
+    assert not app.link_button  # nothing to link to: no MLflow server runs
+    command = next(c.value for c in app.code if c.value.startswith("mlflow ui"))
+    assert f"--backend-store-uri sqlite:///{data_dir / 'mlflow.db'}" in command
+    assert f"--default-artifact-root {(data_dir / 'mlartifacts').as_uri()}" in command
+
+
+def test_mlflow_button_links_to_a_configured_tracking_server(app, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens: the page still loads
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://mlflow.example:5000")
+    app.run()
+    assert not app.exception
+    assert [(b.label, b.url) for b in app.link_button] == [("MLflow UI", "http://mlflow.example:5000")]
+
+
+
+def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(app, make_lab):
+    import sqlalchemy as sa
+
+    from engine import store as S
+    lab = make_lab()
+    run_id = lab.commit(message="the worker dies", author="test")
+    step = lab.store.claim_step("worker-that-dies")  # commit_received starts on a worker...
+    with lab.store.tx() as c:  # ...whose last heartbeat was a minute ago
+        c.execute(sa.update(S.steps).where(S.steps.c.id == step["id"]).values(heartbeat_at=S.timestamp() - 60))
+    assert lab.runner.reap_stale() == 1 and lab.run(run_id)["status"] == "interrupted"
+    app.run()
+    assert not app.exception
+    _check_buttons(app, lab, lab.run(run_id))
+    assert app.button(key="act_retry").proto.type == "primary"
+    assert app.selectbox(key="step_pick").value == "commit_received"  # the interrupted step is shown
+    app.button(key="act_retry").click().run()
+    _labelled(app.button, f"Retry run {run_id}").click().run()
+    assert not app.exception and not app.error
+    assert lab.run(run_id)["status"] == "queued" and lab.store.step(run_id, "commit_received")["status"] == "queued"
+
+
+def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step(lifecycle_lab):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params.update(run="2", step="promote_prod", tab="Outputs")  # run 2's v2 was rolled back to v1
+    at.run()
+    assert not at.exception
+    text = _texts(at)
+    assert "**run 2: promoted, then rolled back**" in text
+    assert "This run's model is no longer champion: rolled back by demo at" in text
+    assert "`rolled_back`" in text and "This promotion was undone" in text
+    at.query_params.update(run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
+    at.run()
+    assert "rolled back" not in _texts(at).replace("Rollback", "")
