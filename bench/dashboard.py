@@ -52,7 +52,7 @@ def seed_large(data: Path, runs: int = 1000, log_lines: int = 100_000, mlflow_ru
     with lab.store.tx() as c:
         for i in range(runs - 1):
             run_id = c.execute(sa.insert(S.runs).values(
-                {**{k: v for k, v in template.items() if k != "id"}, "message": f"bench copy {i}"})
+                {**{k: v for k, v in template.items() if k in S.runs.c and k != "id"}, "message": f"bench copy {i}"})
                 .returning(S.runs.c.id)).scalar_one()
             c.execute(sa.insert(S.steps), [{**{k: v for k, v in s.items() if k != "id"}, "run_id": run_id}
                                            for s in steps])
