@@ -133,7 +133,7 @@ def test_ticks_wait_for_what_the_learner_does_not_for_history(lifecycle_lab):
 def test_texts_match_the_config_and_print_no_raw_data(lifecycle_lab):
     from engine import pipeline
     rows = pipeline.spec("ci_quick_train").params()["sample_rows"]
-    assert f"a {rows:,}-claim sample" in texts(open_page("tour-2-ci"))
+    assert f"{rows:,}-claim sample" in texts(open_page("tour-2-ci"))
     at = open_page("tour-6-deploy")
     at.selectbox(key="tour6_pick").set_value(2).run()
     shadow = next(c.value for c in at.caption if c.value.startswith("Shadow:"))
@@ -141,3 +141,27 @@ def test_texts_match_the_config_and_print_no_raw_data(lifecycle_lab):
     at = open_page("tour-5-approve")
     todo = [i.value for i in at.info]
     assert len(todo) == len(set(todo))  # the to-do is said once
+
+
+def test_step_8_streams_claims_and_ticks_on_a_major_snapshot_taken_after_it_opened(lifecycle_lab, started_labs):
+    at = open_page("tour-8-drift")
+    assert not at.exception, at.exception
+    lab = started_labs[0]
+    history = lab.stream.snapshots(limit=1)
+    assert history and history[0]["level"] == "major"  # the played demo's drift act: history, not the learner's
+    assert "Start the stream with a drifting scenario" in texts(at)
+    assert not lab.stream.state()["enabled"]
+
+    at.selectbox(key="tour8_scenario").set_value("inflation")
+    _button(at, "Start the stream").click().run()
+    assert not at.exception, at.exception
+    state = lab.stream.state()
+    assert state["enabled"] and state["scenario"] == "inflation"
+    # The app's runner produces the claims; a new snapshot (one every 500 claims) turns up by itself.
+    wait_until(lambda: lab.stream.snapshots(limit=1)[0]["id"] > history[0]["id"], what="a new snapshot")
+    at.run()
+    newest = lab.stream.snapshots(limit=1)[0]
+    assert newest["level"] == "major"
+    assert f"shows major drift (max PSI {newest['max_psi']:.2f})" in texts(at) or "shows major drift" in texts(at)
+    _button(at, "Stop the stream").click().run()
+    assert not lab.stream.state()["enabled"]

@@ -7,55 +7,91 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.states import RunStatus
+from engine.stream import SCENARIOS
 from ui import icons
 from ui.common import get_lab, md_escape
-from ui.pagekit import NAME_KEY, name_input
+from ui.pagekit import NAME_KEY, live, name_input
 from ui.tour import kit as k
 from ui.tour.ci import continue_button
 
+TOUR_RATE = 200  # claims a second: a snapshot every few seconds, so the lesson does not keep the learner waiting
 
-# Step 8's text and body are a placeholder until the live claims stream lands; it then describes the stream.
+
 @k.page(8, "Monitor live claims", "drift",
         "A model is trained on yesterday's claims and scores today's. When the inputs move (amounts inflate, a "
-        "new mix of diagnoses arrives) its accuracy can fall long before anyone has labels to notice. **Drift "
-        "monitoring** compares each feature's current distribution with its training reference. The **Population "
-        "Stability Index** bins the reference, compares each bin's share of current claims, and sums "
-        "(current − reference) × ln(current / reference): below 0.10 means no meaningful change, 0.10 to 0.25 is "
-        "moderate (watch it), 0.25 and above is major (investigate, consider retraining).",
-        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature.",
+        "new mix of diagnoses arrives) its accuracy can fall long before anyone has labels to notice: real "
+        "outcomes arrive weeks after the decision. **Drift monitoring** compares each feature's current "
+        "distribution with the champion's own training data. The **Population Stability Index** bins the "
+        "reference, compares each bin's share of current claims, and sums (current − reference) × "
+        "ln(current / reference): below 0.10 means no meaningful change, 0.10 to 0.25 is moderate (watch it), "
+        "0.25 and above is major (investigate, consider retraining). While labels are pending, the model's own "
+        "probabilities *estimate* its accuracy; that estimate is only as good as its calibration, and it cannot "
+        "see **concept drift**, where the inputs stay put and the rule that decides claims changes.",
+        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature; "
+        "delayed ground truth joined back to predictions.",
         follow="none")
-def live_claims(_: None) -> str:
-    """Step 8: what drift is, PSI, and the drift the shadow monitor measured."""
-    st.info("Honest note: the live claims stream (start/stop, claims flowing, a rolling drift panel) arrives in a "
-            "later version of this lab. What you can see now is the drift the **shadow monitor** measured on "
-            "fresh claims during a real deployment.")
-    run = k.tour_run()
-    found = _latest_drift(run)
-    if found is None:
-        k.tick(False, "", "No deployment has measured drift yet: approve a run (step 5) and let it deploy.")
-    else:
-        run_id, drift = found
-        _drift_view(drift)
-        k.tick(True, f"Run {run_id}'s shadow monitor measured input drift: level {drift['level']}, max PSI "
-               f"{drift['max_psi']:.3f}.", "")
-    return "shadow_monitor"
-
-
-def _latest_drift(run: dict | None) -> tuple[int, dict] | None:
-    """(run id, drift report) of the followed run if it has one, else of the newest run that does."""
+def live_claims(_: None) -> None:
+    """Step 8: start the live stream with a drift scenario and watch the monitor turn major."""
     lab = get_lab()
-    candidates = [run] if run else []
-    recent = lab.runs(50, statuses=[RunStatus.PROMOTED.value, RunStatus.HELD.value])
-    steps = lab.steps_for_runs([r["id"] for r in recent])
-    candidates += [{**r, "steps": steps[r["id"]]} for r in recent]
-    for r in candidates:
-        drift = (k.step_of(r, "shadow_monitor")["outputs"] or {}).get("drift")
-        if drift:
-            return r["id"], drift
+    if lab.tracking.alias_version("champion") is None:
+        k.tick(False, "", "There is no champion to serve claims yet: promote a model first (step 5).")
+        return None
+    opened = k.opened_at(8)
+    st.markdown("The stream sends synthetic claims to `models:/claims-settlement-rf@champion` (and to `@staging` "
+                "as a shadow while it holds another version). Pick a scenario and start it; the dashboard's "
+                "Claims panel and the **Drift** page show the same stream.")
+    names = list(SCENARIOS)
+    scenario = st.selectbox("Scenario", names, index=names.index("inflation"), key="tour8_scenario",
+                            format_func=lambda n: f"{n}: {SCENARIOS[n].description}")
+    state = lab.stream.state()
+    by = st.session_state.get(NAME_KEY) or "tour"
+    start_col, stop_col = st.columns(2)
+    if start_col.button("Start the stream with this scenario", icon=icons.PLAY, key="tour8_start"):
+        try:
+            lab.stream.start(rate=TOUR_RATE, scenario=scenario, ramp=0, by=by)
+            st.rerun()
+        except (BadInput, Refused) as exc:
+            st.error(str(exc), icon=icons.REFUSED)
+    if stop_col.button("Stop the stream", icon=icons.STOP, key="tour8_stop", disabled=not state["enabled"]):
+        lab.stream.stop(by=by)
+        st.rerun()
+    live(lambda: _monitor(lab, opened), bool(state["enabled"]), "tour8_live")
     return None
 
 
+def _monitor(lab, opened: float) -> bool:
+    """The latest snapshot since the page opened, and the tick; True while the stream is on."""
+    status = lab.stream.status()
+    st.caption(f"Stream **{'on' if status['enabled'] else 'off'}** · scenario {status['scenario']} · "
+               f"{status['produced']:,} claims produced, {status['labelled']:,} labelled · champion "
+               f"v{status['champion_version']}")
+    fresh = [s for s in lab.stream.snapshots(limit=20) if s["ts"] >= opened]
+    if fresh and fresh[0]["status"] == "ok":
+        snap = fresh[0]
+        _drift_view(snap["detail"])
+        realised, estimated = snap["realised_accuracy"], snap["estimated_accuracy"]
+        st.caption(f"Snapshot {snap['id']}: realised accuracy {_num(realised)} on labelled claims; the model "
+                   f"expects {_num(estimated)} on the claims still waiting for their labels.")
+    major = next((s for s in fresh if s["level"] == "major"), None)
+    if major:
+        k.tick(True, f"Snapshot {major['id']} shows major drift (max PSI {major['max_psi']:.2f}) in claims that "
+               "arrived after you opened this page: in production this is the moment to investigate and retrain. "
+               "Try concept_drift next: PSI stays low while realised accuracy falls below the estimate.", "")
+    elif fresh:
+        k.tick(False, "", f"Latest snapshot {fresh[0]['id']}: level {fresh[0]['level'] or 'not enough data yet'}; "
+               "keep the stream running, or pick a scenario that drifts.")
+    else:
+        k.tick(False, "", "Start the stream with a drifting scenario and wait for a snapshot (one every 500 "
+               "claims) to turn major.")
+    return bool(status["enabled"])
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def _drift_view(drift: dict) -> None:
+    """PSI per feature as bars coloured by level, with the 0.10 and 0.25 lines."""
     frame = pd.DataFrame([{k_: f.get(k_) for k_ in ("feature", "kind", "psi", "level")} for f in drift["features"]])
     bars = alt.Chart(frame).mark_bar().encode(
         x=alt.X("psi:Q", title="PSI"), y=alt.Y("feature:N", sort="-x", title=None),
