@@ -12,6 +12,7 @@ pages = {
         st.Page("pages/dashboard.py", title="Dashboard", icon="🧪", default=True),
         st.Page("pages/runs.py", title="Run history", icon="📜"),
         st.Page("pages/registry.py", title="Model registry", icon="🏷️"),
+        st.Page("pages/drift.py", title="Drift and scoring", icon=":material/monitoring:"),
         st.Page("pages/demo.py", title="Demo autopilot", icon="▶️"),
     ],
     "Walkthrough": [st.Page(fn, title=title, url_path=path) for title, fn, path in TOUR],

@@ -2,7 +2,7 @@
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from ui import claims, common, dag, explorer, header, inspector
+from ui import common, dag, explorer, header, inspector, stream
 
 
 def panels(lab, run_id: int | None, status: str | None) -> None:
@@ -48,4 +48,4 @@ with live:
 with mlflow:
     explorer.render(lab, run)
 st.divider()
-claims.render(lab, run)
+stream.render(lab)
