@@ -33,9 +33,10 @@ def render(lab) -> None:
     kind, payload = st.session_state.get(RESULT, (None, None))
     errors = payload if kind == "errors" else {}
     with st.form("score_form"):
-        columns = st.columns(3)
-        for i, field in enumerate(FEATURES):
-            with columns[i % 3]:
+        # One column per field, categories on the first row and numbers on the second: a message sits under
+        # its own field.
+        for field, column in zip(FEATURES, [*st.columns(3), *st.columns(3)]):
+            with column:
                 if field in CATEGORICAL:
                     st.selectbox(LABELS[field], CATEGORIES[field], index=None, key=_key(field),
                                  accept_new_options=True, placeholder="choose or type")

@@ -1,7 +1,7 @@
 """The dashboard's Claims panel over a lab with a champion (v1) and a staging shadow (v2), in AppTest.
 
-The app's own stream job never ticks here (LAB_STREAM_TICK_SECONDS is an hour): claims are made by a second Lab's
-`stream.produce(n)`, so what the panel shows is known exactly. Expectations come from the engine's own reads.
+The app's own stream job never ticks here (fixtures_stream.py): claims are made by a second Lab's `stream.produce(n)`,
+so what the panel shows is known exactly. Expectations come from the engine's own reads.
 """
 from __future__ import annotations
 
@@ -13,22 +13,7 @@ from engine.stream import SCENARIOS
 from tests.ui.fixtures_history import open_page, texts
 from ui import stream as panel
 
-pytest_plugins = ["tests.ui.fixtures_history"]  # empty_lab, lifecycle_lab, started_labs
-
-
-@pytest.fixture
-def quiet_stream(monkeypatch):
-    """The app's stream job waits an hour before its first tick: only the test produces claims."""
-    monkeypatch.setenv("LAB_STREAM_TICK_SECONDS", "3600")
-
-
-@pytest.fixture
-def producer(lifecycle_lab, quiet_stream):
-    """A Lab on the test's copy of the played lifecycle, to produce claims and read the stream's state."""
-    from engine.lab import Lab
-    lab = Lab(lifecycle_lab)
-    yield lab
-    lab.close()
+pytest_plugins = ["tests.ui.fixtures_history", "tests.ui.fixtures_stream"]  # empty_lab, producer, quiet_stream
 
 
 def dashboard():
