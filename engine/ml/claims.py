@@ -17,8 +17,9 @@ model still misclassifies claims whose score is near 0, which keeps the task hon
 
 Drift for the live stream is a `Shift`. Most of its fields are covariate drift: they change who files claims
 (amounts, ages, provider and case mix), never the rule that decides them, so drift statistics move while the
-model's logic stays valid. One field, `concept`, is concept drift: the payer's rule itself changes (the effect of
-the allowed share reverses) while the inputs stay exactly as they were, so only accuracy can reveal it.
+model's logic stays valid. One field, `concept`, is concept drift: the payer's rule itself changes (the effects of
+the allowed share and of the amount reverse) while the inputs stay exactly as they were, so only accuracy can
+reveal it.
 
 Frames are prefix-stable: claims are drawn in blocks of BLOCK rows, each block from its own seeded stream, so the
 first k rows of generate_claims(n, ...) are generate_claims(k, ...) for every k <= n, and `start=` continues a
@@ -78,7 +79,7 @@ class Shift:
     telehealth_boost: float = 0.0   # extra weight (share of total, 0..1) moved to Telehealth providers
     surgery_boost: float = 0.0      # extra weight (share of total, 0..1) moved to the Surgery CPT bucket
     oncology_boost: float = 0.0     # extra weight (share of total, 0..1) moved to the Oncology diagnosis group
-    concept: float = 0.0            # 0..1: how far the payer's rule has turned (the allowed-share effect reverses)
+    concept: float = 0.0            # 0..1: how far the payer's rule has turned (share and amount effects reverse)
 
     def scaled(self, intensity: float) -> "Shift":
         """This shift at `intensity` (0 = none, 1 = full): amounts scale geometrically, the rest linearly."""
@@ -201,8 +202,9 @@ def _block(seed: int, block: int, start: date, end: date, shift: Shift) -> dict[
     allowed = np.round(billed * rng.beta(5, 2.5, n), 2)
     allowed = np.clip(allowed, 0.01, billed)
     score = _score(cpt, prov, dx, billed, allowed, age)
-    if shift.concept:  # the payer's rule turns: the allowed-share effect fades and then reverses
-        score -= shift.concept * 2 * 5.0 * (allowed / billed - 0.65)
+    if shift.concept:  # the payer's rule turns: the allowed-share and amount effects fade, then reverse
+        z = (np.log(billed) - _CPT_LOG_MEAN[cpt]) / _CPT_LOG_SD
+        score -= shift.concept * 2 * (5.0 * (allowed / billed - 0.65) - 1.6 * z)
     approved = rng.random(n) < 1 / (1 + np.exp(-_SHARPNESS * score))
     days = (end - start).days + 1
     service_date = np.datetime64(start.isoformat(), "D") + rng.integers(0, days, n).astype("timedelta64[D]")
