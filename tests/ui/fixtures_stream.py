@@ -1,11 +1,16 @@
 """Fixtures for the Claims panel and Drift page tests: a lab with a champion whose stream only the test drives.
 
-Built on fixtures_history's played lifecycle (champion v1, staging v2). The app's stream job waits an hour before
-its first tick, so claims exist only where a test made them with `producer.stream.produce(n)`.
+Built on fixtures_history's played lifecycle (champion v1, staging v2, and the claims and snapshots its demo
+streamed, the stream stopped). The app's stream job waits an hour before its first tick, so new claims appear only
+where a test makes them with `producer.stream.produce(n)`.
 """
 from __future__ import annotations
 
 import pytest
+
+# A rate (claims/s) at which nothing is ever due: the app's stream job ticks once as the app starts, and a stream a
+# test turned on at this rate gives it nothing to produce, so only `produce(n)` makes claims.
+STILL = 0.001
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from engine.ml.claims import CATEGORICAL, FEATURES, NUMERIC
 from engine.ml.drift import EPSILON
 from tests.ui.fixtures_history import ROOT, open_page, texts
+from tests.ui.fixtures_stream import STILL
 from ui import drift, score
 
 pytest_plugins = ["tests.ui.fixtures_history", "tests.ui.fixtures_stream"]  # lifecycle_lab, producer, quiet_stream
@@ -40,17 +41,20 @@ def by_hand(bins: list[dict]) -> float:
 @pytest.fixture
 def drifted(producer):
     """Two snapshots of claims under full inflation (1,000 claims); returns the producing Lab."""
-    producer.stream.start(scenario="inflation", ramp=0, by="test")
+    producer.stream.start(rate=STILL, scenario="inflation", ramp=0, by="test")
     for _ in range(2):
         producer.stream.produce(500)  # a batch that crosses a multiple of 500 ends with one snapshot
     return producer
 
 
-def test_without_snapshots_the_page_says_how_to_get_one(producer):
+def test_an_empty_lab_says_how_to_get_snapshots_and_that_scoring_needs_a_champion(empty_lab, quiet_stream):
     at = drift_page()
     assert not at.exception
     assert "No drift snapshots yet" in texts(at)
-    assert at.get("form"), "the score form is there even before any snapshot"
+    submit(at)
+    assert not at.exception
+    [message] = [e.value for e in at.error]
+    assert "there is no champion yet: promote a model first" in message
 
 
 def test_a_features_bins_recompute_the_stored_psi(drifted):
@@ -78,7 +82,8 @@ def test_a_features_bins_recompute_the_stored_psi(drifted):
 
 
 def test_the_url_opens_a_snapshot_and_a_feature_and_follows_the_pick(drifted):
-    first, newest = [s["id"] for s in drifted.stream.snapshots()][::-1]
+    snapshots = drifted.stream.snapshots()
+    first, newest = snapshots[-1]["id"], snapshots[0]["id"]
     from streamlit.testing.v1 import AppTest
     from streamlit.util import calc_hash
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

@@ -5,12 +5,15 @@ so what the panel shows is known exactly. Expectations come from the engine's ow
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine.errors import BadInput, Refused
 from engine.ml.claims import APPROVED, DENIED
 from engine.stream import SCENARIOS
 from tests.ui.fixtures_history import open_page, texts
+from tests.ui.fixtures_stream import STILL
 from ui import stream as panel
 
 pytest_plugins = ["tests.ui.fixtures_history", "tests.ui.fixtures_stream"]  # empty_lab, producer, quiet_stream
@@ -29,7 +32,7 @@ def feed_of(at):
     return next(d.value for d in at.dataframe if "decision" in d.value.columns)
 
 
-def test_before_any_claim_the_panel_offers_start_and_explains(producer):
+def test_before_any_claim_the_panel_offers_start_and_explains(empty_lab, quiet_stream):
     at = dashboard()
     assert not at.exception
     assert "No claims yet" in texts(at)
@@ -64,13 +67,14 @@ def test_start_persists_the_chosen_settings_and_the_feed_shows_the_served_claims
     # The newest 20 of 1,000 claims are younger than the label delay (300): all still pending.
     assert feed["label"].tolist() == ["pending"] * panel.FEED_ROWS
     status = next(m.value for m in at.markdown if "produced" in m.value)
-    assert "**1,000** produced" in status and "**700** labelled" in status
+    state = producer.stream.state()
+    assert f"**{state['next_seq']:,}** produced" in status and f"**{state['labelled_seq']:,}** labelled" in status
     assert "champion v1, shadow v2" in status
     assert at.get("vega_lite_chart"), "PSI bars and snapshot lines are drawn"
 
 
 def test_labels_show_once_they_arrive(producer):
-    producer.stream.start(rate=20, label_delay=5, by="test")
+    producer.stream.start(rate=STILL, label_delay=5, by="test")
     producer.stream.produce(30)
     at = dashboard()
     feed, served = feed_of(at), producer.stream.claims(panel.FEED_ROWS)
@@ -82,7 +86,7 @@ def test_labels_show_once_they_arrive(producer):
 
 
 def test_major_drift_raises_the_alert_and_shows_the_estimate_caveat(producer):
-    producer.stream.start(scenario="inflation", ramp=0, by="test")
+    producer.stream.start(rate=STILL, scenario="inflation", ramp=0, by="test")
     producer.stream.produce(1000)
     latest = producer.stream.snapshots(1)[0]
     assert latest["level"] == "major"  # inflation moves amounts far past 0.25
@@ -97,14 +101,19 @@ def test_major_drift_raises_the_alert_and_shows_the_estimate_caveat(producer):
     assert "covariate drift" in caveat and "concept drift" in caveat
 
 
-def test_a_small_window_says_not_enough_data_instead_of_a_level(producer):
-    producer.stream.start(by="test")
-    producer.stream.produce(120)
-    snapshot = producer.stream.take_snapshot()
-    assert snapshot["status"] == "not_enough_data"
-    at = dashboard()
-    assert "Not enough data: the latest snapshot's window holds 120 claims" in texts(at)
-    assert not any("Drift is" in e.value for e in at.error)
+def test_a_small_window_says_not_enough_data_instead_of_a_level(lifecycle_lab, quiet_stream):
+    from engine.lab import Lab
+    lab = Lab(replace(lifecycle_lab, stream_retention=120))  # keeps only the newest 120 claims
+    try:
+        lab.stream.start(rate=STILL, by="test")
+        lab.stream.produce(50)
+        snapshot = lab.stream.take_snapshot()
+        assert snapshot["status"] == "not_enough_data"
+        at = dashboard()
+        assert "Not enough data: the latest snapshot's window holds 120 claims" in texts(at)
+        assert not any("Drift is" in e.value for e in at.error)
+    finally:
+        lab.close()
 
 
 def test_a_bad_rate_is_refused_with_the_engines_message_and_nothing_changes(producer):
@@ -119,7 +128,7 @@ def test_a_bad_rate_is_refused_with_the_engines_message_and_nothing_changes(prod
 
 
 def test_stop_turns_the_stream_off_and_keeps_its_claims(producer):
-    producer.stream.start(by="test")
+    producer.stream.start(rate=STILL, by="test")
     producer.stream.produce(50)
     at = dashboard()
     assert ":green-badge[:material/play_circle: on]" in texts(at)
@@ -136,7 +145,7 @@ def test_without_a_champion_start_says_to_promote_first(empty_lab, quiet_stream)
     lab = Lab(empty_lab)
     try:
         with pytest.raises(Refused) as refused:
-            lab.stream.start(by="test")
+            lab.stream.start(rate=STILL, by="test")
         at = dashboard()
         at.button(key="stream_start").click().run()
         assert refusals(at) == [str(refused.value)]
