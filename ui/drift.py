@@ -17,19 +17,18 @@ LEVEL_MD = {"none": ":green[none]", "moderate": ":orange[moderate]", "major": ":
 LEVEL_SCALE = alt.Scale(domain=list(LEVEL_COLOURS), range=list(LEVEL_COLOURS.values()))
 PREDICTION = "P(Approved)"  # the pseudo-feature whose bins are the prediction PSI's
 LINE_HEIGHT = 280           # total height in pixels: Streamlit fits axes, title and legend inside it
-HISTORY_LIMIT = 500         # snapshots the Drift page lists (CSV exports all of them)
+HISTORY_LIMIT = 500         # snapshots the Drift page lists
+CSV_LIMIT = 100_000         # snapshots the CSV holds (as `python -m engine stream snapshots --csv` at most)
 
 
 # ---- history over snapshots -------------------------------------------------------------------------------
 def history_frame(snapshots: list[dict]) -> pd.DataFrame:
-    """Snapshots (newest first, as stored) as a frame oldest first, one row per snapshot."""
-    rows = [{"id": s["id"], "seq": s["seq"], "time": pd.Timestamp(s["ts"], unit="s", tz="UTC"),
-             "status": s["status"], "level": s["level"] or "not enough data", "max_psi": s["max_psi"],
-             "realised": s["realised_accuracy"], "estimated": s["estimated_accuracy"],
-             "agreement": s["agreement"], "version": s["champion_version"], "scenario": s["scenario"]}
-            for s in reversed(snapshots)]
-    return pd.DataFrame(rows, columns=["id", "seq", "time", "status", "level", "max_psi", "realised", "estimated",
-                                       "agreement", "version", "scenario"])
+    """Snapshots (newest first, as stored) as a frame oldest first, one row per snapshot, for the lines."""
+    rows = [{"id": s["id"], "seq": s["seq"], "scenario": s["scenario"], "level": s["level"] or "not enough data",
+             "max_psi": s["max_psi"], "realised": s["realised_accuracy"], "estimated": s["estimated_accuracy"],
+             "agreement": s["agreement"]} for s in reversed(snapshots)]
+    return pd.DataFrame(rows, columns=["id", "seq", "scenario", "level", "max_psi", "realised", "estimated",
+                                       "agreement"])
 
 
 def _seq_axis() -> alt.X:
@@ -183,7 +182,7 @@ def snapshot_label(snapshot: dict) -> str:
 
 def snapshots_csv(lab) -> str:
     """Every stored snapshot, flattened (one column per feature's PSI), as CSV text; built when clicked."""
-    rows = snapshot_rows(lab.stream.snapshots(limit=lab.settings.stream_retention))
+    rows = snapshot_rows(lab.stream.snapshots(limit=CSV_LIMIT))
     return pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
 
 

@@ -28,8 +28,8 @@ DRIFT_PAGE = "pages/drift.py"
 REFUSED = (BadInput, Refused, MlflowUnreachable)  # an action refused with the engine's message; nothing changed
 MESSAGE = "_stream_message"  # (ok, text) kept by an action's callback for the rerun it causes
 FEED_COLUMNS = {name: st.column_config.Column(name, width=width) for name, width in (
-    ("time", 64), ("billed", 84), ("allowed", 84), ("CPT", 175), ("provider", 110), ("age", 40), ("decision", 76),
-    ("P(Approved)", 84), ("shadow", 140), ("label", 110))}
+    ("decision", 76), ("P(Approved)", 84), ("shadow", 140), ("label", 110), ("billed", 84), ("allowed", 84),
+    ("CPT", 175), ("provider", 110), ("age", 40), ("time (UTC)", 76))}
 SEEN = "_stream_seen_snapshot"  # the latest snapshot this session has shown: a toast only for a newer one
 
 
@@ -180,11 +180,12 @@ def feed_frame(claims: pd.DataFrame) -> pd.DataFrame:
     known = claims["outcome"].notna().to_numpy()
     outcome = np.where(claims["outcome"].fillna(False).astype(bool), APPROVED, DENIED)
     label = np.where(~known, "pending", outcome + np.where(outcome == decision, " (right)", " (wrong)"))
+    # The decision columns first, so a narrow screen shows them without scrolling sideways.
     return pd.DataFrame({
-        "time": pd.to_datetime(claims["ts"], unit="s", utc=True).dt.strftime("%H:%M:%S"),
+        "decision": decision, "P(Approved)": claims["p_approved"], "shadow": shadow, "label": label,
         "billed": claims["billed_amount"], "allowed": claims["allowed_amount"], "CPT": claims["cpt_bucket"],
-        "provider": claims["provider_type"], "age": claims["patient_age"].astype(int), "decision": decision,
-        "P(Approved)": claims["p_approved"], "shadow": shadow, "label": label})
+        "provider": claims["provider_type"], "age": claims["patient_age"].astype(int),
+        "time (UTC)": pd.to_datetime(claims["ts"], unit="s", utc=True).dt.strftime("%H:%M:%S")})
 
 
 def styled_feed(frame: pd.DataFrame):
