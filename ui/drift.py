@@ -186,14 +186,13 @@ def snapshots_csv(lab) -> str:
     return pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
 
 
-def _pick(key: str, options: list, default):
-    """A selectbox's initial value: the URL's, if it names a valid option, else `default`."""
+def _pick(key: str, options: list, default) -> None:
+    """Set a selectbox's value before it is drawn: the URL's if it names an option, else `default`."""
     if key not in st.session_state:
         wanted = st.query_params.get(key)
         st.session_state[key] = next((o for o in options if str(o) == wanted), default)
     elif st.session_state[key] not in options:
         st.session_state[key] = default
-    return st.session_state[key]
 
 
 def explorer(lab) -> None:

@@ -2,8 +2,8 @@
 
 Controls (start/stop, rate, scenario, ramp, closed loop) sit outside the live part, so an action reruns the page
 and sets or clears its timer. The live part is a fragment that reruns on a timer only while the stream is on;
-while it is off the panel costs one read of the stream's state row (the feed and snapshots come from a cache
-keyed on the stream's position, which does not move while it is off).
+while it is off it is drawn once with the page and costs one read of the stream's state row (the feed and
+snapshots come from a cache keyed on the stream's position, which does not move while it is off).
 """
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def render(lab) -> None:
     state = lab.stream.state()
     _sync_controls(state)
     _controls(lab, state)
-    on = bool(state["enabled"])
-    st.fragment(_live, run_every=REFRESH_SECONDS if on else None)(lab, on)
+    if state["enabled"]:
+        st.fragment(_live, run_every=REFRESH_SECONDS)(lab)
+    else:
+        _body(lab, state)  # no timer; a stream started elsewhere shows at this page's next rerun
 
 
 # ---- controls ---------------------------------------------------------------------------------------------
@@ -116,10 +118,15 @@ def _recent(_lab, db_url: str, produced: int, labelled: int):
     return _lab.stream.claims(FEED_ROWS), _lab.stream.snapshots(HISTORY)
 
 
-def _live(lab, was_on: bool) -> None:
+def _live(lab) -> None:
+    """The live part while the stream is on, re-read on every tick of the fragment's timer."""
     state = lab.stream.state()
-    if bool(state["enabled"]) != was_on:
-        st.rerun()  # started or stopped elsewhere: redraw the controls and set or clear the timer
+    if not state["enabled"]:
+        st.rerun()  # stopped elsewhere: redraw the controls, and the page without the timer
+    _body(lab, state)
+
+
+def _body(lab, state: dict) -> None:
     claims, snapshots = _recent(lab, lab.settings.database_url, state["next_seq"], state["labelled_seq"])
     st.markdown(status_line(state, claims))
     if claims.empty:
