@@ -23,7 +23,9 @@ from ui.common import who
 
 REFRESH_SECONDS = 2.0
 FEED_ROWS = 20
-HISTORY = 120       # snapshots drawn in the lines (the Drift page has them all)
+ARRIVED_ROWS = 8        # claims whose outcome arrived most recently, shown under the feed
+MAX_CLAIMS_READ = 2000  # most claims one refresh reads: with a longer label delay, no arrived outcome is listed
+HISTORY = 120           # snapshots drawn in the lines (the Drift page has them all)
 DRIFT_PAGE = "pages/drift.py"
 REFUSED = (BadInput, Refused, MlflowUnreachable)  # an action refused with the engine's message; nothing changed
 MESSAGE = "_stream_message"  # (ok, text) kept by an action's callback for the rerun it causes
@@ -113,9 +115,11 @@ def _closed_loop(lab) -> None:
 
 # ---- the live part ----------------------------------------------------------------------------------------
 @st.cache_data(ttl=60, max_entries=4, show_spinner=False)
-def _recent(_lab, db_url: str, produced: int, labelled: int):
+def _recent(_lab, db_url: str, produced: int, labelled: int, label_delay: int):
+    """(newest claims, reaching back past the label delay when it is short enough; newest snapshots)."""
     # Keyed on the stream's position: every write to claims or snapshots moves one of the two.
-    return _lab.stream.claims(FEED_ROWS), _lab.stream.snapshots(HISTORY)
+    return (_lab.stream.claims(min(FEED_ROWS + label_delay + ARRIVED_ROWS, MAX_CLAIMS_READ)),
+            _lab.stream.snapshots(HISTORY))
 
 
 def _live(lab) -> None:
@@ -127,7 +131,8 @@ def _live(lab) -> None:
 
 
 def _body(lab, state: dict) -> None:
-    claims, snapshots = _recent(lab, lab.settings.database_url, state["next_seq"], state["labelled_seq"])
+    claims, snapshots = _recent(lab, lab.settings.database_url, state["next_seq"], state["labelled_seq"],
+                                state["label_delay"])
     st.markdown(status_line(state, claims))
     if claims.empty:
         st.info("No claims yet. Choose a rate and a scenario, then **Start**: the champion scores every claim, "
@@ -135,11 +140,18 @@ def _body(lab, state: dict) -> None:
         return
     latest = snapshots[0] if snapshots else None
     _alert(latest, snapshots)
-    st.markdown(f"**Latest {len(claims)} claims** (newest first)")
-    st.dataframe(styled_feed(feed_frame(claims)), hide_index=True, width="stretch", key="stream_feed",
-                 height=36 + 35 * len(claims), column_config=FEED_COLUMNS)
+    feed = claims.head(FEED_ROWS)
+    st.markdown(f"**Latest {len(feed)} claims** (newest first)")
+    st.dataframe(styled_feed(feed_frame(feed)), hide_index=True, width="stretch", key="stream_feed",
+                 height=36 + 35 * len(feed), column_config=FEED_COLUMNS)
     st.caption(f"Decision: :green[Approved] :red[Denied]. Shadow: :orange[disagrees] where staging decided "
                f"otherwise. Label: pending until the outcome arrives ({state['label_delay']:,} claims later).")
+    arrived = claims[claims["outcome"].notna()].head(ARRIVED_ROWS)
+    if len(arrived):
+        st.markdown(f"**Outcomes that just arrived**: the latest {len(arrived)} claims whose outcome is known, "
+                    "decided before the ones above")
+        st.dataframe(styled_feed(feed_frame(arrived)), hide_index=True, width="stretch", key="stream_arrived",
+                     height=36 + 35 * len(arrived), column_config=FEED_COLUMNS)
     history = drift.history_frame(snapshots)
     bars, psi_line = st.columns(2, gap="medium")
     with bars:

@@ -66,6 +66,14 @@ def test_start_persists_the_chosen_settings_and_the_feed_shows_the_served_claims
     assert feed["shadow"].tolist() == expected_shadow
     # The newest 20 of 1,000 claims are younger than the label delay (300): all still pending.
     assert feed["label"].tolist() == ["pending"] * panel.FEED_ROWS
+    # Under them, the claims whose outcome arrived last, each with its outcome against its decision.
+    arrived = [d.value for d in at.dataframe if "decision" in d.value.columns][1]
+    known = producer.stream.claims(2000)
+    known = known[known["outcome"].notna()].head(panel.ARRIVED_ROWS)
+    assert arrived["billed"].tolist() == known["billed_amount"].tolist()
+    assert arrived["label"].tolist() == [
+        f"{APPROVED if o else DENIED} ({'right' if bool(o) == bool(a) else 'wrong'})"
+        for o, a in zip(known["outcome"], known["approved"])]
     status = next(m.value for m in at.markdown if "produced" in m.value)
     state = producer.stream.state()
     assert f"**{state['next_seq']:,}** produced" in status and f"**{state['labelled_seq']:,}** labelled" in status
