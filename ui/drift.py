@@ -38,13 +38,13 @@ def _seq_axis() -> alt.X:
 def max_psi_chart(frame: pd.DataFrame) -> alt.Chart:
     """Max PSI over snapshots, points coloured by level, the moderate and major thresholds as rules."""
     data = frame.dropna(subset=["max_psi"])
-    line = alt.Chart(data).mark_line(color=GREY).encode(x=_seq_axis(), y=alt.Y("max_psi:Q", title="max PSI"))
+    line = alt.Chart(data).mark_line(color=GREY).encode(x=_seq_axis(), y=alt.Y("max_psi:Q", title=None))
     points = line.mark_point(filled=True, size=45).encode(
         color=alt.Color("level:N", scale=LEVEL_SCALE, legend=None),
         tooltip=["id", "seq", alt.Tooltip("max_psi:Q", format=".4f"), "level", "scenario"])
     rules = alt.Chart(pd.DataFrame({"y": [MODERATE, MAJOR]})).mark_rule(strokeDash=[4, 3], color=GREY) \
         .encode(y="y:Q")
-    return (line + points + rules).properties(height=LINE_HEIGHT, title="Max PSI over features")
+    return (line + points + rules).properties(height=LINE_HEIGHT)
 
 
 def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -58,7 +58,7 @@ def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
         strokeDash=alt.StrokeDash("accuracy:N", scale=alt.Scale(domain=["realised", "estimated"],
                                                                   range=[[1, 0], [5, 3]]), legend=None),
         tooltip=["id", "seq", "accuracy", alt.Tooltip("rate:Q", format=".2%")],
-    ).properties(height=LINE_HEIGHT, title="Realised vs estimated accuracy")
+    ).properties(height=LINE_HEIGHT)
 
 
 def agreement_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -68,7 +68,7 @@ def agreement_chart(frame: pd.DataFrame) -> alt.Chart:
         x=_seq_axis(), y=alt.Y("agreement:Q", title="agreement", scale=alt.Scale(zero=False),
                                axis=alt.Axis(format="%")),
         tooltip=["id", "seq", alt.Tooltip("agreement:Q", format=".2%")],
-    ).properties(height=LINE_HEIGHT, title="Shadow agreement with the champion")
+    ).properties(height=LINE_HEIGHT)
 
 
 def estimate_note(snapshot: dict) -> None:

@@ -30,7 +30,7 @@ DRIFT_PAGE = "pages/drift.py"
 REFUSED = (BadInput, Refused, MlflowUnreachable)  # an action refused with the engine's message; nothing changed
 MESSAGE = "_stream_message"  # (ok, text) kept by an action's callback for the rerun it causes
 FEED_COLUMNS = {name: st.column_config.Column(name, width=width) for name, width in (
-    ("decision", 76), ("P(Approved)", 84), ("shadow", 140), ("label", 110), ("billed", 84), ("allowed", 84),
+    ("decision", 76), ("P(Approved)", 84), ("shadow", 130), ("label", 124), ("billed", 84), ("allowed", 84),
     ("CPT", 175), ("provider", 110), ("age", 40), ("time (UTC)", 76))}
 SEEN = "_stream_seen_snapshot"  # the latest snapshot this session has shown: a toast only for a newer one
 
@@ -158,17 +158,19 @@ def _body(lab, state: dict) -> None:
         _psi_bars(latest)
     if latest is None:
         return
+    psi_line.markdown("**Max PSI over features**, snapshot by snapshot")
     psi_line.altair_chart(drift.max_psi_chart(history), width="stretch")
     accuracy, agreement = st.columns(2, gap="medium")
     with accuracy:
+        st.markdown("**Realised vs estimated accuracy**")
         st.altair_chart(drift.accuracy_chart(history), width="stretch")
         drift.estimate_note(latest)
+    agreement.markdown("**Shadow agreement** with the champion")
     if history["agreement"].notna().any():
         agreement.altair_chart(drift.agreement_chart(history), width="stretch")
     else:
-        agreement.caption("**Shadow agreement**: no staging version scored these claims. While a staging version "
-                          "other than the champion exists, it scores every claim as a shadow (recorded, never "
-                          "served).")
+        agreement.caption("No staging version scored these claims. While a staging version other than the "
+                          "champion exists, it scores every claim as a shadow (recorded, never served).")
 
 
 def status_line(state: dict, claims: pd.DataFrame) -> str:
