@@ -149,8 +149,8 @@ def worked_bins(snapshot: dict, feature: str) -> None:
     total = float(table["contribution"].sum())
     st.markdown(f"**{feature}** in snapshot {snapshot['id']}: PSI **{value:.4f}** ({LEVEL_MD[level]}) · "
                 f"{len(bins)} bins · epsilon **{EPSILON:g}**")
-    st.latex(r"\mathrm{PSI} = \sum_i (c_i - r_i)\,\ln\frac{c_i}{r_i},\quad r_i \leftarrow \max(r_i, \varepsilon),\;"
-             r"c_i \leftarrow \max(c_i, \varepsilon),\; \varepsilon = " + f"{EPSILON:g}")
+    st.latex(r"\begin{aligned}\mathrm{PSI} &= \textstyle\sum_i (c_i - r_i)\,\ln(c_i / r_i) \\ "
+             r"r_i, c_i &\leftarrow \max(\,\cdot\,, \varepsilon),\ \varepsilon = " + f"{EPSILON:g}" + r"\end{aligned}")
     st.dataframe(table, hide_index=True, width="stretch", key="bins_table", column_config={
         "bin": st.column_config.TextColumn("bin", width=170),
         **{c: st.column_config.NumberColumn(c, format="%.4f", width=72) for c in
@@ -226,12 +226,13 @@ def history(lab, snapshots: list[dict]) -> None:
     frame = pd.DataFrame(snapshot_rows(snapshots))
     shown = frame[["id", "seq", "scenario", "level", "max_psi", "realised_accuracy", "estimated_accuracy",
                    "agreement", "prediction_psi", "champion_version", "ts"]]
-    st.dataframe(shown, hide_index=True, width="stretch", height=420, key="history_table", column_config={
-        "id": st.column_config.NumberColumn("id", format="%d"),
-        "seq": st.column_config.NumberColumn("claim", format="%d"),
-        "champion_version": st.column_config.NumberColumn("version", format="%d"),
-        **{c: st.column_config.NumberColumn(c, format="%.4f") for c in
-           ("max_psi", "prediction_psi", "realised_accuracy", "estimated_accuracy", "agreement")}})
+    st.dataframe(shown, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(shown)),
+                 key="history_table", column_config={
+                     "id": st.column_config.NumberColumn("id", format="%d"),
+                     "seq": st.column_config.NumberColumn("claim", format="%d"),
+                     "champion_version": st.column_config.NumberColumn("version", format="%d"),
+                     **{c: st.column_config.NumberColumn(c, format="%.4f") for c in
+                        ("max_psi", "prediction_psi", "realised_accuracy", "estimated_accuracy", "agreement")}})
     st.download_button("Download snapshots (CSV)", data=lambda: snapshots_csv(lab), file_name="snapshots.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:", key="snapshots_csv")
     st.caption(f"Snapshot every {SNAPSHOT_EVERY:,} claims over the latest {WINDOW:,}, against the champion's own "
