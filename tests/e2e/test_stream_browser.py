@@ -2,7 +2,8 @@
 produces the stream. The lab is a copy of the played lifecycle (champion v1, staging v2, its demo's stream stopped).
 
 Start from the panel: the producer takes the lease and claims appear in the feed. Stop: the stream's state is off,
-and the producer's lease lapses (it is renewed only while producing) with no claim added meanwhile.
+and the producer's lease lapses (it is renewed only while producing) with no claim added meanwhile beyond the
+batch that may have been in flight when Stop landed.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 
 import pytest
 
+from engine.stream import MAX_LAG_SECONDS
 from tests.e2e.test_browser import CHROMIUM_ARGS, ROOT, _free_port, _wait_healthy, chromium  # noqa: F401
 from tests.engine.conftest import wait_until
 
@@ -120,7 +122,7 @@ def test_the_panel_starts_the_stream_rows_appear_and_stop_stops_it(server, brows
     rate.press("Enter")
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page.get_by_role("button", name="Apply", exact=True)).to_be_visible(timeout=DEADLINE * 1000)
-    state = wait_until(lambda: reader.stream.state(), DEADLINE, what="the stream's state")
+    state = reader.stream.state()  # the Start callback committed before the page drew Apply
     assert (state["enabled"], state["rate"]) == (True, 50.0)
 
     # Rows appear: the app's producer stores new claims and the panel's live part shows them.
@@ -144,7 +146,9 @@ def test_the_panel_starts_the_stream_rows_appear_and_stop_stops_it(server, brows
     # The producer renews its lease on every tick while it produces; stopped, it lets the lease lapse.
     wait_until(lambda: (reader.stream.state()["lease_until"] or 0) < time.time(), LEASE_LAPSE,
                interval=1.0, what="the producer's lease to lapse")
-    assert reader.stream.state()["next_seq"] == stopped_at, "claims were produced after Stop"
+    # A batch already being scored when Stop landed may still be stored (at most rate x MAX_LAG_SECONDS claims);
+    # nothing after it, over the half minute the lease took to lapse.
+    assert reader.stream.state()["next_seq"] - stopped_at <= 50 * MAX_LAG_SECONDS, "claims kept coming after Stop"
     _no_exception(page)
 
 
