@@ -32,7 +32,7 @@ MESSAGE = "_stream_message"  # (ok, text) kept by an action's callback for the r
 FEED_COLUMNS = {name: st.column_config.Column(name, width=width) for name, width in (
     ("decision", 76), ("P(Approved)", 84), ("shadow", 130), ("label", 124), ("billed", 84), ("allowed", 84),
     ("CPT", 175), ("provider", 110), ("age", 40), ("time (UTC)", 76))}
-SEEN = "_stream_seen_snapshot"  # the latest snapshot this session has shown: a toast only for a newer one
+SEEN = "_stream_seen_snapshot"  # the latest snapshot this browser tab has shown: a toast only for a newer one
 
 
 def render(lab) -> None:
