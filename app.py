@@ -23,6 +23,7 @@ pages = {
         st.Page("pages/dashboard.py", title="Dashboard", icon=icons.DASHBOARD, default=True),
         st.Page("pages/runs.py", title="Run history", icon=icons.HISTORY),
         st.Page("pages/registry.py", title="Model registry", icon=icons.REGISTRY),
+        st.Page("pages/drift.py", title="Drift and scoring", icon=icons.DRIFT),
         st.Page("pages/demo.py", title="Demo autopilot", icon=icons.DEMO),
     ],
     "Walkthrough": [st.Page(fn, title=title, url_path=path, icon=icons.TOUR) for title, fn, path in TOUR],

@@ -8,7 +8,7 @@ created or anyone acted (one query); when that changes, or the shown run's statu
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from ui import claims, common, dag, explorer, header, inspector
+from ui import common, dag, explorer, header, inspector, stream
 
 LIVE_SECONDS = 1.0  # the DAG and inspector of a moving run
 WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
@@ -71,5 +71,5 @@ with st.container():
     explorer.render(lab, run)
 st.divider()
 with st.container():
-    claims.render(lab, run)
+    stream.render(lab)
 watch(lab)

@@ -13,6 +13,7 @@ DASHBOARD = ":material/account_tree:"
 HISTORY = ":material/history:"
 REGISTRY = ":material/sell:"
 DEMO = ":material/play_circle:"
+DRIFT = ":material/monitoring:"
 TOUR = ":material/school:"
 
 # Header actions and what they say once done.

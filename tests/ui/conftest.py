@@ -220,3 +220,25 @@ def frame_with(at, column: str):
         if column in element.value.columns:
             return element.value
     raise AssertionError(f"no dataframe with a column {column!r}")
+
+
+# ---- the stream, driven only by the test (Claims panel and Drift page) ------------------------------------------
+# A rate (claims/s) at which nothing is ever due: the app's stream job ticks once as the app starts, and a stream a
+# test turned on at this rate gives it nothing to produce, so only `produce(n)` makes claims.
+STILL = 0.001
+
+
+@pytest.fixture
+def quiet_stream(monkeypatch):
+    """The app's stream job waits an hour before its first tick: only the test produces claims."""
+    monkeypatch.setenv("LAB_STREAM_TICK_SECONDS", "3600")
+
+
+@pytest.fixture
+def producer(lifecycle_lab, quiet_stream):
+    """A Lab on the test's copy of the played lifecycle (champion v1, staging v2, its demo's claims): it produces
+    claims and reads the stream's state."""
+    from engine.lab import Lab
+    lab = Lab(lifecycle_lab)
+    yield lab
+    lab.close()

@@ -1,0 +1,195 @@
+"""The Drift page in AppTest: a snapshot's bins recompute its stored PSI, the URL picks snapshot and feature, the
+CSV holds every snapshot, and the score form answers with the champion's decision or a message on each bad field.
+
+Claims are produced by a second Lab (the app's stream job never ticks here), so the snapshots are known exactly.
+A category typed as a new option cannot be entered through AppTest (it only selects listed options): the browser
+test (tests/e2e/test_stream_browser.py) types an unknown category.
+"""
+from __future__ import annotations
+
+import io
+import math
+import socket
+
+import pandas as pd
+import pytest
+
+from engine.ml.claims import CATEGORICAL, FEATURES, NUMERIC
+from engine.ml.drift import EPSILON
+from tests.conftest import ROOT
+from tests.ui.conftest import STILL, open_page, texts
+from ui import drift, score
+
+FIELD_OF = {f"score_{f}": f for f in FEATURES}
+
+
+def drift_page():
+    return open_page("drift", timeout=120)
+
+
+def by_hand(bins: list[dict]) -> float:
+    """PSI as drift.py's docstring defines it: shares floored at EPSILON, sum of (c - r) * ln(c / r)."""
+    total = 0.0
+    for b in bins:
+        r, c = max(b["reference_share"], EPSILON), max(b["current_share"], EPSILON)
+        total += (c - r) * math.log(c / r)
+    return total
+
+
+@pytest.fixture
+def drifted(producer):
+    """Two snapshots of claims under full inflation (1,000 claims); returns the producing Lab."""
+    producer.stream.start(rate=STILL, scenario="inflation", ramp=0, by="test")
+    for _ in range(2):
+        producer.stream.produce(500)  # a batch that crosses a multiple of 500 ends with one snapshot
+    return producer
+
+
+def test_an_empty_lab_says_how_to_get_snapshots_and_that_scoring_needs_a_champion(empty_lab, quiet_stream):
+    at = drift_page()
+    assert not at.exception
+    assert "No drift snapshots yet" in texts(at)
+    submit(at)
+    assert not at.exception
+    [message] = [e.value for e in at.error]
+    assert "there is no champion yet: promote a model first" in message
+
+
+def test_a_features_bins_recompute_the_stored_psi(drifted):
+    newest = drifted.stream.snapshots(1)[0]
+    at = drift_page()
+    assert not at.exception
+    assert at.selectbox(key="snapshot").value == newest["id"]
+    at.selectbox(key="feature").set_value("billed_amount").run()
+    stored = next(f for f in newest["detail"]["features"] if f["feature"] == "billed_amount")
+    table = next(d.value for d in at.dataframe if "contribution" in d.value.columns)
+    assert table["bin"].tolist() == [b["label"] for b in stored["bins"]]
+    shown_bins = [{"reference_share": r, "current_share": c}
+                  for r, c in zip(table["ref share"], table["cur share"])]
+    assert by_hand(shown_bins) == pytest.approx(stored["psi"], rel=1e-9)
+    assert table["contribution"].sum() == pytest.approx(stored["psi"], rel=1e-9)
+    assert stored["psi"] >= 0.25  # inflation moves amounts: the page says major
+    text = texts(at)
+    assert f"Sum of the contributions: **{stored['psi']:.6f}**" in text and f"epsilon **{EPSILON:g}**" in text
+
+    at.selectbox(key="feature").set_value(drift.PREDICTION).run()
+    table = next(d.value for d in at.dataframe if "contribution" in d.value.columns)
+    prediction = newest["detail"]["prediction"]
+    assert by_hand(prediction["bins"]) == pytest.approx(newest["prediction_psi"], rel=1e-9)
+    assert table["contribution"].sum() == pytest.approx(newest["prediction_psi"], rel=1e-9)
+
+
+def test_the_url_opens_a_snapshot_and_a_feature_and_follows_the_pick(drifted):
+    snapshots = drifted.stream.snapshots()
+    first, newest = snapshots[-1]["id"], snapshots[0]["id"]
+    from streamlit.testing.v1 import AppTest
+    from streamlit.util import calc_hash
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at._page_hash = calc_hash("drift")  # as open_page does, with the URL's parameters set before the first run
+    at.query_params["snapshot"], at.query_params["feature"] = str(first), "patient_age"
+    at.run()
+    assert (at.selectbox(key="snapshot").value, at.selectbox(key="feature").value) == (first, "patient_age")
+    assert "**patient_age** in snapshot " + str(first) in texts(at)
+    at.selectbox(key="snapshot").set_value(newest).run()
+    assert at.query_params["snapshot"] == str(newest)
+
+
+def test_the_history_lists_every_snapshot_and_the_csv_holds_them(drifted):
+    snapshots = drifted.stream.snapshots()
+    at = drift_page()
+    history = next(d.value for d in at.dataframe if "max_psi" in d.value.columns)
+    assert history["id"].tolist() == [s["id"] for s in snapshots]
+    assert at.get("download_button"), "the CSV download is offered"
+    csv = pd.read_csv(io.StringIO(drift.snapshots_csv(drifted)))
+    assert csv["id"].tolist() == [s["id"] for s in snapshots]
+    for row, snap in zip(csv.to_dict("records"), snapshots):
+        for feature in snap["detail"]["features"]:
+            assert row[f"psi_{feature['feature']}"] == pytest.approx(feature["psi"], rel=1e-12)
+
+
+# ---- the score form ---------------------------------------------------------------------------------------
+def fill(at, **values):
+    """Set form fields by name (None clears a category); text fields take the text as typed."""
+    for field, value in values.items():
+        widget = at.selectbox(key=f"score_{field}") if field in CATEGORICAL else at.text_input(
+            key=f"score_{field}")
+        widget.set_value(value)
+    return at
+
+
+def submit(at):
+    return at.button(key="FormSubmitter:score_form-Score with the champion").click().run()
+
+
+def field_messages(at) -> dict[str, list[str]]:
+    """Error messages in the form, by the field whose column holds them."""
+    out = {}
+    for column in at.get("form")[0].columns:
+        keys = [w.key for w in (*column.selectbox, *column.text_input)]
+        for error in column.error:
+            out.setdefault(FIELD_OF[keys[0]], []).append(error.value)
+    return out
+
+
+def test_a_valid_claim_gets_the_champions_decision_and_its_shap_waterfall(producer):
+    at = drift_page()
+    submit(at)
+    assert not at.exception and not field_messages(at)
+    claim = {k: (float(v) if k in NUMERIC else v) for k, v in score.EXAMPLE.items()}
+    expected = producer.score(claim, explain=True)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"P(Approved)": f"{expected['p_approved']:.3f}", "Threshold": f"{expected['threshold']:.3f}",
+                       "Deciding version": f"v{expected['version']}"}
+    assert any(expected["decision"] in m.value for m in at.markdown if m.value.startswith("### "))
+    steps = score.waterfall_frame(expected)
+    assert steps["end"].iloc[-2] == pytest.approx(expected["p_approved"], abs=1e-6)  # base + SHAP = p
+    assert len(at.get("vega_lite_chart")) >= 1
+
+
+BAD_INPUTS = [  # (kind, fields to set, the field that must carry the message, words the message must hold)
+    ("negative amount", {"billed_amount": "-5"}, "billed_amount", ["-5", "more than 0"]),
+    ("allowed above billed", {"allowed_amount": "5000"}, "allowed_amount", ["5000", "more than billed_amount"]),
+    ("missing number", {"patient_age": ""}, "patient_age", ["missing"]),
+    ("missing category", {"provider_type": None}, "provider_type", ["missing", "Hospital"]),
+    ("text in a number", {"billed_amount": "12O0"}, "billed_amount", ["'12O0'", "not a number"]),
+]
+
+
+@pytest.mark.parametrize("kind,values,field,words", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_each_bad_input_gets_a_message_on_its_own_field(producer, kind, values, field, words):
+    at = drift_page()
+    submit(fill(at, **values))
+    assert not at.exception
+    messages = field_messages(at)
+    assert list(messages) == [field], messages
+    [message] = messages[field]
+    assert field in message and all(w in message for w in words), message
+    assert "Nothing was scored: fix the 1 field(s)" in texts(at)
+    assert not at.metric, "nothing was scored"
+
+
+def test_every_bad_field_at_once_gets_its_own_message(producer):
+    at = drift_page()
+    submit(fill(at, cpt_bucket=None, billed_amount="abc", allowed_amount="-1", patient_age="200"))
+    messages = field_messages(at)
+    assert sorted(messages) == ["allowed_amount", "billed_amount", "cpt_bucket", "patient_age"]
+    assert all(len(m) == 1 for m in messages.values())
+    # Fixed, the same form scores.
+    submit(fill(at, cpt_bucket="Surgery", billed_amount="4200", allowed_amount="3100", patient_age="61"))
+    assert not field_messages(at) and at.metric
+
+
+def test_an_unreachable_mlflow_is_named_and_never_called_no_champion(lifecycle_lab, quiet_stream, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    address = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    at = drift_page()
+    submit(at)
+    assert not at.exception
+    [message] = [e.value for e in at.error]
+    assert f"MLflow at {address} is unreachable" in message
+    assert "no champion" not in message.lower()
