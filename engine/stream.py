@@ -318,10 +318,12 @@ class Stream:
             end = start + len(records)
             with self.store.tx() as c:
                 moved = c.execute(sa.update(stream_state).where(
-                    stream_state.c.id == 1, stream_state.c.next_seq == start,
+                    stream_state.c.id == 1, stream_state.c.next_seq == start, stream_state.c.enabled.is_(True),
                     sa.or_(stream_state.c.lease_owner == self.owner, stream_state.c.lease_owner.is_(None)))
                     .values(next_seq=end, produced_at=produced_at or timestamp())).rowcount
                 if not moved:
+                    if not self._state_row(c)["enabled"]:
+                        return 0  # stopped while this batch was scored: nothing lands after Stop
                     raise Refused("another process produced these claims meanwhile; this batch is dropped")
                 c.execute(sa.insert(stream_claims), records)
                 self._label(c, state, end)

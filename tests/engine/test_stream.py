@@ -129,6 +129,16 @@ def test_labels_arrive_only_after_the_delay(slab):
     assert stream.state()["labelled_seq"] == end - 300
 
 
+def test_a_batch_scored_after_stop_is_dropped(slab):
+    stream = start(slab)
+    stream.produce(100)
+    before = stream.state()["next_seq"]
+    slab.stream.stop(by="test")  # lands while the next batch would be scored
+    assert stream.produce(100) == 0
+    assert stream.state()["next_seq"] == before and len(stored(slab, "seq")) == len(set(stored(slab, "seq")))
+    assert max(r[0] for r in stored(slab, "seq")) == before - 1
+
+
 def test_retention_keeps_the_newest_claims(slab):
     stream = start(slab)
     for _ in range(5):
