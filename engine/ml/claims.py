@@ -96,6 +96,11 @@ COMMIT_SEEDS = 2**31               # commit seeds are 0 .. COMMIT_SEEDS - 1
 MAX_SEED = (2**63 - 1) // ROWS_PER_SEED - 1
 
 
+def claim_ids(seed: int, start: int, n: int) -> np.ndarray:
+    """Ids of rows start .. start+n-1 of a seed's sequence: the seed above ROWS_PER_SEED, the row below."""
+    return int(seed) * ROWS_PER_SEED + np.arange(start, start + n, dtype=np.int64)
+
+
 def derived_seed(seed: int, purpose: int) -> int:
     """A seed for fresh claims of `purpose` (1..999) beside commit seed `seed`; never equal to any commit seed."""
     if not 0 < int(purpose) < 1000:
@@ -167,7 +172,7 @@ def generate_claims(n: int, seed: int, window: str = DEFAULT_WINDOW, shift: Shif
     lo = start - (start // BLOCK) * BLOCK
     cols = {k: v[lo:lo + n] for k, v in cols.items()}
     return pd.DataFrame({
-        "claim_id": int(seed) * ROWS_PER_SEED + np.arange(start, start + n, dtype=np.int64),
+        "claim_id": claim_ids(seed, start, n),
         "service_date": cols["service_date"].astype("datetime64[ns]"),
         "cpt_bucket": pd.Categorical.from_codes(cols["cpt"].astype(np.int64), categories=list(CPT_BUCKETS)),
         "provider_type": pd.Categorical.from_codes(cols["prov"].astype(np.int64), categories=list(PROVIDER_TYPES)),
