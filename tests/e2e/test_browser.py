@@ -51,12 +51,14 @@ def chromium():
 @pytest.mark.e2e
 def test_commit_runs_ci_to_complete_and_logs_open(server, chromium, tmp_path):
     from playwright.sync_api import expect, sync_playwright
+    expect.set_options(timeout=60_000)  # every wait below is by condition; a loaded machine redraws slowly
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
             page.goto(server)
-            expect(page.get_by_text("No runs yet — click + Fake Commit")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("No runs yet — click + Fake Commit")).to_be_visible()
 
             page.get_by_role("button", name="Fake Commit").click()
             page.get_by_role("textbox", name="Commit message").fill("e2e: a change to the forest")
@@ -68,10 +70,10 @@ def test_commit_runs_ci_to_complete_and_logs_open(server, chromium, tmp_path):
             page.get_by_role("option", name="CI · Quick train").click()
             page.get_by_role("radiogroup", name="View").get_by_role("radio", name="Logs").click()
             expect(page.get_by_text("Quick train", exact=True).first).to_be_visible()
-            expect(page.get_by_role("button", name="Download .log")).to_be_visible(timeout=15_000)
+            expect(page.get_by_role("button", name="Download .log")).to_be_visible()
             expect(page.get_by_text(re.compile(r"^(\d+) of \1 lines$"))).to_be_visible()  # the unfiltered log
             # the picture once nothing is being redrawn (Streamlit marks elements it has not redrawn yet)
-            expect(page.locator('[data-stale="true"]')).to_have_count(0, timeout=30_000)
+            expect(page.locator('[data-stale="true"]')).to_have_count(0)
 
             shot = tmp_path / "dashboard-ci-complete.png"
             page.screenshot(path=str(shot))
