@@ -83,10 +83,16 @@ class Tracking:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
-    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str) -> str:
-        """Record `frame` as an input of the run (schema, profile, digest); return the digest."""
-        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None)
-        entity = ds._to_mlflow_entity()
+    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str,
+                    digest: str | None = None) -> str:
+        """Record `frame` as an input of the run (schema, profile, digest); return the digest.
+
+        Pass `digest` (engine.ml.provenance.frame_digest): MLflow's own hashes only the first 10,000 rows.
+        """
+        with _quiet_mlflow():  # its integer-column hint is about model signatures, not a dataset record
+            ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None,
+                                         digest=digest)
+            entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
                                                                                          context)])])
         return ds.digest

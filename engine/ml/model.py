@@ -81,9 +81,14 @@ def predict_approval(model, frame: pd.DataFrame) -> np.ndarray:
 
 
 def evaluate(model: Pipeline, frame: pd.DataFrame, threshold: float = 0.5) -> dict:
-    """Holdout metrics with Approved as the positive class, plus a labelled confusion matrix."""
-    y = label_array(frame)
-    proba = predict_approval(model, frame)
+    """Holdout metrics of `model` on `frame` at its decision `threshold` (see classification_metrics)."""
+    return classification_metrics(label_array(frame), predict_approval(model, frame), threshold)
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
+    """Metrics with Approved (y = 1) as the positive class, approving where proba >= threshold; a labelled
+    confusion matrix. ROC-AUC uses the scores alone, so it does not depend on the threshold."""
+    y, proba = np.asarray(y), np.asarray(proba, dtype=np.float64)
     pred = (proba >= threshold).astype(np.int8)
     (tn, fp), (fn, tp) = metrics.confusion_matrix(y, pred, labels=[0, 1])
     both = len(np.unique(y)) == 2  # ROC-AUC is undefined on a single-class frame
