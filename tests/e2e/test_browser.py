@@ -89,6 +89,7 @@ def browser(chromium):
 def open_page(browser, url: str, width: int = 1440, height: int = 1000, wait: bool = True):
     """A page at `url`, recording console errors in page.errors (wait=False: return as soon as it commits)."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(60_000)  # every wait is by condition; a loaded machine redraws slowly
     page.errors = []
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
