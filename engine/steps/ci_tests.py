@@ -26,7 +26,8 @@ def run(ctx) -> dict:
     # No plugin autoload: the suite needs none, and the installed ones cost a third of a second to import.
     env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # ctx.popen: its own process group, killed with the step (and with the worker, even on kill -9)
+    proc = ctx.popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does
     try:
         output, _ = proc.communicate(timeout=p["timeout_seconds"])

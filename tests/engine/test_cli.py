@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import socket
 
 import pytest
 
@@ -143,7 +145,17 @@ def test_commit_under_training_error_exits_1(failing):
     (("retry", "999"), "there is no run 999; list runs with: python -m engine runs"),
     (("status", "999"), "there is no run 999"),
     (("runs", "--limit", "0"), "use 1 to 10000"),
-], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+    (("commit", "--author", "a" * 300), "--author is 300 characters long; the limit is 200"),
+    (("commit", "--message", "m" * 2001), "--message is 2,001 characters long; the limit is 2,000"),
+    (("commit", "--message", "ring\x07"), "--message contains the control character '\\x07'"),
+    (("commit", "--author", "two\nlines"), "--author contains the control character '\\n'; use plain text on one"),
+    (("approve", "1", "--by", "b" * 201), "--by (your name) is 201 characters long; the limit is 200"),
+    (("rollback", "--by", "carol", "--reason", "r" * 100_000), "--reason is 100,000 characters long"),
+    (("status", "0"), "there is no run 0: run ids are whole numbers from 1"),
+    (("status", str(2**64)), f"there is no run {2**64}: run ids are whole numbers from 1"),
+    (("retry", str(2**63)), f"there is no run {2**63}"),
+    (("reset", "--by", "ops"), "add --yes to confirm"),
+], ids=lambda v: " ".join(v)[:60] if isinstance(v, tuple) else None)
 def test_bad_input_exits_2_saying_what_to_fix(env, snapshot, healthy, args, says):
     before = snapshot()
     proc = cli(env, *args, expect=2)
@@ -192,3 +204,80 @@ def test_commit_wait_on_postgres(pg_url, tmp_path, mlflow_template):
     run = json.loads(proc.stdout)
     assert run["status"] == "ci_complete" and run["id"] == 1
     assert [r["id"] for r in cli_json(env, "runs")] == [1]
+
+
+# ---- settings and paths that cannot work: exit 2 naming them; a hung database: exit 1 naming the host ----------
+def _not_a_dir(tmp_path) -> str:
+    (tmp_path / "a-file").write_text("")
+    return str(tmp_path / "a-file" / "data")
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"DATABASE_URL": "mysql://lab:hunter2@db.example:3306/lab"},
+     ["DATABASE_URL 'mysql://lab:***@db.example:3306/lab' has the scheme 'mysql'", "sqlite:///"]),
+    ({"DATABASE_URL": "postgresql+nosuchdriver://lab:hunter2@db.example/lab"},
+     ["DATABASE_URL 'postgresql+nosuchdriver://lab:***@db.example/lab' is not a usable database URL"]),
+    ({"LAB_DATA_DIR": _not_a_dir}, ["the data directory", "/a-file/data is not usable", "set LAB_DATA_DIR"]),
+    ({"LAB_STALE_SECONDS": "1"}, ["LAB_STALE_SECONDS (1) must be at least 5 heartbeats"]),
+    ({"LAB_TICK_SECONDS": "fast"}, ["LAB_TICK_SECONDS='fast' is not a number"]),
+], ids=["db-scheme", "db-driver", "data-dir", "stale-window", "tick"])
+def test_a_setting_that_cannot_work_exits_2_naming_it(env, snapshot, tmp_path, change, says):
+    before = snapshot()
+    change = {k: (v(tmp_path) if callable(v) else v) for k, v in change.items()}
+    proc = cli({**env, **change}, "status", expect=2)
+    for words in says:
+        assert words in proc.stderr, proc.stderr
+    assert "hunter2" not in proc.stderr and "Traceback" not in proc.stderr
+    assert snapshot() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory anyway")
+def test_a_read_only_data_dir_exits_2_naming_it(env, tmp_path):
+    data = tmp_path / "ro"
+    data.mkdir()
+    data.chmod(0o555)
+    try:
+        proc = cli({**env, "LAB_DATA_DIR": str(data)}, "status", expect=2)
+    finally:
+        data.chmod(0o755)
+    assert f"the data directory {data} is not usable" in proc.stderr and "LAB_DATA_DIR" in proc.stderr
+
+
+def test_a_hung_database_fails_with_exit_1_naming_the_host_with_the_password_masked(env):
+    """A server that accepts the connection and never answers (as a stopped postmaster does)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        port = hung.getsockname()[1]
+        url = f"postgresql+psycopg2://lab:hunter2@127.0.0.1:{port}/lab"
+        proc = engine_cli({**env, "DATABASE_URL": url}, "status", timeout=60)  # connect_timeout: 5 s
+    assert proc.returncode == 1, proc.stderr
+    assert f"the database at postgresql+psycopg2://lab:***@127.0.0.1:{port}/lab did not answer" in proc.stderr
+    assert "timeout" in proc.stderr and "hunter2" not in proc.stderr
+
+
+# ---- CSV: formula cells are neutralised ----------------------------------------------------------------------
+def test_runs_csv_neutralises_formula_cells(tmp_path, mlflow_template):
+    from engine.lab import Lab
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template)
+    lab = Lab(settings)
+    formula = '=HYPERLINK("http://evil.example","open")'
+    lab.commit(message=formula, author="@mallory")
+    lab.commit(message="-1+2", author="+bob")
+    lab.close()
+    rows = list(csv.DictReader(io.StringIO(cli(cli_env(settings), "runs", "--csv", expect=0).stdout)))
+    assert [(r["message"], r["author"]) for r in rows] == [("'-1+2", "'+bob"), ("'" + formula, "'@mallory")]
+    assert rows[0]["seed"].isdigit() and "T" in rows[0]["created_at"]  # numbers stay numbers; ISO 8601 times
+
+
+# ---- PostgreSQL: a value over a column's size is refused before anything is written --------------------------
+@pytest.mark.postgres
+def test_commit_with_an_author_over_the_limit_on_postgres_writes_nothing(pg_url, tmp_path, mlflow_template):
+    env = cli_env(make_settings(tmp_path, pg_url, mlflow_template))
+    proc = cli(env, "commit", "--author", "a" * 300, expect=2)
+    assert "--author is 300 characters long; the limit is 200" in proc.stderr
+    store = Store(pg_url)
+    try:
+        assert store.row_counts()["runs"] == 0 and store.audit_trail() == []
+    finally:
+        store.dispose()

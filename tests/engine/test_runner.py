@@ -9,12 +9,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+import sqlalchemy as sa
 
 from engine import pipeline
 from engine.config import EXPERIMENT, RUN_TAGS
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
-from engine.states import RESTING, RunStatus
+from engine.runner import StepContext
+from engine.states import RESTING, RunStatus, StepStatus
 from tests.engine.conftest import make_settings, module_store_url, wait_until
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -265,3 +267,83 @@ def test_background_scheduler_runs_a_commit_to_ci_complete(lab):
     assert status == "ci_complete"
     steps = _steps(lab.run(run_id))
     assert all(steps[n]["status"] == "succeeded" and steps[n]["worker"] == lab.runner.worker_id for n in CI)
+
+
+# ---- interruption is per run and atomic (a killed worker had two steps running) ------------------------------
+DEAD = "deadhost:4242:abcdef"
+
+
+def _two_steps_of_a_dead_worker(lab) -> int:
+    """A run whose commit_received succeeded and whose ci_tests and data_validation run on a worker that died."""
+    run_id = lab.commit(seed=17, message="two steps on a dead worker")
+    lab.runner.execute(lab.store.claim_step(DEAD))  # the real commit_received: it queues its two successors
+    claimed = {lab.store.claim_step(DEAD)["name"] for _ in range(2)}
+    assert claimed == {"ci_tests", "data_validation"}
+    return run_id
+
+
+def _set_silence(lab, run_id: int, silent: dict[str, float]) -> None:
+    """Set steps' last heartbeats to `silent[name]` seconds ago, on the database's clock."""
+    from engine.store import db_now, steps
+    with lab.store.tx() as c:
+        for name, seconds in silent.items():
+            c.execute(sa.update(steps).where(steps.c.run_id == run_id, steps.c.name == name)
+                      .values(heartbeat_at=db_now(lab.store.engine.dialect.name) - seconds))
+
+
+def _statuses(lab, run_id: int) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in lab.store.steps_of(run_id)}
+
+
+def test_one_stale_step_interrupts_the_whole_run_and_its_live_sibling_at_once(lab):
+    run_id = _two_steps_of_a_dead_worker(lab)
+    _set_silence(lab, run_id, {"ci_tests": 3600, "data_validation": 0})  # the gap seen live: one looks alive
+    assert lab.runner.reap_stale() == 1
+    statuses = _statuses(lab, run_id)
+    assert lab.store.get_run(run_id)["status"] == "interrupted"
+    assert (statuses["ci_tests"], statuses["data_validation"]) == ("interrupted", "interrupted")
+    assert not [n for n, s in statuses.items() if s in ("queued", "running", "pending")], statuses
+    assert lab.runner.reap_stale() == 0  # nothing left to reap
+
+
+def test_retry_after_two_stale_heartbeats_leaves_claimable_steps_and_completes(lab):
+    run_id = _two_steps_of_a_dead_worker(lab)
+    _set_silence(lab, run_id, {"ci_tests": 3600, "data_validation": 1800})
+    lab.runner.reap_stale()
+    assert lab.retry(run_id, by="tester") == "ci_tests"  # the first step that did not succeed
+    statuses = _statuses(lab, run_id)
+    ready = pipeline.ready("CI", {**statuses, "ci_tests": "pending", "data_validation": "pending"})
+    assert [n for n, s in statuses.items() if s == "queued"] == ready == ["ci_tests", "data_validation"]
+    lab.runner.run_until_idle()
+    run = lab.run(run_id)
+    assert run["status"] == "ci_complete"
+    assert {s["name"]: s["attempt"] for s in run["steps"] if s["stage"] == "CI"} == {
+        "commit_received": 1, "ci_tests": 2, "data_validation": 2, "ci_quick_train": 1, "mlflow_log_ci": 1}
+
+
+def test_retry_refuses_while_a_step_of_the_run_still_runs(lab):
+    """The end state of the old bug (run interrupted, a sibling still `running`): refused with the reason."""
+    run_id = _two_steps_of_a_dead_worker(lab)
+    with lab.store.tx() as c:  # written the old way: one step and the run interrupted, the sibling not
+        lab.store.set_step_status(c, lab.store.step(run_id, "ci_tests", c), StepStatus.INTERRUPTED)
+        lab.store.set_run_status(c, run_id, "running", RunStatus.INTERRUPTED)
+    before = lab.run(run_id)
+    with pytest.raises(Refused, match=f"data_validation of run {run_id} is still running on {DEAD}"):
+        lab.retry(run_id)
+    assert lab.run(run_id) == before
+    _set_silence(lab, run_id, {"data_validation": 3600})
+    assert lab.runner.reap_stale() == 1
+    assert lab.retry(run_id) == "ci_tests"
+    lab.runner.run_until_idle()
+    assert lab.store.get_run(run_id)["status"] == "ci_complete"
+
+
+def test_a_runner_never_interrupts_its_own_live_step(lab):
+    run_id = lab.commit(seed=18)
+    step = lab.store.claim_step(lab.runner.worker_id)
+    lab.runner._live[step["id"]] = StepContext(lab.store, lab.settings, lab.store.get_run(run_id), step)
+    _set_silence(lab, run_id, {"commit_received": 3600})  # as after a database outage
+    assert lab.runner.reap_stale() == 0
+    assert lab.store.step(run_id, "commit_received")["status"] == "running"
+    del lab.runner._live[step["id"]]  # once it is not live here any more, it is an orphan like any other
+    assert lab.runner.reap_stale() == 1
