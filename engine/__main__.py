@@ -174,6 +174,21 @@ def _worker(lab) -> int:
     os._exit(0)  # a released step's thread may still be inside its code; it must not hold the exit
 
 
+class _Redacted:
+    """A text stream that masks the configured passwords in whatever is written to it (prints of libraries
+    such as MLflow's "View run at <tracking URI>", log handlers, tracebacks)."""
+
+    def __init__(self, stream, settings):
+        self._stream, self._settings = stream, settings
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._settings.redact(text))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def run_command(args, lab) -> int:
     """Dispatch one parsed command; return the exit code."""
     cmd = args.cmd
@@ -272,9 +287,11 @@ def main(argv=None) -> int:
 
     from engine.config import Settings
     from engine.lab import Lab
-    lab, settings = None, None
+    lab, settings, streams = None, None, (sys.stdout, sys.stderr)
     try:
         settings = Settings.from_env()
+        if settings.secrets():
+            sys.stdout, sys.stderr = _Redacted(sys.stdout, settings), _Redacted(sys.stderr, settings)
         lab = Lab(settings)
         return run_command(args, lab)
     except BadInput as exc:
@@ -292,6 +309,7 @@ def main(argv=None) -> int:
     finally:
         if lab is not None and args.cmd != "worker":
             lab.store.dispose()
+        sys.stdout, sys.stderr = streams
 
 
 def _redact(settings, text) -> str:

@@ -12,6 +12,9 @@ from engine.errors import BadInput
 # MLflow's HTTP client retries for minutes by default; a lab step should fail fast and say why.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+# MLflow prints "View run ... at <tracking URI>" to stdout, credentials and all; the lab links runs itself.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")
 
 EXPERIMENT = "claims-settlement"
 MODEL_NAME = "claims-settlement-rf"

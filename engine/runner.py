@@ -373,7 +373,9 @@ class Runner:
     # ---- one step -----------------------------------------------------------------------------------------
     def execute(self, step: dict) -> None:
         """Run a claimed step, then record its outcome and move the run on (waiting out a database outage)."""
-        run = self.store.get_run(step["run_id"])
+        run = self._patiently(lambda: self.store.get_run(step["run_id"]))
+        if run is None:
+            return  # stopping during an outage: the step is reaped as interrupted later
         ctx = StepContext(self.store, self.settings, run, step)
         self._live[step["id"]] = ctx
         try:
@@ -398,22 +400,30 @@ class Runner:
 
     def _record(self, ctx: StepContext, finish, *args) -> None:
         """Write a step's outcome, retrying through a database outage while this runner is not stopping."""
+        def write():
+            ctx.flush_logs()
+            finish(ctx, *args)
+            ctx.flush_logs()
+            return True
+        if self._patiently(write) is None:
+            log.warning("%s of run %s: result not recorded (database away during shutdown)",
+                        ctx.step["name"], ctx.run["id"])
+
+    def _patiently(self, call):
+        """`call()`, retried with backoff while the database is away; None if this runner stops meanwhile."""
         while True:
             try:
-                ctx.flush_logs()
-                finish(ctx, *args)
-                ctx.flush_logs()
-                self.outage.ok()
-                return
+                result = call()
             except Exception as exc:
                 if not is_outage(exc):
                     raise
                 self.outage.failed(exc)
                 if self._stopping.is_set():
-                    log.warning("%s of run %s: result not recorded (database away during shutdown)",
-                                ctx.step["name"], ctx.run["id"])
-                    return
+                    return None
                 self._stopping.wait(max(0.2, self.outage.wait()))
+            else:
+                self.outage.ok()
+                return result
 
     def _finish_ok(self, ctx: StepContext, outputs: dict) -> None:
         step, spec, now = ctx.step, ctx.spec, timestamp()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import pipeline
+from engine.config import mask_url
 from ui import common, dialogs
 
 ACTIONS = (("commit", "+ Fake Commit", "primary"), ("continue", "Continue to CD →", "secondary"),
@@ -68,7 +69,7 @@ def _run_changed() -> None:
 
 
 def _mlflow_link(lab) -> None:
-    uri = lab.settings.tracking_uri
+    uri = mask_url(lab.settings.tracking_uri)  # never show a password
     how = (f"Embedded mode: start it with `mlflow ui --backend-store-uri {uri}`" if uri.startswith("sqlite")
            else f"Tracking server: {uri}")
     st.link_button("MLflow UI ↗", lab.settings.mlflow_ui_url, help=how, width="stretch")

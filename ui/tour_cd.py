@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
+from engine.config import mask_url
 from engine.states import RunStatus
 from ui import tour_kit as k
 from ui.common import get_lab, md_escape
@@ -142,7 +143,7 @@ def view_mlflow() -> None:
                     _mlflow_run(mlflow_id)
         k.tick(bool(found), f"Run {run['id']} has {' and '.join(found)} runs in MLflow.",
                f"Run {run['id']} has not logged to MLflow yet (its CI's last step does).")
-    st.caption(f"Full MLflow UI: `mlflow ui --backend-store-uri {lab.settings.tracking_uri}`, then open "
+    st.caption(f"Full MLflow UI: `mlflow ui --backend-store-uri {mask_url(lab.settings.tracking_uri)}`, then open "
                f"{lab.settings.mlflow_ui_url}")
     k.footer(7, run, "mlflow_log_ci")
 
