@@ -209,13 +209,15 @@ def prepare_mlflow_backend(uri: str) -> None:
     with _PREPARE_LOCK:
         if uri in _PREPARED:
             return
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow import MlflowClient
         eng = sa.create_engine(uri, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
         try:
             with eng.connect() as c:
                 c.execute(sa.text("SELECT pg_advisory_lock(hashtext('lab-mlflow-schema'))"))
                 try:
-                    SqlAlchemyStore(uri, default_artifact_root=None)
+                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
+                    client.search_experiments(max_results=1)
+                    client.search_registered_models(max_results=1)
                 finally:
                     c.execute(sa.text("SELECT pg_advisory_unlock(hashtext('lab-mlflow-schema'))"))
                     c.commit()

@@ -7,6 +7,8 @@ second fixture retries two of the failed runs. Tests that need the live state us
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +19,7 @@ from engine.errors import BadInput, Refused
 from engine.lab import Lab
 from engine.runner import StepContext
 from engine.states import RESTING, RunStatus, StepStatus
-from tests.engine.conftest import make_settings, module_store_url, wait_until
+from tests.engine.conftest import ROOT, make_settings, module_store_url, wait_until
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 NOT_CI = [s.name for s in pipeline.STEPS if s.stage != "CI"]
@@ -347,3 +349,18 @@ def test_a_runner_never_interrupts_its_own_live_step(lab):
     assert lab.store.step(run_id, "commit_received")["status"] == "running"
     del lab.runner._live[step["id"]]  # once it is not live here any more, it is an orphan like any other
     assert lab.runner.reap_stale() == 1
+
+
+# ---- MLflow's schema on a fresh PostgreSQL backend: workers starting together --------------------------------
+@pytest.mark.postgres
+def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url):
+    """Three processes create MLflow's schema at once; the advisory lock lets one migrate, the others wait."""
+    code = ("import sys; from engine.runner import prepare_mlflow_backend; from engine.tracking import Tracking; "
+            "prepare_mlflow_backend(sys.argv[1]); Tracking(sys.argv[1]).experiment_id(); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
+    assert all(out.strip() == "ok" for out, _ in results)
+    from engine.tracking import Tracking
+    assert [e.name for e in Tracking(pg_url).client.search_experiments()].count(EXPERIMENT) == 1
