@@ -281,3 +281,30 @@ def test_commit_with_an_author_over_the_limit_on_postgres_writes_nothing(pg_url,
         assert store.row_counts()["runs"] == 0 and store.audit_trail() == []
     finally:
         store.dispose()
+
+
+# ---- a newcomer's CLI -------------------------------------------------------------------------------------------
+def test_every_command_and_option_has_help_and_the_epilog_lists_exit_codes_and_steps():
+    import argparse
+
+    from engine import pipeline
+    from engine.__main__ import _parser
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helped = {c.dest: c.help for c in sub._choices_actions}
+    assert set(helped) == set(sub.choices) and all(helped.values()), helped
+    for name, command in sub.choices.items():
+        missing = [a.dest for a in command._actions if a.help is None]
+        assert missing == [], f"{name}: {missing} have no --help text"
+    for code in ("0  done", "1  the run ended", "2  bad input", "3  refused"):
+        assert code in parser.epilog
+    assert all(step in parser.epilog for step in pipeline.NAMES)
+
+
+def test_commit_without_wait_says_when_no_worker_is_alive(tmp_path, mlflow_template):
+    env = cli_env(make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template))
+    proc = cli(env, "commit", expect=0)
+    assert "note: no worker is alive to pick run 1 up; start one with `python -m engine worker`" in proc.stderr
+    assert json.loads(proc.stdout)["created_at"].endswith("+00:00")  # ISO 8601 with its time zone
+    assert cli_json(env, "workers") == []
+    assert "0 live worker(s)" in cli(env, "workers", "--check", expect=1).stderr
