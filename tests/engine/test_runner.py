@@ -7,6 +7,8 @@ second fixture retries two of the failed runs. Tests that need the live state us
 from __future__ import annotations
 
 import copy
+import os
+import signal
 import subprocess
 import sys
 
@@ -364,3 +366,20 @@ def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url):
     assert all(out.strip() == "ok" for out, _ in results)
     from engine.tracking import Tracking
     assert [e.name for e in Tracking(pg_url).client.search_experiments()].count(EXPERIMENT) == 1
+
+
+# ---- a step's subprocesses die with the step -------------------------------------------------------------------
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_step_interrupted_elsewhere_has_its_subprocess_group_killed(lab):
+    """Another runner marks the run interrupted; this runner's heartbeat notices and kills the step's processes."""
+    run_id = lab.commit(seed=19)
+    step = lab.store.claim_step(lab.runner.worker_id)
+    ctx = StepContext(lab.store, lab.settings, lab.store.get_run(run_id), step)
+    child = ctx.popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    assert os.getpgid(child.pid) == child.pid != os.getpgid(0)  # a process group of its own
+    lab.runner._live[step["id"]] = ctx
+    lab.runner._start_heartbeat()
+    with lab.store.tx() as c:
+        lab.store.interrupt_run(c, run_id, "reaped by another runner")
+    wait_until(lambda: child.poll() is not None, timeout=60, what="the step's subprocess to be killed")
+    assert child.returncode == -signal.SIGKILL
