@@ -120,8 +120,9 @@ class Lab:
             raise BadInput(f"DATABASE_URL {mask_url(url)!r} is not a usable database URL ({exc}); use "
                            "sqlite:///path/to/lab.db or postgresql+psycopg2://user:password@host:5432/dbname") from None
         except sa.exc.OperationalError as exc:
-            if not url.startswith("sqlite"):
-                raise  # a server that does not answer: exit 1 with the address (see __main__)
+            text = str(exc.orig)
+            if not url.startswith("sqlite") or not ("readonly" in text or "unable to open" in text):
+                raise  # a server that does not answer, or a lock held too long: exit 1 (see __main__)
             raise BadInput(f"the state database {url.split(':///', 1)[-1]} cannot be opened for writing "
                            f"({str(exc.orig).strip()}); fix its permissions, or set LAB_DATA_DIR or DATABASE_URL "
                            "to a writable place") from None

@@ -38,6 +38,8 @@ from engine.store import Store, timestamp
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
+# A killed worker never deregisters; its row stays listed (as not alive) this long, for diagnosis.
+DEAD_WORKER_MEMORY = 3600.0
 
 
 def run_feed(run: dict, rows: int):
@@ -491,6 +493,7 @@ class Runner:
         never finds a sibling still `running`. Runs where this runner has a live step are left alone: it
         finishes that step first, and the run is reaped on a later tick.
         """
+        self.store.forget_dead_workers(max(DEAD_WORKER_MEMORY, self.settings.stale_seconds))
         reaped = 0
         for run_id in sorted({s["run_id"] for s in self.store.stale_steps(self.settings.stale_seconds)}):
             mine = {ctx.step["id"] for ctx in list(self._live.values()) if ctx.run["id"] == run_id}

@@ -8,6 +8,7 @@ serialises writers, which gives the same guarantee there.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable
@@ -19,6 +20,7 @@ from engine import pipeline
 from engine.errors import Refused
 from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
 
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 runs = sa.Table(
@@ -163,6 +165,24 @@ def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float
         "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3})
 
 
+def alias_holder(tracking, alias: str) -> int | None:
+    """The version `alias` points at, None when it points nowhere; an MLflow that does not answer raises.
+
+    (Unlike Tracking.alias_version, which reads any failure as "no alias": a move must not take an outage
+    for an empty registry.)
+    """
+    from mlflow.exceptions import MlflowException
+
+    from engine.config import MODEL_NAME
+    try:
+        aliases = tracking.client.get_registered_model(MODEL_NAME).aliases
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return int(aliases[alias]) if alias in aliases else None
+
+
 class Undo:
     """Side effects outside the database (MLflow tags and aliases), each with the step that takes it back.
 
@@ -187,9 +207,8 @@ class Undo:
             step = self._steps.pop()
             try:
                 step()
-            except Exception:  # pragma: no cover - reported, the original error is the one raised
-                import logging
-                logging.getLogger(__name__).exception("could not undo a registry change")
+            except Exception:  # reported; the original error is the one raised
+                log.exception("could not undo a registry change")
 
     def tag_version(self, tracking, version: int, tags: dict) -> None:
         """Set model version tags, remembering the values they replace."""
@@ -453,7 +472,10 @@ class Store:
         A run stopped by one dead step must not keep a sibling `running` or `queued`: a retry in that gap would
         requeue from the wrong place and leave nothing claimable. Returns the steps interrupted.
         """
-        status = RunStatus(self.lock_run(conn, run_id)["status"])
+        run = self.lock_run(conn, run_id)
+        if run is None:  # deleted meanwhile (a reset)
+            return []
+        status = RunStatus(run["status"])
         live = (StepStatus.RUNNING.value, StepStatus.QUEUED.value)
         hit = [dict(r) for r in conn.execute(sa.select(steps).where(steps.c.run_id == run_id,
                                                                    steps.c.status.in_(live))).mappings()]
@@ -535,7 +557,7 @@ class Store:
         """
         with Undo() as undo, self.tx() as c:  # the commit is inside Undo: a failed commit undoes too
             self.lock(c, f"alias:{alias}")
-            previous = tracking.alias_version(alias)
+            previous = alias_holder(tracking, alias)
             if expect_current is not None and previous != expect_current:
                 raise Refused(f"{alias} moved to version {previous} meanwhile; look again before acting")
             self.record_alias(c, alias, version, run_id, by, reason, action)
@@ -545,6 +567,7 @@ class Store:
                 undo.tag_version(tracking, version, tags)
             undo.set_alias(tracking, alias, version, previous)
         return previous
+
     def alias_history_of(self, alias: str) -> list[dict]:
         """Every holder of `alias`, oldest first."""
         with self.engine.connect() as c:

@@ -256,6 +256,20 @@ def test_a_hung_database_fails_with_exit_1_naming_the_host_with_the_password_mas
     assert "timeout" in proc.stderr and "hunter2" not in proc.stderr
 
 
+def test_a_locked_sqlite_store_fails_after_the_busy_timeout_with_exit_1(tmp_path, mlflow_template):
+    import sqlite3
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template)
+    Store(settings.database_url).dispose()  # the schema exists
+    holder = sqlite3.connect(tmp_path / "lab.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock and never lets go
+    try:
+        proc = cli({**cli_env(settings), "LAB_DB_STATEMENT_TIMEOUT": "1"}, "commit", expect=1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "database is locked" in proc.stderr and str(tmp_path / "lab.db") in proc.stderr
+
+
 # ---- CSV: formula cells are neutralised ----------------------------------------------------------------------
 def test_runs_csv_neutralises_formula_cells(tmp_path, mlflow_template):
     from engine.lab import Lab
