@@ -17,7 +17,7 @@ import pytest
 from engine import pipeline
 from engine.lab import Lab
 from tests.conftest import cli_env
-from tests.engine.conftest import engine_cli, kill_group, make_settings, start_worker, wait_until
+from tests.engine.conftest import ROOT, engine_cli, kill_group, make_settings, start_worker, wait_until
 from tests.faults.conftest import MLFLOW_PASSWORD, PG_PASSWORD
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -192,8 +192,47 @@ def test_sigterm_lets_the_worker_release_its_step_and_exit_cleanly(pg_lab, worke
 
 
 # ---- MLflow goes away, and no password shows anywhere --------------------------------------------------------
+PAGES = ("", "runs", "registry", "demo")  # "" is the dashboard, the default page
+
+
+def page_dump(at) -> str:
+    """Everything an AppTest run rendered (every element's protobuf as text: values, labels, helps, links)."""
+    out, stack = [], [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "proto", None) is not None:
+            out.append(str(node.proto))
+        stack.extend(getattr(node, "children", {}).values())
+    return "\n".join(out)
+
+
+def rendered_pages(settings, monkeypatch) -> list[str]:
+    """Each page of the dashboard, rendered headless over `settings`, as text."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.ui.fixtures_history import open_page
+    for key, value in {**cli_env(settings), "LAB_TICK_SECONDS": "3600"}.items():
+        monkeypatch.setenv(key, value)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    dumps = []
+    try:
+        for path in PAGES:
+            at = open_page(path, timeout=120) if path else \
+                AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+            assert not at.exception, (path, at.exception)
+            dumps.append(page_dump(at))
+    finally:
+        from ui.common import get_lab
+        get_lab().close()
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    return dumps
+
+
 def test_mlflow_down_and_back_with_passwords_in_both_urls_never_shows_them(cluster, tmp_path, mlflow_template,
-                                                                             mlflow_server, worker):
+                                                                             mlflow_server, worker, monkeypatch):
     settings = make_settings(tmp_path / "lab", cluster.new_database(), mlflow_template,
                              tracking_uri=mlflow_server.uri)
     assert PG_PASSWORD in settings.database_url and MLFLOW_PASSWORD in settings.tracking_uri
@@ -224,8 +263,10 @@ def test_mlflow_down_and_back_with_passwords_in_both_urls_never_shows_them(clust
         for run_id in (first, second):
             everything.append(json.dumps(lab.run(run_id), default=str))
             everything += [line["message"] for line in lab.logs(run_id)]
+        pages = rendered_pages(settings, monkeypatch)
     finally:
         lab.close()
-    leaks = [text for text in everything if PG_PASSWORD in text or MLFLOW_PASSWORD in text]
+    leaks = [text for text in everything + pages if PG_PASSWORD in text or MLFLOW_PASSWORD in text]
     assert leaks == []
     assert any(masked in text for text in everything)
+    assert masked in pages[0]  # the dashboard names the tracking server, masked
