@@ -10,6 +10,7 @@ import math
 import os
 import re
 import secrets
+import threading
 import time
 from functools import cached_property
 
@@ -99,6 +100,7 @@ class Lab:
         self.store = self._open_store()
         self.runner = Runner(self.store, self.settings)
         self._paced: dict[tuple[str, str], float] = {}  # (browser session, action) -> last time, demo mode
+        self._pace_lock = threading.Lock()
 
     def _check_data_dir(self) -> None:
         path = self.settings.data_dir
@@ -327,12 +329,15 @@ class Lab:
         """Demo mode: at most one `action` per `interval` seconds per browser session (Refused saying so)."""
         if not self.settings.demo or session is None:
             return
-        now = time.monotonic()
-        last = self._paced.get((session, action))
-        if last is not None and now - last < interval:
-            raise Refused(f"this demo allows one {action} every {interval:g} s per visitor; "
-                          f"try again in {interval - (now - last):.0f} s")
-        self._paced[(session, action)] = now
+        with self._pace_lock:
+            now = time.monotonic()
+            last = self._paced.get((session, action))
+            if last is not None and now - last < interval:
+                raise Refused(f"this demo allows one {action} every {interval:g} s per visitor; "
+                              f"try again in {interval - (now - last):.0f} s")
+            self._paced[(session, action)] = now
+            if len(self._paced) > 10_000:  # strangers come and go: forget sessions quiet for an hour
+                self._paced = {k: t for k, t in self._paced.items() if now - t < 3600}
 
     def _demo_guard_commit(self, conn, session: str | None) -> None:
         if not self.settings.demo:
