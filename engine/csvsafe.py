@@ -31,6 +31,10 @@ def to_csv(rows: Iterable[dict], fields: list[str] | tuple[str, ...]) -> str:
 
 
 def frame_to_csv(frame) -> str:
-    """A pandas DataFrame (its columns, as shown) as neutralised CSV text."""
-    clean = frame.astype(object).where(frame.notna(), None)  # missing values as empty cells, as pandas writes
-    return to_csv(clean.to_dict("records"), [str(c) for c in frame.columns])
+    """A pandas DataFrame (its columns, as shown) as CSV text, every text cell neutralised."""
+    out = frame.copy()
+    for col in out.columns:
+        if not (out[col].dtype.kind in "biufcmM"):  # only text can start like a formula
+            out[col] = out[col].map(neutralise)
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    return out.to_csv(index=False, lineterminator="\n")
