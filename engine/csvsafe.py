@@ -34,7 +34,7 @@ def frame_to_csv(frame) -> str:
     """A pandas DataFrame (its columns, as shown) as CSV text, every text cell neutralised."""
     out = frame.copy()
     for col in out.columns:
-        if not (out[col].dtype.kind in "biufcmM"):  # only text can start like a formula
+        if out[col].dtype.kind not in "biufcmM":  # only text can start like a formula
             out[col] = out[col].map(neutralise)
     out.columns = [neutralise(str(c)) for c in out.columns]
     return out.to_csv(index=False, lineterminator="\n")
