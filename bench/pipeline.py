@@ -6,9 +6,12 @@ One warm process (like a dashboard server), embedded SQLite state and MLflow sto
 lifecycle runs first (imports, MLflow schema, a first champion), then each measured repetition times:
   CI      commit -> ci_complete           vs  raw: the CI pytest subprocess alongside generate, validate, fit,
                                                   score and an MLflow run with params, metrics and dataset
-  CD      continue -> awaiting_approval   vs  raw: generate, fit, score, SHAP + PNG, MLflow run, register,
+  CD      continue -> awaiting_approval   vs  raw: generate, split, fit, threshold search, score, SHAP + PNG,
+                                                  MLflow run with three digested datasets, register,
                                                   alias, then challenger and champion scored on a fresh holdout
-  deploy  approve -> promoted             vs  raw: alias staging, both models on a shadow batch, PSI, alias champion
+                                                  and compared with paired-bootstrap intervals
+  deploy  approve -> promoted             vs  raw: alias staging, both models on a shadow batch with the accuracy
+                                                  interval, PSI, alias champion
 The raw side calls the same engine.ml functions and MLflow client directly: no store, no runner, no steps.
 """
 from __future__ import annotations
@@ -24,9 +27,12 @@ import time
 from pathlib import Path
 
 from engine import Lab, Settings
+from engine.ml import gates
 from engine.ml import model as M
-from engine.ml.claims import generate_claims
+from engine.ml.claims import derived_seed, generate_claims, label_array
 from engine.ml.drift import feature_drift
+from engine.ml.provenance import carve, frame_digest, quick_parts
+from engine.ml.threshold import Costs, choose_threshold
 from engine.ml.validation import validate
 from engine.pipeline import spec
 from engine.steps.ci_tests import SUITE
@@ -73,13 +79,15 @@ def raw_ci(tracking, seed: int, tmp: Path) -> None:
                           cwd=Path(__file__).parents[1])
     feed = generate_claims(spec("data_validation").params()["rows"], seed, WINDOW)
     validate(feed)
-    sample = feed.sample(quick["sample_rows"], random_state=seed)
-    cut = int(len(sample) * quick["holdout_share"])
-    model = M.train(sample.iloc[cut:], {**quick["forest"], "random_state": seed})
-    metrics = M.evaluate(model, sample.iloc[:cut])
+    parts = quick_parts(feed, quick["sample_rows"], quick["holdout_share"], quick["validation_share"], seed)
+    model = M.train(parts["training"], {**quick["forest"], "random_state": seed})
+    threshold = choose_threshold(label_array(parts["validation"]), M.predict_approval(model, parts["validation"]),
+                                 Costs(**quick["costs"])).threshold
+    metrics = M.evaluate(model, parts["evaluation"], threshold)
     run_id = tracking.start_run(f"raw-ci-{seed}", {"stage": "CI"})
     tracking.log(run_id, params=quick["forest"], metrics={k: v for k, v in metrics.items() if isinstance(v, float)})
-    tracking.log_dataset(run_id, feed, "claims", "training")
+    for context, frame in parts.items():
+        tracking.log_dataset(run_id, frame, f"claims-{context}", context, digest=frame_digest(frame))
     tracking.finish(run_id)
     tests.wait()
     assert lint.returncode == 0 and tests.returncode == 0
@@ -89,21 +97,28 @@ def raw_cd(tracking, seed: int) -> int:
     """The CD work without the engine; returns the registered version."""
     p, ev = spec("cd_full_train").params(), spec("evaluate_vs_champion").params()
     feed = generate_claims(p["rows"], seed, WINDOW)
-    holdout = generate_claims(p["holdout_rows"], seed * 1000 + 1, WINDOW)
-    model = M.train(feed, {**p["forest"], "random_state": seed})
-    metrics = M.evaluate(model, holdout)
+    holdout = generate_claims(p["holdout_rows"], derived_seed(seed, 1), WINDOW)
+    rows, validation = carve(feed, p["validation_share"], seed)
+    model = M.train(rows, {**p["forest"], "random_state": seed})
+    costs = Costs(**p["costs"])
+    threshold = choose_threshold(label_array(validation), M.predict_approval(model, validation), costs).threshold
+    metrics = M.evaluate(model, holdout, threshold)
     explanation = M.explain(model, holdout, p["shap_sample_size"], seed)
     run_id = tracking.start_run(f"raw-cd-{seed}", {"stage": "CD"})
     tracking.log(run_id, params=p["forest"], metrics={k: v for k, v in metrics.items() if isinstance(v, float)})
-    tracking.log_dataset(run_id, feed, "claims", "training")
+    for context, frame in (("training", rows), ("validation", validation), ("evaluation", holdout)):
+        tracking.log_dataset(run_id, frame, f"claims-{context}", context, digest=frame_digest(frame))
     tracking.log_file(run_id, "beeswarm.png", explanation.beeswarm_png(), "shap")
-    version = tracking.log_and_register(run_id, model, feed)
+    version = tracking.log_and_register(run_id, model, rows, threshold=threshold)
     tracking.finish(run_id)
     M.model_size_bytes(model)
     tracking.set_alias("challenger", version)
-    fresh = generate_claims(ev["holdout_rows"], seed * 1000 + 2, WINDOW)
-    M.evaluate(tracking.load_model(version), fresh)
-    M.evaluate(tracking.load_alias("champion")[1], fresh)
+    fresh = generate_claims(ev["holdout_rows"], derived_seed(seed, 2), WINDOW)
+    boot = gates.PairedBootstrap(label_array(fresh), ev["bootstrap_resamples"], seed)
+    challenger, champion = tracking.load_model(version), tracking.load_alias("champion")[1]
+    gates.versus_champion(boot, gates.Scored(M.predict_approval(challenger, fresh), challenger.threshold),
+                          gates.Scored(M.predict_approval(champion, fresh), champion.threshold),
+                          ev["min_auc_delta"], ev["min_f1_delta"])
     return version
 
 
@@ -111,9 +126,12 @@ def raw_deploy(tracking, seed: int, version: int) -> None:
     """The deploy work without the engine."""
     p = spec("shadow_monitor").params()
     tracking.set_alias("staging", version)
-    batch = generate_claims(p["rows"], seed * 1000 + 3, WINDOW)
-    for alias in ("staging", "champion"):
-        M.predict_approval(tracking.load_alias(alias)[1], batch)
+    batch = generate_claims(p["rows"], derived_seed(seed, 3), WINDOW)
+    boot = gates.PairedBootstrap(label_array(batch), p["bootstrap_resamples"], seed)
+    staging, champion = (tracking.load_alias(alias)[1] for alias in ("staging", "champion"))
+    gates.accuracy_versus(boot, gates.Scored(M.predict_approval(staging, batch), staging.threshold),
+                          gates.Scored(M.predict_approval(champion, batch), champion.threshold),
+                          p["min_accuracy_delta"], "champion")
     feature_drift(generate_claims(p["reference_rows"], seed, WINDOW), batch)
     tracking.set_alias("champion", version)
 

@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from engine.config import mask_url
 from engine.csvsafe import to_csv
 from engine.errors import BadInput, Refused
+from engine.ml.claims import FEATURES
 from engine.states import RESTING, UNSUCCESSFUL, IllegalTransition, RunStatus
+from engine.stream import SCENARIOS, snapshot_rows
 
 RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
                   "finished_at", "failure_modes")
@@ -52,7 +54,8 @@ DATABASE_URL, MLFLOW_TRACKING_URI, LAB_DATA_DIR, ...
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="Claim ML CI/CD lab engine",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                           help="what to do (COMMAND --help: its options)")
     wait = dict(action="store_true", help="run the steps in this process until the run rests, then print it")
     run = dict(type=int, help="the run id (see: python -m engine runs)")
 
@@ -88,8 +91,27 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("failures", help="list failure modes, or set one: failures MODE on|off")
     c.add_argument("mode", nargs="?", help="a mode name (see the list)")
     c.add_argument("state", nargs="?", choices=("on", "off"), help="on: every new run breaks until turned off")
-    c = sub.add_parser("score", help="the champion's decision for one claim")
-    c.add_argument("--claim", required=True, help='JSON object, e.g. \'{"cpt_bucket": "Surgery", ...}\'')
+    c = sub.add_parser("score", help="the champion's decision for one claim (JSON, or one option per field)")
+    c.add_argument("--json", "--claim", dest="claim",
+                   help='the claim as a JSON object, e.g. \'{"cpt_bucket": "Surgery", "billed_amount": 1200, ...}\'')
+    for field in FEATURES:
+        c.add_argument(f"--{field.replace('_', '-')}", dest=field, metavar="VALUE", help=f"the claim's {field}")
+    c.add_argument("--explain", action="store_true", help="add the claim's own SHAP contributions")
+    c = sub.add_parser("stream", help="the live claims stream: start, stop, status, snapshots")
+    ss = c.add_subparsers(dest="stream_cmd", required=True, metavar="ACTION",
+                          help="start, stop, status, snapshots or closed-loop")
+    s = ss.add_parser("start", help="turn the stream on (or change its settings)")
+    s.add_argument("--rate", type=float, help="claims per second (default 20)")
+    s.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS)}")
+    s.add_argument("--ramp", type=int, help="claims over which the scenario ramps in (0: at once)")
+    s.add_argument("--label-delay", type=int, help="claims produced before a claim's outcome arrives")
+    ss.add_parser("stop", help="turn the stream off (claims and snapshots stay)")
+    ss.add_parser("status", help="state, versions, counts and the latest snapshot")
+    s = ss.add_parser("snapshots", help="drift snapshots, newest first")
+    s.add_argument("--limit", type=int, default=200, help="how many snapshots, 1-100000 (default 200)")
+    s.add_argument("--csv", action="store_true", help="CSV on stdout instead of JSON (formula cells neutralised)")
+    s = ss.add_parser("closed-loop", help="turn drift-triggered retraining on or off")
+    s.add_argument("state", choices=("on", "off"), help="on: a drift alert starts a retraining run")
     sub.add_parser("worker", help="run the scheduler in the foreground (SIGTERM or Ctrl-C stops it cleanly)")
     c = sub.add_parser("workers", help="list registered workers and whether each is alive")
     c.add_argument("--check", action="store_true",
@@ -233,8 +255,10 @@ def run_command(args, lab) -> int:
         _out(lab.failure_modes())
         return 0
     if cmd == "score":
-        _out(lab.score(_claim_json(args.claim)))
+        _out(lab.score(_claim_from_args(args), explain=args.explain))
         return 0
+    if cmd == "stream":
+        return _stream(lab, args)
     if cmd == "worker":
         return _worker(lab)
     if cmd == "workers":
@@ -254,15 +278,47 @@ def run_command(args, lab) -> int:
     raise BadInput(f"unknown command {cmd}")
 
 
-def _claim_json(text: str) -> dict:
+def _claim_from_args(args) -> dict:
+    fields = {f: getattr(args, f) for f in FEATURES if getattr(args, f) is not None}
+    if args.claim is None:
+        if not fields:
+            raise BadInput("give the claim: --json '{...}', or --cpt-bucket ... --patient-age ... (see --help)")
+        return fields
     try:
-        claim = json.loads(text)
+        claim = json.loads(args.claim)
     except json.JSONDecodeError as exc:
-        raise BadInput(f"--claim is not valid JSON ({exc}); pass an object like "
+        raise BadInput(f"--json is not valid JSON ({exc}); pass an object like "
                        '\'{"cpt_bucket": "Surgery", "billed_amount": 1200, ...}\'') from None
     if not isinstance(claim, dict):
-        raise BadInput("--claim must be a JSON object with the claim's fields")
-    return claim
+        raise BadInput("--json must be a JSON object with the claim's fields")
+    return {**claim, **fields}  # a field option overrides the same field in the JSON
+
+
+def _stream(lab, args) -> int:
+    stream = lab.stream
+    if args.stream_cmd == "start":
+        stream.start(args.rate, args.scenario, args.ramp, args.label_delay, by="cli")
+        status = stream.status()
+        if not status["producer"]["alive"]:
+            _err("the stream is on; no runner holds it yet: the dashboard or `python -m engine worker` produces it")
+        _out(status)
+    elif args.stream_cmd == "stop":
+        stream.stop(by="cli")
+        _out(stream.status())
+    elif args.stream_cmd == "status":
+        _out(stream.status())
+    elif args.stream_cmd == "closed-loop":
+        stream.set_closed_loop(args.state == "on", by="cli")
+        _out(stream.status())
+    else:
+        if not 1 <= args.limit <= 100_000:
+            raise BadInput(f"--limit {args.limit} is out of range: use 1 to 100000")
+        rows = snapshot_rows(stream.snapshots(args.limit))
+        if args.csv:
+            sys.stdout.write(runs_csv(rows, fields=list(rows[0]) if rows else ["id"]))
+        else:
+            _out(rows)
+    return 0
 
 
 def runs_csv(rows: list[dict], fields=RUN_CSV_FIELDS) -> str:

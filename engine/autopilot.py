@@ -1,6 +1,8 @@
 """The demo autopilot: plays the whole lifecycle through the public Lab API in a background thread.
 
-commit -> CI -> continue -> CD -> approve -> promoted, twice, then a rollback. Every action and every step it sees
+commit -> CI -> continue -> CD -> approve -> promoted, then the live claims stream starts, a second model is
+promoted (the stream switches to it), production is rolled back, and an inflation scenario shows the drift
+monitor turning major before the stream is stopped again. Every action and every step it sees
 finish is narrated into its own tables in the lab's database, so any process can show the narration, and any
 process can stop it: the stop flag is a column of the session row, read between actions and while waiting.
 It only calls public Lab methods, so what it leaves behind is an ordinary, inspectable history.
@@ -42,6 +44,9 @@ narration_log = sa.Table(
 # A session that has not heartbeaten for this long died with its process; another may start.
 STALE_SECONDS = 20.0
 HEARTBEAT_EVERY = 2.0
+STREAM_RATE = 20.0      # claims a second while the demo plays
+DRIFT_RATE = 1000.0     # faster during the drift act, so a drifted window fills in seconds
+DRIFT_WINDOW_SHARE = 3000  # claims after the scenario starts before a snapshot counts as showing it
 _created: set[str] = set()
 
 
@@ -213,16 +218,19 @@ class Autopilot:
 
     def _play(self) -> None:
         self.say(f"Playing the lifecycle as '{self.by}': two commits, each through CI, CD, approval and "
-                 "deployment, then a rollback of production to the first model.")
+                 "deployment, with live claims flowing after the first promotion, then a rollback of production to the "
+                 "first model and a drift scenario on the live stream.")
         on = [m["title"] for m in self.lab.failure_modes() if m["enabled"]]
         if on:
             self.say(f"Failure modes are on ({', '.join(on)}): a run will probably fail, and the demo will "
                      "show where and why.", "warning")
         self._cycle(1, "demo: first model for claims settlement", self.seeds[0])
+        self._start_stream()
         self._cycle(2, "demo: retrain on fresh claims", self.seeds[1])
         self._rollback()
-        self.say("Lifecycle complete: two promotions and a rollback, all in the run history, the registry "
-                 "and the audit trail.", "success")
+        self._show_drift()
+        self.say("Lifecycle complete: two promotions, live traffic, a rollback and a drift alarm, all in the run "
+                 "history, the registry, the stream's snapshots and the audit trail.", "success")
 
     def _cycle(self, n: int, message: str, seed) -> None:
         self._check_stop()
@@ -256,8 +264,53 @@ class Autopilot:
             raise Halted(f"Rollback is not possible: {current}.")
         result = self.lab.rollback(self.by, "demo: show that production can go back to the previous model")
         self.say(f"Rolled production back: champion moved from version {result['from_version']} to version "
-                 f"{result['to_version']}. models:/claims-settlement-rf@champion now serves the first model.",
+                 f"{result['to_version']}. models:/claims-settlement-rf@champion now serves the first model, and the "
+                 "live stream's next claims are scored by it.",
                  "success")
+
+    def _start_stream(self) -> None:
+        self._check_stop()
+        self.lab.stream.start(rate=STREAM_RATE, scenario="none", by=self.by)
+        if not self.lab.stream.status()["producer"]["alive"] and not self._wait_for(
+                lambda: self.lab.stream.status()["producer"]["alive"], 10):
+            self.say("The claims stream is on, but no runner produces it in this process.", "warning")
+            return
+        self.say(f"Production traffic: the live stream sends {STREAM_RATE:g} claims a second to "
+                 "models:/claims-settlement-rf@champion; every claim is stored with its decision, and its true "
+                 "outcome arrives later.")
+
+    def _show_drift(self) -> None:
+        """Turn on inflation and wait for a snapshot after it that shows major drift (or say what it shows)."""
+        self._check_stop()
+        if not self.lab.stream.status()["producer"]["alive"]:
+            return
+        since = self.lab.stream.state()["next_seq"]
+        self.lab.stream.start(rate=DRIFT_RATE, scenario="inflation", ramp=0, by=self.by)
+        self.say("Scenario 'inflation': billed amounts rise by 80% from now on. The drift monitor compares each "
+                 "window of claims with the champion's own training data.", "warning")
+
+        def drifted():
+            snaps = [s for s in self.lab.stream.snapshots(limit=1) if s["seq"] >= since + DRIFT_WINDOW_SHARE]
+            return snaps[0] if snaps and snaps[0]["level"] == "major" else None
+
+        snap = self._wait_for(drifted, 120)
+        if snap:
+            self.say(f"Drift is major (snapshot {snap['id']}): max feature PSI {snap['max_psi']:.2f}, P(Approved) "
+                     f"PSI {snap['prediction_psi']:.2f}. In production this is the moment to retrain.", "warning")
+        else:
+            self.say("No major drift yet; the Claims panel keeps watching.", "warning")
+        self.lab.stream.stop(by=self.by)
+        self.say("Stopped the stream; start it again from the Claims panel.")
+
+    def _wait_for(self, predicate, seconds: float):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._check_stop()
+            value = predicate()
+            if value:
+                return value
+            time.sleep(self.poll)
+        return None
 
     # ---- waiting and narrating ----------------------------------------------------------------------------
     def _await(self, run_id: int, expected: RunStatus) -> dict:

@@ -15,6 +15,9 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 # MLflow prints "View run ... at <tracking URI>" to stdout, credentials and all; the lab links runs itself.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")
+# A lab prints what it does, not download progress bars; and it sends nothing anywhere.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 EXPERIMENT = "claims-settlement"
 MODEL_NAME = "claims-settlement-rf"
@@ -68,6 +71,9 @@ class Settings:
     demo_toggle_interval: float = 5.0       # seconds between failure-mode toggles of one browser session
     demo_max_stream_rate: float = 20.0      # claims per second the live stream may be set to
     demo_keep_runs: int = 200               # runs kept when a demo starts (older ones pruned)
+    stream_tick_seconds: float = 1.0
+    stream_max_rate: float = 5000.0
+    stream_retention: int = 50_000
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
@@ -94,6 +100,9 @@ class Settings:
             demo_toggle_interval=_number(env, "LAB_DEMO_TOGGLE_INTERVAL", 5.0),
             demo_max_stream_rate=_number(env, "LAB_DEMO_MAX_STREAM_RATE", 20.0),
             demo_keep_runs=int(_number(env, "LAB_DEMO_KEEP_RUNS", 200)),
+            stream_tick_seconds=float(env.get("LAB_STREAM_TICK_SECONDS") or 1.0),
+            stream_max_rate=float(env.get("LAB_STREAM_MAX_RATE") or 5000),
+            stream_retention=int(env.get("LAB_STREAM_RETENTION") or 50_000),
         )
         values.update(overrides)
         settings = cls(**values)

@@ -19,10 +19,13 @@ import sqlalchemy as sa
 from engine import failures, pipeline
 from engine.config import CHAMPION, MODEL_NAME, Settings, mask_url
 from engine.errors import BadInput, Refused
-from engine.ml.claims import APPROVED, CATEGORICAL, CATEGORIES, DENIED, FEATURES, NUMERIC, parse_window
+from engine.ml.claims import CATEGORICAL, CATEGORIES, FEATURES, NUMERIC, parse_window
 from engine.runner import Runner, prepare_mlflow_backend, run_feed
 from engine.states import RETRYABLE, RunStatus, StepStatus
 from engine.store import Store, Undo
+
+# A run that can still reach production: a drift-triggered retrain in one of these blocks another.
+OPEN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL)
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 # Documented limits of every free-text input (README "Limits"); checked before anything is written.
@@ -65,30 +68,52 @@ def check_run_id(run_id) -> int:
     return value
 
 
-def claim_frame(claim: dict):
-    """One claim dict as a one-row frame of model features; BadInput saying which field is wrong."""
-    import pandas as pd
-    missing = [f for f in FEATURES if f not in claim]
-    if missing:
-        raise BadInput(f"the claim lacks {', '.join(missing)}; give all of {', '.join(FEATURES)}")
-    row = {}
+def claim_errors(claim: dict) -> tuple[dict, dict[str, str]]:
+    """(clean row, {field: message}) for one raw claim; every bad field gets its own message saying the fix."""
+    row, errors = {}, {}
     for col in CATEGORICAL:
-        if claim[col] not in CATEGORIES[col]:
-            raise BadInput(f"{col} {claim[col]!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}")
-        row[col] = claim[col]
+        value = claim.get(col)
+        if value is None or value == "":
+            errors[col] = f"{col} is missing; choose one of: {', '.join(CATEGORIES[col])}"
+        elif value not in CATEGORIES[col]:
+            errors[col] = f"{col} {value!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}"
+        else:
+            row[col] = value
     for col in NUMERIC:
+        value = claim.get(col)
+        if value is None or value == "":
+            errors[col] = f"{col} is missing; give a number like 1234.5"
+            continue
         try:
-            row[col] = float(claim[col])
+            number = float(value)
         except (TypeError, ValueError):
-            raise BadInput(f"{col} {claim[col]!r} is not a number; give it like 1234.5 (no currency signs)") from None
-        if not math.isfinite(row[col]):  # the forest refuses inf with a ValueError: say so as bad input
-            raise BadInput(f"{col} {claim[col]!r} is not a finite number; give it like 1234.5")
-    if row["billed_amount"] <= 0 or not 0 < row["allowed_amount"] <= row["billed_amount"]:
-        raise BadInput("amounts must satisfy 0 < allowed_amount <= billed_amount")
-    if not 0 <= row["patient_age"] <= 110:
-        raise BadInput(f"patient_age {row['patient_age']:g} is outside 0..110")
-    row["patient_age"] = int(row["patient_age"])
-    return pd.DataFrame([row])
+            errors[col] = f"{col} {value!r} is not a number; give it like 1234.5 (no currency signs)"
+            continue
+        if isinstance(value, bool) or not math.isfinite(number):  # the forest refuses inf: say so as bad input
+            errors[col] = f"{col} {value!r} is not a finite number; give it like 1234.5"
+        else:
+            row[col] = number
+    if "billed_amount" in row and row["billed_amount"] <= 0:
+        errors["billed_amount"] = f"billed_amount {row.pop('billed_amount'):g} must be more than 0"
+    if "allowed_amount" in row and row["allowed_amount"] <= 0:
+        errors["allowed_amount"] = f"allowed_amount {row.pop('allowed_amount'):g} must be more than 0"
+    if "allowed_amount" in row and "billed_amount" in row and row["allowed_amount"] > row["billed_amount"]:
+        errors["allowed_amount"] = (f"allowed_amount {row['allowed_amount']:g} is more than billed_amount "
+                                    f"{row['billed_amount']:g}; the payer cannot allow more than was billed")
+    if "patient_age" in row and not 0 <= row["patient_age"] <= 110:
+        errors["patient_age"] = f"patient_age {row['patient_age']:g} is outside 0..110"
+    return row, errors
+
+
+def claim_frame(claim: dict):
+    """One claim dict as a one-row frame of model features; BadInput naming every wrong field."""
+    import pandas as pd
+    if not isinstance(claim, dict):
+        raise BadInput(f"a claim is a JSON object with the fields {', '.join(FEATURES)}")
+    row, errors = claim_errors(claim)
+    if errors:
+        raise BadInput("; ".join(errors.values()))
+    return pd.DataFrame([row])[list(FEATURES)]
 
 
 class Lab:
@@ -136,22 +161,34 @@ class Lab:
         prepare_mlflow_backend(self.settings.tracking_uri)
         return Tracking(self.settings.tracking_uri, self.settings.artifact_root)
 
+    @cached_property
+    def stream(self):
+        """The live claims stream (engine/stream.py)."""
+        from engine.stream import Stream
+        return Stream(self)
+
     def start(self) -> "Lab":
-        """Start the background runner (a demo first prunes old runs)."""
+        """Start the background runner and the stream's producer job (a demo first prunes old runs)."""
         if self.settings.demo:
             self.prune(self.settings.demo_keep_runs)
         self.runner.start()
+        self.runner.add_interval_job(self.stream.tick, self.settings.stream_tick_seconds, "lab-stream")
         return self
 
     def close(self) -> None:
-        """Stop the runner and release connections."""
+        """Stop the runner, give up the stream's lease and release connections."""
         self.runner.stop()
+        if "stream" in self.__dict__:
+            self.stream.release()
         self.store.dispose()
 
     # ---- actions ------------------------------------------------------------------------------------------
     def commit(self, sha: str | None = None, message: str = "", seed: int | None = None,
-               window: str | None = None, author: str = "", session: str | None = None) -> int:
-        """Start CI for a new commit; return the run id. `session` names the browser session (demo pacing)."""
+               window: str | None = None, author: str = "", trigger: str = "commit", shift: dict | None = None,
+               detail: dict | None = None, session: str | None = None) -> int:
+        """Start CI for a new commit (or a drift-triggered retrain, with its data shift); return the run id.
+
+        `session` names the browser session (demo pacing)."""
         params = pipeline.spec("commit_received").params()
         message = check_text(message, "message", "--message")
         author = check_text(author, "author", "--author", multiline=False)
@@ -169,12 +206,19 @@ class Lab:
         sha = (sha or secrets.token_hex(params["fake_sha_length"] // 2)).strip().lower()
         seed = int(seed) if seed is not None else secrets.randbelow(10_000)
         modes = [name for name, on in self.store.failure_modes().items() if on]
-        with self.store.tx() as c:  # the run and its audit row commit together or not at all
+        with self.store.tx() as c:  # the run, its origin and its audit row commit together or not at all
             self._demo_guard_commit(c, session)
             run_id = self.store.create_run(sha, message or "fake commit", author, seed, window, modes, conn=c)
+            if trigger != "commit":
+                self.store.add_origin(c, run_id, trigger, shift, detail)
             self.store.add_audit(c, author or "cli", "commit", run_id, message,
-                                 {"sha": sha, "seed": seed, "window": window, "failure_modes": modes})
+                                 {"sha": sha, "seed": seed, "window": window, "failure_modes": modes,
+                                  "trigger": trigger, "shift": shift})
         return run_id
+
+    def open_drift_run(self) -> int | None:
+        """The drift-triggered run still in progress (at most one is open at a time), or None."""
+        return self.store.open_run_with_trigger("drift", OPEN_STATUSES)
 
     def _locked_run(self, conn, run_id) -> dict:
         run = self.store.lock_run(conn, check_run_id(run_id))
@@ -381,16 +425,26 @@ class Lab:
                 client.delete_registered_model(MODEL_NAME)
         return deleted
 
-    def score(self, claim: dict) -> dict:
-        """The champion's decision for one raw claim (what production serves)."""
+    def score(self, claim: dict, explain: bool = False) -> dict:
+        """The champion's decision for one raw claim, through the pyfunc model MLflow serves.
+
+        With explain, the claim's own exact SHAP contributions toward P(Approved): base + their sum = p.
+        """
         frame = claim_frame(claim)
         version, model = self.tracking.load_alias(CHAMPION)
         if model is None:
             raise Refused("there is no champion yet: promote a model first (commit, continue, approve)")
-        from engine.ml.model import predict_approval
-        p = float(predict_approval(model, frame)[0])
-        return {"model": MODEL_NAME, "version": version, "p_approved": round(p, 4),
-                "decision": APPROVED if p >= 0.5 else DENIED, "claim": frame.iloc[0].to_dict()}
+        served = model.predict(frame).iloc[0]
+        out = {"model": MODEL_NAME, "version": version, "p_approved": float(served["p_approved"]),
+               "threshold": model.threshold, "decision": str(served["decision"]),
+               "claim": frame.iloc[0].to_dict()}
+        if explain:
+            from engine.ml.model import explain as shap_explain
+            shap = shap_explain(model.pipeline, frame, sample_size=1)
+            out["base_value"] = shap.base_value
+            out["contributions"] = [{"feature": f, "value": out["claim"][f], "shap": float(v)}
+                                    for f, v in zip(shap.encoded.columns, shap.values[0])]
+        return out
 
     # ---- reads --------------------------------------------------------------------------------------------
     def _run(self, run_id: int) -> dict:

@@ -43,9 +43,9 @@ DEAD_WORKER_MEMORY = 3600.0
 
 
 def run_feed(run: dict, rows: int):
-    """A run's claims: `rows` from its seed and window; the schema failure mode drops a column here."""
-    from engine.ml.claims import generate_claims
-    frame = generate_claims(rows, run["seed"], run["dataset_window"])
+    """A run's claims: the first `rows` of its seed, window and data shift; the schema failure mode drops a column."""
+    from engine.ml.claims import Shift, generate_claims
+    frame = generate_claims(rows, run["seed"], run["dataset_window"], Shift(**(run.get("shift") or {})))
     if "schema_validation" in (run["failure_modes"] or ()):
         frame = failures.drop_schema_column(frame)
     return frame
@@ -165,8 +165,8 @@ class StepContext:
 
     def fresh(self, rows: int, purpose: int, shift=None):
         """Claims the model never saw (holdouts, shadow traffic): same window, a seed derived from `purpose`."""
-        from engine.ml.claims import NO_SHIFT, generate_claims
-        return generate_claims(rows, self.run["seed"] * 1000 + purpose, self.run["dataset_window"],
+        from engine.ml.claims import NO_SHIFT, derived_seed, generate_claims
+        return generate_claims(rows, derived_seed(self.run["seed"], purpose), self.run["dataset_window"],
                                shift or NO_SHIFT)
 
     def move_alias(self, alias: str, version: int, reason: str, by: str = "pipeline", tags=None) -> int | None:
@@ -256,6 +256,13 @@ class Runner:
                                     next_run_time=datetime.now(), id="lab-tick")
             self._scheduler.start()
         return self
+
+    def add_interval_job(self, job, seconds: float, job_id: str) -> None:
+        """Run `job` every `seconds` in this runner's scheduler (started by start(); one instance at a time)."""
+        self.start()
+        self._scheduler.add_job(job, "interval", seconds=seconds, coalesce=True, max_instances=1,
+                                misfire_grace_time=max(1, int(seconds)), next_run_time=datetime.now(),
+                                id=job_id, replace_existing=True)
 
     def stop(self, wait: bool = True) -> None:
         """Stop ticking; with wait, let running steps finish. Deregisters this runner."""

@@ -110,6 +110,73 @@ workers = sa.Table(
     sa.Column("heartbeat_at", sa.Float, nullable=False),    # the database's clock
     sa.Column("active_steps", sa.Integer, nullable=False, default=0),
 )
+# ---- the live claims stream (engine/stream.py) ----------------------------------------------------------------
+run_origin = sa.Table(  # why a run exists when a person did not commit it, and the data shift its feed replays
+    "run_origin", metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("trigger", sa.String(40), nullable=False),         # e.g. "drift"
+    sa.Column("shift", sa.JSON),                                  # engine.ml.claims.Shift fields
+    sa.Column("detail", sa.JSON),
+)
+stream_state = sa.Table(  # one row: the stream's controls, its position and the producer's lease
+    "stream_state", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("rate", sa.Float, nullable=False),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("ramp", sa.Integer, nullable=False),
+    sa.Column("scenario_seq", sa.BigInteger, nullable=False),    # seq at which the scenario was chosen
+    sa.Column("label_delay", sa.Integer, nullable=False),        # claims until an outcome arrives
+    sa.Column("closed_loop", sa.Boolean, nullable=False),
+    sa.Column("next_seq", sa.BigInteger, nullable=False),        # the next claim's position in the sequence
+    sa.Column("labelled_seq", sa.BigInteger, nullable=False),    # every claim before this one has its label
+    sa.Column("produced_at", sa.Float),                          # when the last batch was produced
+    sa.Column("lease_owner", sa.String(120)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False, default=""),
+)
+stream_claims = sa.Table(
+    "stream_claims", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("claim_id", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("intensity", sa.Float, nullable=False),
+    sa.Column("cpt_bucket", sa.String(40), nullable=False),
+    sa.Column("provider_type", sa.String(40), nullable=False),
+    sa.Column("diagnosis_group", sa.String(40), nullable=False),
+    sa.Column("billed_amount", sa.Float, nullable=False),
+    sa.Column("allowed_amount", sa.Float, nullable=False),
+    sa.Column("patient_age", sa.Float, nullable=False),
+    sa.Column("champion_version", sa.Integer, nullable=False),
+    sa.Column("p_approved", sa.Float, nullable=False),
+    sa.Column("approved", sa.Boolean, nullable=False),           # the served decision
+    sa.Column("shadow_version", sa.Integer),                     # staging, scored but never served
+    sa.Column("shadow_p_approved", sa.Float),
+    sa.Column("shadow_approved", sa.Boolean),
+    sa.Column("hidden_outcome", sa.Boolean, nullable=False),     # the truth, held back until the label arrives
+    sa.Column("outcome", sa.Boolean),                            # the label, once it has arrived
+    sa.Column("labelled_at", sa.Float),
+)
+stream_snapshots = sa.Table(
+    "stream_snapshots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),             # the newest claim in the window
+    sa.Column("champion_version", sa.Integer),
+    sa.Column("scenario", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),          # "ok" or "not_enough_data"
+    sa.Column("level", sa.String(20)),
+    sa.Column("max_psi", sa.Float),
+    sa.Column("prediction_psi", sa.Float),
+    sa.Column("drift_share", sa.Float),
+    sa.Column("realised_accuracy", sa.Float),
+    sa.Column("estimated_accuracy", sa.Float),
+    sa.Column("agreement", sa.Float),
+    sa.Column("detail", sa.JSON, nullable=False),                # per-feature PSI with bins, counts, calibration
+    sa.Index("ix_stream_snapshots_seq", "seq"),
+)
 
 
 def timestamp() -> float:
@@ -291,10 +358,25 @@ class Store:
         return run_id
 
     def get_run(self, run_id: int) -> dict | None:
-        """One run as a dict, or None."""
+        """One run as a dict (with its trigger and data shift; "commit" and None for a person's commit), or None."""
+        query = (sa.select(runs, sa.func.coalesce(run_origin.c.trigger, "commit").label("trigger"),
+                           run_origin.c.shift.label("shift"))
+                 .select_from(runs.outerjoin(run_origin, run_origin.c.run_id == runs.c.id)).where(runs.c.id == run_id))
         with self.engine.connect() as c:
-            row = c.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            row = c.execute(query).mappings().first()
         return dict(row) if row else None
+
+    def add_origin(self, conn, run_id: int, trigger: str, shift: dict | None, detail: dict | None) -> None:
+        """Record why a run exists when it is not a person's commit (e.g. drift) and the shift its feed replays."""
+        conn.execute(sa.insert(run_origin).values(run_id=run_id, trigger=trigger, shift=shift, detail=detail))
+
+    def open_run_with_trigger(self, trigger: str, statuses) -> int | None:
+        """The newest run of `trigger` whose status is one of `statuses`, or None."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(runs.c.id).join(run_origin, run_origin.c.run_id == runs.c.id)
+                             .where(run_origin.c.trigger == trigger,
+                                    runs.c.status.in_([getattr(s, "value", s) for s in statuses]))
+                             .order_by(runs.c.id.desc()).limit(1)).scalar()
 
     def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[dict]:
         """Newest runs first."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -21,8 +23,11 @@ from mlflow.exceptions import MlflowException
 
 from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME
 from engine.ml.claims import TARGET
+from engine.ml.serving import ServedModel
 
 _FLUENT = threading.RLock()
+# Error codes that mean "not there" rather than "could not ask".
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 
 class MlflowUnreachable(RuntimeError):
@@ -78,10 +83,16 @@ class Tracking:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
-    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str) -> str:
-        """Record `frame` as an input of the run (schema, profile, digest); return the digest."""
-        ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None)
-        entity = ds._to_mlflow_entity()
+    def log_dataset(self, run_id: str, frame: pd.DataFrame, name: str, context: str,
+                    digest: str | None = None) -> str:
+        """Record `frame` as an input of the run (schema, profile, digest); return the digest.
+
+        Pass `digest` (engine.ml.provenance.frame_digest): MLflow's own hashes only the first 10,000 rows.
+        """
+        with _quiet_mlflow():  # its integer-column hint is about model signatures, not a dataset record
+            ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None,
+                                         digest=digest)
+            entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
                                                                                          context)])])
         return ds.digest
@@ -98,43 +109,60 @@ class Tracking:
         self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
 
     # ---- the model ----------------------------------------------------------------------------------------
-    def log_and_register(self, run_id: str, model, example: pd.DataFrame) -> int:
-        """Log the sklearn pipeline with signature, example and pinned requirements; register a version."""
-        from mlflow.models import infer_signature
-
-        from engine.ml.model import predict_approval, raw_features, save_model_kwargs
-        example = raw_features(example.head(5))
-        signature = infer_signature(example, predict_approval(model, example))
-        with _fluent(self.uri):
+    def log_and_register(self, run_id: str, model, example: pd.DataFrame, threshold: float) -> int:
+        """Log the pipeline as the serving pyfunc (skops inside, threshold in its config); register a version."""
+        from engine.ml.model import raw_features, save_model_kwargs
+        from engine.ml.serving import PYFUNC_CODE, SIGNATURE
+        kwargs = save_model_kwargs()
+        with tempfile.TemporaryDirectory() as tmp, _fluent(self.uri), _quiet_mlflow():
+            pipeline_dir = str(Path(tmp) / "pipeline")
+            mlflow.sklearn.save_model(model, pipeline_dir, **kwargs)
             with mlflow.start_run(run_id=run_id, nested=False):
-                # Pinned requirements (in save_model_kwargs) spare MLflow seconds of inference in a subprocess.
-                info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=example,
-                                                registered_model_name=MODEL_NAME, await_registration_for=30,
-                                                **save_model_kwargs())
-        return int(info.registered_model_version)
+                # Pinned requirements spare MLflow seconds of inference in a subprocess.
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(PYFUNC_CODE), artifacts={"pipeline": pipeline_dir},
+                    model_config={"threshold": float(threshold)}, signature=SIGNATURE,
+                    input_example=raw_features(example.head(5)), pip_requirements=kwargs["pip_requirements"])
+            # The registry resolves the logged model through the process-wide URI, so register inside _fluent.
+            return self._register(info, run_id)
+
+    def _register(self, info, run_id: str) -> int:
+        # Through the client, not log_model(registered_model_name=...), which prints to stderr on every call.
+        try:
+            self.client.create_registered_model(MODEL_NAME)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        version = self.client.create_model_version(MODEL_NAME, source=info.model_uri, run_id=run_id,
+                                                   model_id=info.model_id)
+        return int(version.version)
 
     def set_alias(self, alias: str, version: int) -> None:
         """Point `alias` at `version`."""
         self.client.set_registered_model_alias(MODEL_NAME, alias, str(version))
 
     def alias_version(self, alias: str) -> int | None:
-        """The version `alias` points at, or None."""
+        """The version `alias` points at, or None when nothing holds it (MlflowUnreachable if MLflow is down)."""
         try:
             return int(self.client.get_model_version_by_alias(MODEL_NAME, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in _ABSENT:
+                return None
+            raise _unreachable(self.uri, exc) from exc
+        except Exception as exc:
+            raise _unreachable(self.uri, exc) from exc
 
     def set_version_tags(self, version: int, tags: dict[str, str]) -> None:
         """Tag a model version (approval decisions, provenance)."""
         for k, v in tags.items():
             self.client.set_model_version_tag(MODEL_NAME, str(version), k, str(v))
 
-    def load_model(self, version: int):
-        """The sklearn pipeline of a registered version (cached: versions are immutable)."""
+    def load_model(self, version: int) -> ServedModel:
+        """A registered version as MLflow serves it (cached: versions are immutable)."""
         return _load(self.uri, int(version))
 
-    def load_alias(self, alias: str = CHAMPION):
-        """(version, model) for an alias, or (None, None)."""
+    def load_alias(self, alias: str = CHAMPION) -> tuple[int | None, ServedModel | None]:
+        """(version, served model) for an alias, or (None, None)."""
         version = self.alias_version(alias)
         return (version, self.load_model(version)) if version else (None, None)
 
@@ -214,7 +242,30 @@ def _fluent(uri: str):
                     os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """Silence MLflow's advice while logging a model whose signature and requirements are given explicitly."""
+    loggers = [logging.getLogger(n) for n in ("mlflow.models.model", "mlflow.pyfunc", "mlflow.sklearn",
+                                              "mlflow.models.signature", "mlflow.utils.requirements_utils")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 @functools.lru_cache(maxsize=8)
-def _load(uri: str, version: int):
-    with _fluent(uri):
-        return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+def _load(uri: str, version: int) -> ServedModel:
+    with _fluent(uri), _quiet_mlflow():
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    try:
+        pyfunc.unwrap_python_model().threshold
+    except (MlflowException, AttributeError):
+        raise MlflowException(f"version {version} of {MODEL_NAME} was not registered as the lab's serving "
+                              "model (no decision threshold); train a new version with a CD run") from None
+    return ServedModel(version, pyfunc)

@@ -48,9 +48,10 @@ def watch_ci() -> None:
     k.concept(
         "CI answers *is this change safe to build on?* cheaply. **CI tests** run a real pytest suite over the ML "
         "code in a subprocess; **data validation** checks the run's claims against a data contract (columns, "
-        "types, categories, ranges); **quick train** fits a small forest on a 2,000-claim sample so a broken "
-        "training path fails in seconds, not after an hour; **MLflow log** records params, metrics, tags and "
-        "the dataset so the run can be reproduced. Steps that do not depend on each other run in parallel. "
+        "types, categories, ranges); **quick train** fits a small forest on 4,800 claims of an 8,000-claim sample "
+        "(1,200 choose its decision threshold, 2,000 score it) so a broken training path fails in seconds, not "
+        "after an hour; **MLflow log** records params, metrics, tags and exactly those rows, each part with a "
+        "digest of every cell, so the run can be reproduced. Steps that do not depend on each other run in parallel. "
         "Status colours in the dashboard's DAG: grey pending, blue running, green succeeded, red failed.",
         "the jobs of a CI workflow; data contracts with Great Expectations or pandera; experiment tracking "
         "with MLflow or Weights & Biases.")
@@ -113,12 +114,15 @@ def continue_cd() -> None:
     """Step 4: continue a ci_complete run to CD; the page ticks when it waits at the manual gate."""
     k.header(4, "Continue to CD")
     k.concept(
-        "Passing CI ships nothing. **Continuous delivery** trains the full model on 40,000 claims, explains it "
-        "with SHAP, and registers it in the MLflow Model Registry as a new version with the alias "
-        "**@challenger**. **Evaluate vs champion** then scores challenger and the current champion on the same "
-        "fresh holdout and applies the promotion gate: the challenger's F1 may not fall below the champion's by "
-        "more than a small margin, nor its ROC-AUC drop too far. With no champion yet, the reference is the "
-        "*approve every claim* policy. The run then waits for a person at the manual gate.",
+        "Passing CI ships nothing. **Continuous delivery** trains the full model on 32,000 of the run's 40,000 "
+        "claims, chooses its decision threshold on the other 8,000 (the lowest expected cost, a wrong denial "
+        "costing twice a wrong approval), explains it with SHAP, and registers it in the MLflow Model Registry "
+        "as a new version with the alias **@challenger**. **Evaluate vs champion** then scores challenger and "
+        "the current champion on the same fresh holdout, each at its own threshold, and applies the promotion "
+        "gate: the challenger may not rank claims worse (ROC-AUC) nor lose F1 beyond margins set from measured "
+        "noise, and each difference comes with its 95% bootstrap interval. With no champion yet, it must rank "
+        "better than the best single column and beat the *approve every claim* policy on F1 and on cost. The "
+        "run then waits for a person at the manual gate.",
         "a training pipeline triggered after CI (SageMaker Pipelines, Vertex AI Pipelines, Kubeflow); a "
         "champion/challenger comparison before any release.")
     run = k.choose_run("tour4_pick")

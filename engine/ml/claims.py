@@ -15,8 +15,18 @@ The outcome follows a documented latent rule. Each claim gets a logistic score
 and the claim is Approved with probability sigmoid(1.6 * score). The Bernoulli draw is the noise: the best possible
 model still misclassifies claims whose score is near 0, which keeps the task honest (ROC-AUC near 0.9, not 1).
 
-Covariate drift for the live stream is a `Shift`: it changes who files claims (amounts, ages, case mix), never
-the rule that decides them, so drift statistics move while the model's logic stays valid.
+Drift for the live stream is a `Shift`. Most of its fields are covariate drift: they change who files claims
+(amounts, ages, provider and case mix), never the rule that decides them, so drift statistics move while the
+model's logic stays valid. One field, `concept`, is concept drift: the payer's rule itself changes (the effects of
+the allowed share and of the amount reverse) while the inputs stay exactly as they were, so only accuracy can
+reveal it.
+
+Frames are prefix-stable: claims are drawn in blocks of BLOCK rows, each block from its own seeded stream, so the
+first k rows of generate_claims(n, ...) are generate_claims(k, ...) for every k <= n, and `start=` continues a
+sequence (the live stream draws claim after claim of one endless sequence this way).
+
+Claim ids are `seed * ROWS_PER_SEED + row`: unique across seeds by construction. Seeds the lab derives for fresh
+claims (holdouts, shadow traffic, the stream) come from `derived_seed`, which never meets a commit seed.
 """
 from __future__ import annotations
 
@@ -68,9 +78,29 @@ class Shift:
     age_shift: float = 0.0          # years added to every patient's age
     telehealth_boost: float = 0.0   # extra weight (share of total, 0..1) moved to Telehealth providers
     surgery_boost: float = 0.0      # extra weight (share of total, 0..1) moved to the Surgery CPT bucket
+    oncology_boost: float = 0.0     # extra weight (share of total, 0..1) moved to the Oncology diagnosis group
+    concept: float = 0.0            # 0..1: how far the payer's rule has turned (share and amount effects reverse)
+
+    def scaled(self, intensity: float) -> "Shift":
+        """This shift at `intensity` (0 = none, 1 = full): amounts scale geometrically, the rest linearly."""
+        k = min(max(float(intensity), 0.0), 1.0)
+        return Shift(amount_scale=self.amount_scale ** k, age_shift=self.age_shift * k,
+                     telehealth_boost=self.telehealth_boost * k, surgery_boost=self.surgery_boost * k,
+                     oncology_boost=self.oncology_boost * k, concept=self.concept * k)
 
 
 NO_SHIFT = Shift()
+BLOCK = 1024                       # rows per independently seeded block (prefix stability)
+ROWS_PER_SEED = 1_000_000          # rows one seed may produce; claim_id = seed * ROWS_PER_SEED + row
+COMMIT_SEEDS = 2**31               # commit seeds are 0 .. COMMIT_SEEDS - 1
+MAX_SEED = (2**63 - 1) // ROWS_PER_SEED - 1
+
+
+def derived_seed(seed: int, purpose: int) -> int:
+    """A seed for fresh claims of `purpose` (1..999) beside commit seed `seed`; never equal to any commit seed."""
+    if not 0 < int(purpose) < 1000:
+        raise ValueError(f"purpose must be 1..999, got {purpose}")
+    return COMMIT_SEEDS + int(seed) * 1000 + int(purpose)
 
 
 def parse_window(window: str) -> tuple[date, date]:
@@ -119,16 +149,49 @@ def _score(cpt, prov, dx, billed, allowed, age) -> np.ndarray:
     return score
 
 
-def generate_claims(n: int, seed: int, window: str = DEFAULT_WINDOW, shift: Shift = NO_SHIFT) -> pd.DataFrame:
-    """Generate `n` claims; the same (n, seed, window, shift) always gives the identical frame."""
+def generate_claims(n: int, seed: int, window: str = DEFAULT_WINDOW, shift: Shift = NO_SHIFT,
+                    start: int = 0) -> pd.DataFrame:
+    """Rows start .. start+n-1 of the claim sequence of (seed, window, shift); always the identical frame."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    start, end = parse_window(window)
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, start.toordinal(), end.toordinal()])
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed must be 0..{MAX_SEED}, got {seed}")
+    if start + n > ROWS_PER_SEED:
+        raise ValueError(f"one seed gives at most {ROWS_PER_SEED:,} claims; rows {start}..{start + n - 1} "
+                         "are past that, so use another seed")
+    first, stop = parse_window(window)
+    blocks = [_block(int(seed), b, first, stop, shift) for b in range(start // BLOCK, -(-(start + n) // BLOCK))]
+    cols = {k: np.concatenate([blk[k] for blk in blocks]) if blocks else np.empty(0, np.int64) for k in _DRAWN}
+    lo = start - (start // BLOCK) * BLOCK
+    cols = {k: v[lo:lo + n] for k, v in cols.items()}
+    return pd.DataFrame({
+        "claim_id": int(seed) * ROWS_PER_SEED + np.arange(start, start + n, dtype=np.int64),
+        "service_date": cols["service_date"].astype("datetime64[ns]"),
+        "cpt_bucket": pd.Categorical.from_codes(cols["cpt"].astype(np.int64), categories=list(CPT_BUCKETS)),
+        "provider_type": pd.Categorical.from_codes(cols["prov"].astype(np.int64), categories=list(PROVIDER_TYPES)),
+        "diagnosis_group": pd.Categorical.from_codes(cols["dx"].astype(np.int64), categories=list(DIAGNOSIS_GROUPS)),
+        "billed_amount": cols["billed"].astype(np.float64),
+        "allowed_amount": cols["allowed"].astype(np.float64),
+        "patient_age": cols["age"].astype(np.int64),
+        TARGET: pd.Categorical.from_codes(np.where(cols["approved"].astype(bool), 0, 1),
+                                          categories=[APPROVED, DENIED]),
+    })
+
+
+_DRAWN = ("cpt", "prov", "dx", "age", "billed", "allowed", "approved", "service_date")
+
+
+def _block(seed: int, block: int, start: date, end: date, shift: Shift) -> dict[str, np.ndarray]:
+    """BLOCK claims drawn from the block's own random stream (the same whatever frame asks for them)."""
+    n = BLOCK
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, start.toordinal(), end.toordinal(), block])
     cpt = rng.choice(len(CPT_BUCKETS), n, p=_mix(_CPT_WEIGHTS, CPT_BUCKETS.index("Surgery"), shift.surgery_boost))
     prov = rng.choice(len(PROVIDER_TYPES), n,
                       p=_mix(_PROVIDER_WEIGHTS, PROVIDER_TYPES.index("Telehealth"), shift.telehealth_boost))
-    dx = rng.choice(len(DIAGNOSIS_GROUPS), n, p=_DX_WEIGHTS / _DX_WEIGHTS.sum())
+    dx = rng.choice(len(DIAGNOSIS_GROUPS), n,
+                    p=_mix(_DX_WEIGHTS, DIAGNOSIS_GROUPS.index("Oncology"), shift.oncology_boost))
     # Ages: a pediatric bump plus a broad adult population, clipped to the contract's 0..110.
     adult = rng.normal(52, 18, n)
     child = rng.uniform(0, 18, n)
@@ -138,22 +201,15 @@ def generate_claims(n: int, seed: int, window: str = DEFAULT_WINDOW, shift: Shif
     billed = np.round(np.maximum(billed, 5.0), 2)
     allowed = np.round(billed * rng.beta(5, 2.5, n), 2)
     allowed = np.clip(allowed, 0.01, billed)
-    approved = rng.random(n) < 1 / (1 + np.exp(-_SHARPNESS * _score(cpt, prov, dx, billed, allowed, age)))
+    score = _score(cpt, prov, dx, billed, allowed, age)
+    if shift.concept:  # the payer's rule turns: the allowed-share and amount effects fade, then reverse
+        z = (np.log(billed) - _CPT_LOG_MEAN[cpt]) / _CPT_LOG_SD
+        score -= shift.concept * 2 * (5.0 * (allowed / billed - 0.65) - 1.6 * z)
+    approved = rng.random(n) < 1 / (1 + np.exp(-_SHARPNESS * score))
     days = (end - start).days + 1
     service_date = np.datetime64(start.isoformat(), "D") + rng.integers(0, days, n).astype("timedelta64[D]")
-    # Ids are unique within a frame and differ across seeds: seed in the high digits, row number below.
-    claim_id = (int(seed) % 1_000_000) * 10_000_000_000 + np.arange(n, dtype=np.int64)
-    return pd.DataFrame({
-        "claim_id": claim_id,
-        "service_date": service_date.astype("datetime64[ns]"),
-        "cpt_bucket": pd.Categorical.from_codes(cpt, categories=list(CPT_BUCKETS)),
-        "provider_type": pd.Categorical.from_codes(prov, categories=list(PROVIDER_TYPES)),
-        "diagnosis_group": pd.Categorical.from_codes(dx, categories=list(DIAGNOSIS_GROUPS)),
-        "billed_amount": billed,
-        "allowed_amount": allowed,
-        "patient_age": age,
-        TARGET: pd.Categorical.from_codes(np.where(approved, 0, 1), categories=[APPROVED, DENIED]),
-    })
+    return {"cpt": cpt, "prov": prov, "dx": dx, "age": age, "billed": billed, "allowed": allowed,
+            "approved": approved, "service_date": service_date}
 
 
 def label_array(frame: pd.DataFrame) -> np.ndarray:

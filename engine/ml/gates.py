@@ -1,32 +1,185 @@
-"""Gates as data: a rule, its checks with value, threshold and margin, and the verdict the inspector explains."""
+"""Gates as data: a rule, its checks with value, threshold, margin and 95% interval, and the verdict.
+
+Every comparison is a difference measured on the same rows: challenger minus reference (the champion, the
+approve-every-claim policy, or the best single feature). How sure it is comes from a paired bootstrap: draw the
+holdout's rows with replacement, score every model on the same draw, take the difference; repeat. The 2.5th and
+97.5th percentiles of those differences are the 95% interval. Pairing matters: two models err on mostly the same
+claims, so the difference is far less noisy than either metric alone.
+
+The resamples are held as a (resamples x rows) matrix of draw counts, and each metric is written for weighted
+rows, so every resample of every metric is one matrix product (F1, accuracy, cost) or one sort of the scores
+shared by all resamples (ROC-AUC): 200 resamples of 10,000 rows cost milliseconds, not a Python loop.
+"""
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import pandas as pd
-from sklearn.dummy import DummyClassifier
+from sklearn import metrics
 
-from engine.ml.claims import label_array
-from engine.ml.model import evaluate, raw_features
+from engine.ml.claims import CATEGORICAL, NUMERIC, label_array
+from engine.ml.model import classification_metrics
+from engine.ml.threshold import Costs
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+CONFIDENCE = 0.95
+APPROVE_ALL = "approve every claim"
 
 
-def check(name: str, value: float, op: str, threshold: float) -> dict:
+def check(name: str, value: float, op: str, threshold: float, interval: tuple[float, float] | None = None) -> dict:
     """One comparison; margin is how far inside (+) or outside (-) the threshold the value is."""
     margin = value - threshold if op in (">=", ">") else threshold - value
-    return {"name": name, "value": round(float(value), 6), "op": op, "threshold": float(threshold),
-            "margin": round(float(margin), 6), "passed": bool(_OPS[op](value, threshold))}
+    out = {"name": name, "value": round(float(value), 6), "op": op, "threshold": float(threshold),
+           "margin": round(float(margin), 6), "passed": bool(_OPS[op](value, threshold))}
+    if interval is not None:
+        out["interval"] = [round(float(interval[0]), 6), round(float(interval[1]), 6)]
+    return out
 
 
 def gate(rule: str, checks: list[tuple], fail_verdict: str = "fail") -> dict:
-    """Evaluate (name, value, op, threshold) checks; verdict 'pass' when all pass, else `fail_verdict`."""
+    """Evaluate (name, value, op, threshold[, interval]) checks; 'pass' when all pass, else `fail_verdict`."""
     results = [check(*c) for c in checks]
     return {"rule": rule, "checks": results,
             "verdict": "pass" if all(c["passed"] for c in results) else fail_verdict}
 
 
+def describe_check(c: dict) -> str:
+    """One line for logs and errors: value, requirement, margin and interval."""
+    interval = f", 95% interval [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]" if "interval" in c else ""
+    return (f"{c['name']} {c['value']:+.4f} (needs {c['op']} {c['threshold']:+.4f}, margin {c['margin']:+.4f}"
+            f"{interval})")
+
+
 def baseline_metrics(frame: pd.DataFrame) -> dict:
     """Metrics of the approve-every-claim policy on `frame`: what a first model must beat."""
-    policy = DummyClassifier(strategy="constant", constant=1).fit(raw_features(frame), label_array(frame))
-    return evaluate(policy, frame)
+    return classification_metrics(label_array(frame), np.ones(len(frame)), 0.5)
+
+
+# ---- weighted metrics: w is (k, n) row weights (draw counts); each returns k values ---------------------------
+def f1(w: np.ndarray, y: np.ndarray, approve: np.ndarray) -> np.ndarray:
+    """F1 of Approved under decisions `approve`."""
+    tp, fp, fn = w @ (y & approve), w @ (~y & approve), w @ (y & ~approve)
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def accuracy(w: np.ndarray, y: np.ndarray, approve: np.ndarray) -> np.ndarray:
+    """Share of claims decided right."""
+    return (w @ (y == approve)) / w.sum(axis=1)
+
+
+def cost(costs: Costs) -> Callable:
+    """Expected cost per claim under `costs` (engine.ml.threshold), as a weighted metric."""
+    def per_claim(w: np.ndarray, y: np.ndarray, approve: np.ndarray) -> np.ndarray:
+        errors = costs.false_denial * (w @ (y & ~approve)) + costs.false_approval * (w @ (~y & approve))
+        return errors / w.sum(axis=1)
+    return per_claim
+
+
+def roc_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC-AUC of `score` (ties count one half): P(an Approved claim outranks a Denied one), rows weighted."""
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # one group per distinct score
+    positive = y[order]
+    weights = w[:, order]
+    pos = np.add.reduceat(weights * positive, starts, axis=1)
+    neg = np.add.reduceat(weights * ~positive, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg  # Denied weight strictly below each score
+    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+    return np.divide((pos * (below + 0.5 * neg)).sum(axis=1), pairs, out=np.full(len(w), 0.5), where=pairs > 0)
+
+
+class PairedBootstrap:
+    """Seeded resamples of one set of labelled rows, shared by every model scored on them."""
+
+    def __init__(self, y: np.ndarray, resamples: int = 200, seed: int = 0):
+        self.y = np.asarray(y).astype(bool)
+        n = len(self.y)
+        if n == 0 or resamples < 1:
+            raise ValueError(f"a bootstrap needs rows and resamples (got {n} rows, {resamples} resamples)")
+        self.resamples, self.seed = int(resamples), int(seed)
+        draws = np.random.default_rng(seed).integers(0, n, size=(self.resamples, n))
+        offsets = n * np.arange(self.resamples)[:, None]
+        self.weights = np.bincount((draws + offsets).ravel(), minlength=self.resamples * n) \
+            .reshape(self.resamples, n).astype(np.float64)
+
+    def difference(self, metric: Callable, a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, float]]:
+        """metric(a) - metric(b) on the rows themselves, and its paired-bootstrap 95% interval."""
+        everyone = np.ones((1, len(self.y)))
+        value = float(metric(everyone, self.y, a)[0] - metric(everyone, self.y, b)[0])
+        spread = metric(self.weights, self.y, a) - metric(self.weights, self.y, b)
+        tail = 100 * (1 - CONFIDENCE) / 2
+        lo, hi = np.percentile(spread, [tail, 100 - tail])
+        return value, (float(lo), float(hi))
+
+    def describe(self) -> dict:
+        """How the intervals were made, for the gate's output."""
+        return {"method": "paired percentile bootstrap over the holdout rows", "resamples": self.resamples,
+                "seed": self.seed, "confidence": CONFIDENCE}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model's P(Approved) on the gate's rows and its own decision threshold."""
+
+    proba: np.ndarray
+    threshold: float
+
+    @property
+    def approve(self) -> np.ndarray:
+        """Its decisions: True = Approved."""
+        return np.asarray(self.proba) >= self.threshold
+
+
+def best_single_feature(frame: pd.DataFrame) -> tuple[str, float, np.ndarray]:
+    """(feature, ROC-AUC, score): the raw column that alone ranks `frame`'s claims best, as a ranking score.
+
+    A number ranks by its value (or its negative, whichever orders Approved higher); a category ranks by its
+    approval rate in `frame`. Measured on the same rows it is scored on, so it is the best one column can do
+    there: a floor built on it is strict, not lenient.
+    """
+    y = label_array(frame)
+    candidates = {col: frame[col].to_numpy(np.float64) for col in NUMERIC}
+    for col in CATEGORICAL:
+        values = frame[col].astype(str)
+        candidates[col] = values.map(pd.Series(y, index=frame.index).groupby(values).mean()).to_numpy(np.float64)
+    best = ("", -1.0, np.zeros(len(frame)))
+    for col, score in candidates.items():
+        auc = metrics.roc_auc_score(y, score)
+        score, auc = (score, auc) if auc >= 0.5 else (-score, 1 - auc)
+        if auc > best[1]:
+            best = (col, float(auc), score)
+    return best
+
+
+def versus_champion(boot: PairedBootstrap, challenger: Scored, champion: Scored, min_auc_delta: float,
+                    min_f1_delta: float) -> list[tuple]:
+    """Ranking (threshold-free ROC-AUC) and F1, each model at its own threshold: challenger minus champion."""
+    auc, auc_ci = boot.difference(roc_auc, challenger.proba, champion.proba)
+    gain, gain_ci = boot.difference(f1, challenger.approve, champion.approve)
+    return [("ROC-AUC change vs champion", auc, ">=", min_auc_delta, auc_ci),
+            ("F1 change vs champion", gain, ">=", min_f1_delta, gain_ci)]
+
+
+def versus_baseline(boot: PairedBootstrap, challenger: Scored, feature: str, feature_score: np.ndarray, costs: Costs,
+                    min_auc_gain: float, min_f1_gain: float, min_cost_saving: float) -> list[tuple]:
+    """A first model against what needs no model: the best single column's ranking, and approving everyone."""
+    everyone = np.ones(len(boot.y), dtype=bool)
+    auc, auc_ci = boot.difference(roc_auc, challenger.proba, feature_score)
+    gain, gain_ci = boot.difference(f1, challenger.approve, everyone)
+    saving, saving_ci = boot.difference(cost(costs), everyone, challenger.approve)
+    return [(f"ROC-AUC gain over best single feature ({feature})", auc, ">=", min_auc_gain, auc_ci),
+            ("F1 gain over approve-every-claim", gain, ">=", min_f1_gain, gain_ci),
+            ("cost saving per claim over approve-every-claim", saving, ">=", min_cost_saving, saving_ci)]
+
+
+def accuracy_versus(boot: PairedBootstrap, staging: Scored, reference: Scored | None, min_delta: float,
+                    label: str) -> tuple:
+    """Staging's accuracy minus the reference's (approve-every-claim when `reference` is None)."""
+    other = reference.approve if reference is not None else np.ones(len(boot.y), dtype=bool)
+    value, interval = boot.difference(accuracy, staging.approve, other)
+    return (f"accuracy change vs {label}", value, ">=", min_delta, interval)

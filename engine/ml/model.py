@@ -40,9 +40,9 @@ from engine.ml.claims import (
 # 2-core box) and rank the features exactly as 2,000 rows do, each importance within ~10%.
 DEFAULT_SHAP_SAMPLE = 200
 SHAP_METHOD = "shap.TreeExplainer exact, {perturbation}"
-# mlflow.sklearn defaults to skops, which saves this forest only with the tree type trusted and adds ~25 KB per
-# tree; cloudpickle is what the size budget is measured in (bench/forest.py reports both).
-SERIALIZATION_FORMAT = "cloudpickle"
+# skops loads only allow-listed types (pickle runs whatever the file says); it saves this forest only with the
+# tree type trusted and adds ~25 KB per tree (bench/forest.py reports both formats).
+SERIALIZATION_FORMAT = "skops"
 SKOPS_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state; engine threads may render concurrently
@@ -73,15 +73,22 @@ def train(frame: pd.DataFrame, params: dict) -> Pipeline:
     return build_model(params).fit(raw_features(frame), label_array(frame))
 
 
-def predict_approval(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """P(Approved) for each raw claim row."""
+def predict_approval(model, frame: pd.DataFrame) -> np.ndarray:
+    """P(Approved) for each raw claim row, from a fitted pipeline or a served model (engine.ml.serving)."""
+    if hasattr(model, "p_approved"):
+        return model.p_approved(frame)
     return model.predict_proba(raw_features(frame))[:, list(model.classes_).index(1)]
 
 
 def evaluate(model: Pipeline, frame: pd.DataFrame, threshold: float = 0.5) -> dict:
-    """Holdout metrics with Approved as the positive class, plus a labelled confusion matrix."""
-    y = label_array(frame)
-    proba = predict_approval(model, frame)
+    """Holdout metrics of `model` on `frame` at its decision `threshold` (see classification_metrics)."""
+    return classification_metrics(label_array(frame), predict_approval(model, frame), threshold)
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
+    """Metrics with Approved (y = 1) as the positive class, approving where proba >= threshold; a labelled
+    confusion matrix. ROC-AUC uses the scores alone, so it does not depend on the threshold."""
+    y, proba = np.asarray(y), np.asarray(proba, dtype=np.float64)
     pred = (proba >= threshold).astype(np.int8)
     (tn, fp), (fn, tp) = metrics.confusion_matrix(y, pred, labels=[0, 1])
     both = len(np.unique(y)) == 2  # ROC-AUC is undefined on a single-class frame

@@ -1,37 +1,61 @@
-"""Score the challenger and the champion on the same fresh holdout and apply the promotion gate."""
+"""Score the challenger and the champion on the same fresh holdout, each at its own threshold; apply the gate."""
+import numpy as np
+
 from engine.errors import GateFailed
-from engine.ml.gates import baseline_metrics, gate
-from engine.ml.model import evaluate
+from engine.ml import gates as G
+from engine.ml.claims import label_array
+from engine.ml.model import classification_metrics, predict_approval
+from engine.ml.provenance import frame_digest
+from engine.ml.threshold import Costs
 
 
 def run(ctx) -> dict:
-    p = ctx.params
+    p, tracking = ctx.params, ctx.tracking
     full = ctx.upstream("cd_full_train")
+    costs = Costs(**full["threshold_choice"]["costs"])
     holdout = ctx.fresh(p["holdout_rows"], purpose=2)
-    tracking = ctx.tracking
-    challenger = {"version": full["model_version"],
-                  "metrics": evaluate(tracking.load_model(full["model_version"]), holdout)}
+    y = label_array(holdout)
+    boot = G.PairedBootstrap(y, p["bootstrap_resamples"], ctx.run["seed"])
+
+    def scored(version, model) -> tuple[dict, G.Scored]:
+        s = G.Scored(predict_approval(model, holdout), model.threshold)
+        metrics = {**classification_metrics(y, s.proba, s.threshold),
+                   "cost_per_claim": round(costs.per_claim(y, s.approve), 4)}
+        return {"version": version, "threshold": round(s.threshold, 6), "metrics": metrics}, s
+
+    challenger, new = scored(full["model_version"], tracking.load_model(full["model_version"]))
     champion_version, champion_model = tracking.load_alias("champion")
     if champion_model is not None:
-        reference = {"version": champion_version, "metrics": evaluate(champion_model, holdout)}
-        label, min_f1_delta = f"champion v{champion_version}", p["min_f1_delta"]
+        champion, old = scored(champion_version, champion_model)
+        baseline, against = None, f"champion v{champion_version} (threshold {old.threshold:.4f})"
+        checks = G.versus_champion(boot, new, old, p["min_auc_delta"], p["min_f1_delta"])
+        rule = (f"against champion v{champion_version} on the same claims, each at its own threshold: ROC-AUC may "
+                f"not fall by more than {-p['min_auc_delta']:.3f}, nor F1 by more than {-p['min_f1_delta']:.3f}")
     else:
-        reference = {"version": None, "policy": "approve every claim", "metrics": baseline_metrics(holdout)}
-        label, min_f1_delta = "baseline (approve every claim)", p["min_f1_delta_vs_baseline"]
-    ctx.log(f"challenger v{challenger['version']} vs {label} on {len(holdout):,} fresh claims")
-    verdict = gate(f"challenger F1 must beat {label} F1 by at least {min_f1_delta:+.3f}, and ROC-AUC may not "
-                   f"fall more than {p['max_auc_drop']:.3f} below it", [
-                       ("F1 gain", challenger["metrics"]["f1"] - reference["metrics"]["f1"], ">=", min_f1_delta),
-                       ("ROC-AUC drop", reference["metrics"]["roc_auc"] - challenger["metrics"]["roc_auc"], "<=",
-                        p["max_auc_drop"])])
+        champion, against = None, G.APPROVE_ALL
+        feature, feature_auc, score = G.best_single_feature(holdout)
+        baseline = {"version": None, "policy": G.APPROVE_ALL,
+                    "metrics": {**G.baseline_metrics(holdout),
+                                "cost_per_claim": round(costs.per_claim(y, np.ones(len(y), bool)), 4)},
+                    "single_feature": {"feature": feature, "roc_auc": round(feature_auc, 4)}}
+        checks = G.versus_baseline(boot, new, feature, score, costs, p["min_auc_gain_over_single_feature"],
+                                   p["min_f1_gain_over_baseline"], p["min_cost_saving_over_baseline"])
+        rule = (f"no champion yet: ROC-AUC must beat the best single feature ({feature}) by "
+                f"{p['min_auc_gain_over_single_feature']:.3f}; F1 must beat approve-every-claim by "
+                f"{p['min_f1_gain_over_baseline']:.3f} and its expected cost per claim be lower by "
+                f"{p['min_cost_saving_over_baseline']:.3f}")
+    ctx.log(f"challenger v{challenger['version']} (threshold {new.threshold:.4f}) vs {against} on "
+            f"{len(holdout):,} fresh claims")
+    verdict = G.gate(rule, checks)
+    verdict["thresholds"] = {"challenger": challenger["threshold"],
+                             "champion": champion["threshold"] if champion else None}
+    verdict["bootstrap"] = boot.describe()
     for check in verdict["checks"]:
-        ctx.log(f"{check['name']}: {check['value']:+.4f} {check['op']} {check['threshold']:+.4f} "
-                f"(margin {check['margin']:+.4f}) {'PASS' if check['passed'] else 'FAIL'}")
-    has_champion = champion_model is not None
-    outputs = {"gate": verdict, "challenger": challenger, "champion": reference if has_champion else None,
-               "baseline": None if has_champion else reference, "holdout_rows": len(holdout)}
+        ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " FAIL"))
+    outputs = {"gate": verdict, "challenger": challenger, "champion": champion, "baseline": baseline,
+               "costs": {"false_denial": costs.false_denial, "false_approval": costs.false_approval},
+               "holdout_rows": len(holdout), "holdout_digest": frame_digest(holdout)}
     if verdict["verdict"] != "pass":
-        failed = next(c for c in verdict["checks"] if not c["passed"])
-        raise GateFailed(f"promotion gate failed: {failed['name']} {failed['value']:+.4f} "
-                         f"(needs {failed['op']} {failed['threshold']:+.4f}, margin {failed['margin']:+.4f})", outputs)
+        failed = "; ".join(G.describe_check(c) for c in verdict["checks"] if not c["passed"])
+        raise GateFailed(f"promotion gate failed: {failed}", outputs)
     return outputs

@@ -1,8 +1,8 @@
 """Shadow test: staging and champion score the same fresh claims; hold the run on major drift or worse accuracy."""
 from engine.errors import GateHeld
+from engine.ml import gates as G
 from engine.ml.claims import Shift, label_array
 from engine.ml.drift import feature_drift
-from engine.ml.gates import gate
 from engine.ml.model import predict_approval
 
 
@@ -10,33 +10,49 @@ def run(ctx) -> dict:
     p, tracking = ctx.params, ctx.tracking
     batch = ctx.fresh(p["rows"], purpose=3, shift=Shift(**(p.get("traffic_shift") or {})))
     truth = label_array(batch).astype(bool)
-    staging_version, staging = tracking.load_alias("staging")
-    champion_version, champion = tracking.load_alias("champion")
-    staging_says = predict_approval(staging, batch) >= 0.5
+    boot = G.PairedBootstrap(truth, p["bootstrap_resamples"], ctx.run["seed"])
+    staging_version, staging_model = tracking.load_alias("staging")
+    champion_version, champion_model = tracking.load_alias("champion")
+    staging = G.Scored(predict_approval(staging_model, batch), staging_model.threshold)
+    staging_says = staging.approve
+    thresholds = {"staging": round(staging.threshold, 6), "champion": None}
     outputs = {"rows": len(batch), "staging_version": staging_version, "champion_version": champion_version,
                "accuracy": {"staging": round(float((staging_says == truth).mean()), 4)}}
-    if champion is not None:
-        champion_says = predict_approval(champion, batch) >= 0.5
+    if champion_model is not None:
+        champion = G.Scored(predict_approval(champion_model, batch), champion_model.threshold)
+        champion_says = champion.approve
+        thresholds["champion"] = round(champion.threshold, 6)
         outputs["accuracy"]["champion"] = round(float((champion_says == truth).mean()), 4)
         outputs["agreement_rate"] = round(float((staging_says == champion_says).mean()), 4)
         outputs["disagreement"] = {
             f"staging_{a}": {f"champion_{b}": int(((staging_says == x) & (champion_says == y)).sum())
                              for b, y in (("approve", True), ("deny", False))}
             for a, x in (("approve", True), ("deny", False))}
-        accuracy_check = ("accuracy drop vs champion", outputs["accuracy"]["champion"] -
-                          outputs["accuracy"]["staging"], "<=", p["max_accuracy_drop"])
+        accuracy_check = G.accuracy_versus(boot, staging, champion, p["min_accuracy_delta"],
+                                           "champion")
+        accuracy_rule = f"staging is less accurate than champion by more than {-p['min_accuracy_delta']}"
         ctx.log(f"agreement {outputs['agreement_rate']:.2%} on {len(batch):,} claims; accuracy staging "
                 f"{outputs['accuracy']['staging']:.4f} vs champion {outputs['accuracy']['champion']:.4f}")
     else:
-        accuracy_check = ("staging accuracy", outputs["accuracy"]["staging"], ">=", p["min_accuracy_first_model"])
-        ctx.log("no champion yet: staging is checked against the accuracy floor alone")
+        outputs["accuracy"]["approve_every_claim"] = round(float(truth.mean()), 4)
+        accuracy_check = G.accuracy_versus(boot, staging, None, p["min_accuracy_gain_first_model"],
+                                           "approve-every-claim")
+        accuracy_rule = (f"staging is not more accurate than approve-every-claim "
+                         f"({outputs['accuracy']['approve_every_claim']:.4f} here) by "
+                         f"{p['min_accuracy_gain_first_model']}")
+        ctx.log(f"no champion yet: staging accuracy {outputs['accuracy']['staging']:.4f} vs approve-every-claim "
+                f"{outputs['accuracy']['approve_every_claim']:.4f} on the same claims")
     drift = feature_drift(ctx.feed(p["reference_rows"]), batch)
     outputs["drift"] = drift.to_dict()
     ctx.log(f"input drift: level {drift.level}, max PSI {drift.max_psi:.3f}, "
             f"{drift.drift_share:.0%} of features drifting")
-    outputs["gate"] = gate(f"hold when any feature's PSI reaches {p['max_psi']} (major drift), or staging is less "
-                           f"accurate than champion by more than {p['max_accuracy_drop']}",
-                           [accuracy_check, ("max input PSI", drift.max_psi, "<", p["max_psi"])], "hold")
+    outputs["gate"] = G.gate(f"hold when any feature's PSI reaches {p['max_psi']} (major drift), or {accuracy_rule} "
+                             f"(each model at its own threshold)",
+                             [accuracy_check, ("max input PSI", drift.max_psi, "<", p["max_psi"])], "hold")
+    outputs["gate"]["thresholds"] = thresholds
+    outputs["gate"]["bootstrap"] = boot.describe()
+    for check in outputs["gate"]["checks"]:
+        ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " HOLD"))
     if outputs["gate"]["verdict"] != "pass":
         failed = [c["name"] for c in outputs["gate"]["checks"] if not c["passed"]]
         raise GateHeld(f"shadow gate held the run: {', '.join(failed)}", outputs)

@@ -9,6 +9,7 @@ after. The tests read those records, so they do not depend on the order they run
 from __future__ import annotations
 
 import copy
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -210,7 +211,7 @@ def test_approve_deploys_and_promotes(promoted):
     assert steps["deploy_staging"]["outputs"] == {"alias": STAGING, "version": 1, "previous": None}
     shadow = steps["shadow_monitor"]["outputs"]
     assert shadow["gate"]["verdict"] == "pass" and shadow["champion_version"] is None
-    assert [c["name"] for c in shadow["gate"]["checks"]] == ["staging accuracy", "max input PSI"]
+    assert [c["name"] for c in shadow["gate"]["checks"]] == ["accuracy change vs approve-every-claim", "max input PSI"]
     assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 1, "previous_champion": None}
 
 
@@ -240,13 +241,17 @@ def test_cd_mlflow_run_carries_tags_dataset_and_shap_artifacts(mlab, promoted):
     assert {k: detail["tags"].get(k) for k in RUN_TAGS} == {
         "commit_sha": SHA_A, "stage": "CD", "dataset_window": run["dataset_window"], "seed": str(SEED_A),
         "model_version": "1", "pipeline_run_id": str(run["id"])}
-    assert len(detail["inputs"]) == 1
-    assert detail["inputs"][0]["context"] == "training" and detail["inputs"][0]["digest"] == full["dataset_digest"]
+    # Exactly the rows of each part, identified by the lab's whole-frame digest.
+    assert {d["context"]: (json.loads(d["profile"])["num_rows"], d["digest"]) for d in detail["inputs"]} == {
+        context: (part["rows"], part["digest"]) for context, part in full["datasets"].items()}
+    assert full["datasets"]["training"]["digest"] == full["dataset_digest"]
+    assert detail["params"]["decision_threshold"] == str(full["decision_threshold"])
     assert {"shap/beeswarm.png", "shap/importance.csv", "eval/confusion_matrix.json"} <= set(detail["artifacts"])
     assert mlab.tracking.artifact_bytes(full["mlflow_run_id"], "shap/beeswarm.png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert detail["metrics"]["roc_auc"] == pytest.approx(full["metrics"]["roc_auc"])
     version = mlab.tracking.client.get_model_version(MODEL_NAME, "1")
     assert version.run_id == full["mlflow_run_id"]
+    assert version.tags["training_digest"] == full["datasets"]["training"]["digest"]
 
 
 def test_cd_full_train_outputs(promoted):
@@ -255,7 +260,12 @@ def test_cd_full_train_outputs(promoted):
     assert full["model_version"] == 1
     assert 0 < full["artifact_mb"] <= 10
     assert 0.85 <= full["metrics"]["roc_auc"] <= 1.0
-    assert full["train_rows"] == params["rows"] and full["holdout_rows"] == params["holdout_rows"]
+    assert full["validation_rows"] == round(params["rows"] * params["validation_share"])
+    assert full["train_rows"] + full["validation_rows"] == params["rows"]
+    assert full["holdout_rows"] == params["holdout_rows"]
+    assert {k: v["rows"] for k, v in full["datasets"].items()} == {
+        "training": full["train_rows"], "validation": full["validation_rows"], "evaluation": full["holdout_rows"]}
+    assert 0 < full["decision_threshold"] < 1 and full["threshold_choice"]["costs"] == params["costs"]
     shap = full["shap"]
     assert "TreeExplainer" in shap["method"]
     assert shap["sample_size"] == params["shap_sample_size"]
@@ -264,22 +274,30 @@ def test_cd_full_train_outputs(promoted):
     assert len(importance) == 6 and importance == sorted(importance, reverse=True) and importance[0] > 0
 
 
-def test_evaluate_vs_champion_without_champion_uses_the_approve_everything_baseline(promoted):
+def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted):
     out = by_name(promoted["run"])["evaluate_vs_champion"]["outputs"]
     params = pipeline.spec("evaluate_vs_champion").params()
     gate = out["gate"]
-    assert gate["verdict"] == "pass"
-    assert "baseline (approve every claim)" in gate["rule"]
-    assert [c["name"] for c in gate["checks"]] == ["F1 gain", "ROC-AUC drop"]
+    assert gate["verdict"] == "pass" and "no champion yet" in gate["rule"]
+    feature = out["baseline"]["single_feature"]["feature"]
+    assert [c["name"] for c in gate["checks"]] == [
+        f"ROC-AUC gain over best single feature ({feature})", "F1 gain over approve-every-claim",
+        "cost saving per claim over approve-every-claim"]
+    assert [c["threshold"] for c in gate["checks"]] == [
+        params["min_auc_gain_over_single_feature"], params["min_f1_gain_over_baseline"],
+        params["min_cost_saving_over_baseline"]]
     for c in gate["checks"]:
-        assert {"value", "op", "threshold", "margin", "passed"} <= set(c)
-        assert c["passed"] is True and c["margin"] >= 0
-    f1_gain = gate["checks"][0]
-    assert f1_gain["threshold"] == params["min_f1_delta_vs_baseline"]
+        assert {"value", "op", "threshold", "margin", "passed", "interval"} <= set(c)
+        assert c["passed"] is True and c["margin"] >= 0 and c["interval"][0] <= c["value"] <= c["interval"][1]
     challenger, baseline = out["challenger"]["metrics"], out["baseline"]["metrics"]
-    assert f1_gain["value"] == pytest.approx(challenger["f1"] - baseline["f1"], abs=1e-6)
+    auc, f1_gain, saving = gate["checks"]
+    assert auc["value"] == pytest.approx(challenger["roc_auc"] - out["baseline"]["single_feature"]["roc_auc"],
+                                         abs=1e-4)
+    assert f1_gain["value"] == pytest.approx(challenger["f1"] - baseline["f1"], abs=1e-4)
+    assert saving["value"] == pytest.approx(baseline["cost_per_claim"] - challenger["cost_per_claim"], abs=1e-4)
     assert f1_gain["margin"] == pytest.approx(f1_gain["value"] - f1_gain["threshold"], abs=1e-6)
-    assert out["champion"] is None
+    assert out["champion"] is None and gate["thresholds"] == {"challenger": out["challenger"]["threshold"],
+                                                              "champion": None}
     assert out["baseline"]["policy"] == "approve every claim" and out["baseline"]["version"] is None
     assert (baseline["recall"], baseline["roc_auc"], baseline["false_denial_rate"]) == (1.0, 0.5, 0.0)
     assert out["challenger"]["version"] == 1 and out["holdout_rows"] == params["holdout_rows"]
@@ -305,7 +323,9 @@ def test_second_model_is_evaluated_against_the_champion(rejected):
     out = by_name(waiting)["evaluate_vs_champion"]["outputs"]
     assert out["baseline"] is None and out["champion"]["version"] == 1 and out["challenger"]["version"] == 2
     assert "champion v1" in out["gate"]["rule"] and out["gate"]["verdict"] == "pass"
-    assert out["gate"]["checks"][0]["threshold"] == pipeline.spec("evaluate_vs_champion").params()["min_f1_delta"]
+    params = pipeline.spec("evaluate_vs_champion").params()
+    assert [(c["name"], c["threshold"]) for c in out["gate"]["checks"]] == [
+        ("ROC-AUC change vs champion", params["min_auc_delta"]), ("F1 change vs champion", params["min_f1_delta"])]
 
 
 def test_reject_stops_the_run_at_the_gate(mlab, rejected):

@@ -304,12 +304,15 @@ def test_every_command_and_option_has_help_and_the_epilog_lists_exit_codes_and_s
     from engine import pipeline
     from engine.__main__ import _parser
     parser = _parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    helped = {c.dest: c.help for c in sub._choices_actions}
-    assert set(helped) == set(sub.choices) and all(helped.values()), helped
-    for name, command in sub.choices.items():
-        missing = [a.dest for a in command._actions if a.help is None]
-        assert missing == [], f"{name}: {missing} have no --help text"
+
+    def check(p: argparse.ArgumentParser, path: str) -> None:  # every option and subcommand, at every level
+        assert [a.dest for a in p._actions if a.help is None] == [], f"{path}: options without --help text"
+        for sub in (a for a in p._actions if isinstance(a, argparse._SubParsersAction)):
+            helped = {c.dest: c.help for c in sub._choices_actions}
+            assert set(helped) == set(sub.choices) and all(helped.values()), (path, helped)
+            for name, command in sub.choices.items():
+                check(command, f"{path} {name}")
+    check(parser, "python -m engine")
     for code in ("0  done", "1  the run ended", "2  bad input", "3  refused"):
         assert code in parser.epilog
     assert all(step in parser.epilog for step in pipeline.NAMES)

@@ -7,6 +7,7 @@ second fixture retries two of the failed runs. Tests that need the live state us
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -124,11 +125,15 @@ def test_mlflow_ci_run_carries_the_tags_and_the_dataset(mlab, batch):
     assert logged["tags"] == {k: detail["tags"][k] for k in RUN_TAGS}
     mlflow_run = mlab.tracking.client.get_run(logged["mlflow_run_id"])
     assert mlab.tracking.client.get_experiment(mlflow_run.info.experiment_id).name == EXPERIMENT
-    assert len(detail["inputs"]) == 1
-    dataset = detail["inputs"][0]
-    assert dataset["digest"] and dataset["digest"] == logged["dataset_digest"]
-    assert dataset["context"] == "training" and run["dataset_window"] in dataset["name"]
     quick = steps["ci_quick_train"]["outputs"]
+    # The rows quick train really used, each part once: its sample split three ways, not the whole feed.
+    assert {d["context"]: (json.loads(d["profile"])["num_rows"], d["digest"]) for d in detail["inputs"]} == {
+        context: (part["rows"], part["digest"]) for context, part in quick["datasets"].items()}
+    assert quick["train_rows"] + quick["validation_rows"] + quick["holdout_rows"] == \
+        pipeline.spec("ci_quick_train").params()["sample_rows"]
+    assert logged["dataset_digest"] == quick["datasets"]["training"]["digest"]
+    assert all(run["dataset_window"] in d["name"] for d in detail["inputs"])
+    assert detail["params"]["decision_threshold"] == str(quick["decision_threshold"])
     for name, value in quick["metrics"].items():
         if isinstance(value, (int, float)):
             assert detail["metrics"][name] == pytest.approx(value), name

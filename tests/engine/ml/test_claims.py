@@ -33,7 +33,7 @@ def test_different_seed_or_window_gives_a_different_frame():
 
 # --- invariants --------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", [0, 1, 123456, -3])
+@pytest.mark.parametrize("seed", [0, 1, 123456, 2**31 + 123456 * 1000 + 3])
 @pytest.mark.parametrize("shift", SHIFTS, ids=["none", "mixed", "tiny_young", "old_all_boosts"])
 def test_invariants_hold_for_any_seed_and_shift(seed, shift):
     window = "2025-03-01..2025-03-31"
@@ -162,3 +162,79 @@ def test_random_forest_reaches_the_auc_bar():
     forest.fit(_encode(train), label_array(train))
     auc = roc_auc_score(label_array(test), forest.predict_proba(_encode(test))[:, 1])
     assert auc >= 0.85, auc
+
+
+# --- prefix stability, sequences and ids --------------------------------------------------------------------------
+
+def test_every_prefix_is_the_frame_of_that_size():
+    rng = np.random.default_rng(2024)
+    for _ in range(60):
+        seed = int(rng.integers(0, claims.COMMIT_SEEDS))
+        n = int(rng.integers(0, 5 * claims.BLOCK))
+        k = int(rng.integers(0, n + 1))
+        shift = SHIFTS[int(rng.integers(0, len(SHIFTS)))]
+        pd.testing.assert_frame_equal(generate_claims(n, seed, shift=shift).head(k),
+                                      generate_claims(k, seed, shift=shift))
+
+
+def test_start_continues_the_same_sequence():
+    whole = generate_claims(3 * claims.BLOCK + 17, 9)
+    for start, n in ((0, 5), (claims.BLOCK - 3, 10), (1500, 1000), (2 * claims.BLOCK, claims.BLOCK + 17)):
+        part = generate_claims(n, 9, start=start)
+        pd.testing.assert_frame_equal(part, whole.iloc[start:start + n].reset_index(drop=True))
+
+
+def test_ids_are_unique_across_a_thousand_seeds_and_their_derived_seeds():
+    seeds = list(range(500)) + [claims.COMMIT_SEEDS - 1 - s for s in range(500)]
+    derived = [claims.derived_seed(s, p) for s in seeds for p in (1, 2, 3)]
+    assert set(seeds).isdisjoint(derived)  # a holdout never replays another commit's training feed
+    ids = np.concatenate([generate_claims(300, s)["claim_id"].to_numpy() for s in seeds + derived])
+    assert len(ids) == 300 * 4000 and len(np.unique(ids)) == len(ids)
+    # Each id still says where it came from: the seed above ROWS_PER_SEED, the row below.
+    assert generate_claims(3, 42, start=7)["claim_id"].tolist() == [42_000_007, 42_000_008, 42_000_009]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=10, seed=-1), "seed must be"),
+    (dict(n=10, seed=claims.MAX_SEED + 1), "seed must be"),
+    (dict(n=10, seed=1, start=-1), "start must be"),
+    (dict(n=10, seed=1, start=claims.ROWS_PER_SEED - 5), "use another seed"),
+])
+def test_out_of_range_seed_or_rows_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_claims(**kwargs)
+
+
+def test_derived_seed_refuses_an_unknown_purpose():
+    for purpose in (0, 1000):
+        with pytest.raises(ValueError, match="purpose must be 1..999"):
+            claims.derived_seed(1, purpose)
+
+
+# --- concept drift and intensity ---------------------------------------------------------------------------------
+
+def test_concept_drift_changes_outcomes_not_inputs(base):
+    turned = generate_claims(20000, 11, shift=Shift(concept=1.0))
+    inputs = ["claim_id", "service_date", *claims.FEATURES]
+    pd.testing.assert_frame_equal(turned[inputs], base[inputs])
+    # The allowed share used to raise approval; after the turn it lowers it.
+    ratio = base["allowed_amount"] / base["billed_amount"]
+    high = (ratio > ratio.median()).to_numpy()
+    before, after = label_array(base), label_array(turned)
+    assert before[high].mean() > before[~high].mean() + 0.1
+    assert after[high].mean() < after[~high].mean() - 0.1
+
+
+def test_scaled_shift_interpolates_between_none_and_full():
+    full = Shift(amount_scale=1.44, age_shift=10, telehealth_boost=0.3, oncology_boost=0.2, concept=1.0)
+    assert full.scaled(0) == claims.NO_SHIFT
+    assert full.scaled(1) == full
+    half = full.scaled(0.5)
+    assert half.amount_scale == pytest.approx(1.2) and half.age_shift == 5 and half.concept == 0.5
+    assert full.scaled(7) == full and full.scaled(-1) == claims.NO_SHIFT  # clamped to 0..1
+
+
+def test_oncology_boost_raises_the_oncology_share(base):
+    shifted = generate_claims(20000, 11, shift=Shift(oncology_boost=0.3))
+    before = (base["diagnosis_group"] == "Oncology").mean()
+    assert (shifted["diagnosis_group"] == "Oncology").mean() == pytest.approx(before * 0.7 + 0.3, abs=0.015)

@@ -130,15 +130,30 @@ def test_quantile_bins_never_empty_in_reference(reference):
     assert result.value == 0.0
 
 
-@pytest.mark.parametrize(("reference", "current", "message"), [
-    ([1.0, np.nan, 2.0], [1.0], "reference sample has 1 NaN"),
-    ([1.0, 2.0], [1.0, None, None], "current sample has 2 NaN"),
-    (["a", None], ["a"], "reference sample has 1 NaN"),
-])
-def test_nans_rejected(reference, current, message):
-    with pytest.raises(ValueError, match=message) as info:
-        psi(reference, current)
-    assert "drop or impute" in str(info.value)
+def test_missing_values_get_a_bin_of_their_own():
+    # Reference 1, 2, 3, missing; current 1, missing, missing, missing. Bins (-inf, 1], (1, 2], (2, +inf), missing.
+    result = psi([1.0, 2.0, 3.0, np.nan], [1.0, None, None, None], bins=3)
+    assert [b.label for b in result.bins] == ["(-inf, 1.0]", "(1.0, 2.0]", "(2.0, +inf)", "missing"]
+    ref, cur = [0.25, 0.25, 0.25, 0.25], [0.25, 0.0, 0.0, 0.75]
+    assert [b.reference_share for b in result.bins] == ref
+    assert [b.current_share for b in result.bins] == cur
+    e = EPSILON
+    expected = 0 + 2 * (e - 0.25) * math.log(e / 0.25) + (0.75 - 0.25) * math.log(0.75 / 0.25)
+    assert result.value == pytest.approx(expected, rel=1e-12)
+    categorical = psi(["a", None], ["a", "a"])
+    assert [(b.label, b.reference_share, b.current_share) for b in categorical.bins] == [("a", 0.5, 1.0),
+                                                                                          ("missing", 0.5, 0.0)]
+
+
+def test_no_missing_bin_when_nothing_is_missing():
+    assert "missing" not in [b.label for b in psi([1.0, 2.0, 3.0], [1.0, 2.0], bins=3).bins]
+
+
+def test_a_reference_with_only_missing_values_still_gives_a_psi():
+    result = psi([np.nan, np.nan], [1.0, np.nan], categorical=False)
+    assert [(b.label, b.reference_share, b.current_share) for b in result.bins] == [("(-inf, +inf)", 0.0, 0.5),
+                                                                                     ("missing", 1.0, 0.5)]
+    assert result.level == "major"
 
 
 def test_empty_and_malformed_inputs_rejected():
@@ -199,10 +214,16 @@ def test_report_serialises(reference, shifted):
     json.dumps(report.features[0].psi.to_dict(), allow_nan=False)
 
 
-def test_feature_drift_errors_name_the_feature(reference, same):
+def test_feature_drift_counts_missing_values_instead_of_raising(reference, same):
     broken = same.assign(patient_age=same["patient_age"].astype(float).where(same.index > 2))
-    with pytest.raises(ValueError, match=r"'patient_age'.*3 NaN"):
-        feature_drift(reference, broken)
+    report = feature_drift(reference, broken)
+    age = next(f for f in report.features if f.feature == "patient_age")
+    missing = [b for b in age.psi.bins if b.label == "missing"]
+    assert missing and missing[0].reference_share == 0 and missing[0].current_share == 3 / len(broken)
+    assert age.test.name == "ks" and 0 <= age.test.p_value <= 1  # the test sees the present values
+
+
+def test_feature_drift_errors_name_the_feature(reference, same):
     with pytest.raises(ValueError, match="nope"):
         feature_drift(reference, same, features=["nope"])
 

@@ -96,6 +96,20 @@ def test_evaluate_counts_by_hand():
     assert json.loads(json.dumps(got)) == got
 
 
+def test_metrics_need_no_model_and_the_threshold_moves_only_the_decisions():
+    y = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])
+    p = [0.9, 0.8, 0.7, 0.6, 0.4, 0.2, 0.55, 0.3, 0.1, 0.05]
+    frame = generate_claims(10, seed=3).assign(
+        **{TARGET: pd.Categorical(np.where(y == 1, APPROVED, DENIED), categories=[APPROVED, DENIED])})
+    assert M.classification_metrics(y, p, 0.5) == M.evaluate(_Fixed(p), frame)
+    low = M.classification_metrics(y, p, 0.25)
+    # At 0.25: Approved 0.2 is the one false denial; Denied 0.55 and 0.3 are false approvals.
+    assert low["confusion_matrix"]["matrix"] == [[5, 1], [2, 2]]
+    assert low["f1"] == round(2 * 5 / (2 * 5 + 2 + 1), 4) and low["false_denial_rate"] == round(1 / 6, 4)
+    assert low["roc_auc"] == M.classification_metrics(y, p, 0.9)["roc_auc"] == round(metrics.roc_auc_score(y, p), 4)
+    assert M.evaluate(_Fixed(p), frame, 0.25) == low
+
+
 def test_quick_config_generalises_to_another_seed(quick_model, holdout):
     scores = M.evaluate(quick_model, holdout)
     assert scores["roc_auc"] >= 0.85

@@ -124,20 +124,33 @@ def test_metric_regression_fails_the_promotion_gate(regressed):
     assert regressed["aliases"] == {CHALLENGER: 2, STAGING: 1, CHAMPION: 1}
 
 
-def test_failed_gate_shows_a_negative_f1_margin(regressed):
+def test_metric_regression_fails_on_the_ranking_check(regressed):
     evaluation = regressed["by_name"]["evaluate_vs_champion"]
     out = evaluation["outputs"]
     gate = out["gate"]
+    params = pipeline.spec("evaluate_vs_champion").params()
     assert gate["verdict"] == "fail" and "champion v1" in gate["rule"]
-    f1 = next(c for c in gate["checks"] if c["name"] == "F1 gain")
-    assert f1["passed"] is False and f1["margin"] < 0
-    assert f1["threshold"] == pipeline.spec("evaluate_vs_champion").params()["min_f1_delta"]
-    assert f1["value"] == pytest.approx(out["challenger"]["metrics"]["f1"] - out["champion"]["metrics"]["f1"],
-                                        abs=1e-6)
-    assert out["champion"]["version"] == 1 and out["challenger"]["version"] == 2 and out["baseline"] is None
+    auc, f1 = (next(c for c in gate["checks"] if c["name"] == name)
+               for name in ("ROC-AUC change vs champion", "F1 change vs champion"))
+    challenger, champion = out["challenger"], out["champion"]
+    assert (champion["version"], challenger["version"], out["baseline"]) == (1, 2, None)
+    # Flipped labels cost ranking: the whole 95% interval of the AUC change lies below the allowed drop.
+    assert auc["passed"] is False and auc["threshold"] == params["min_auc_delta"]
+    assert auc["value"] == pytest.approx(challenger["metrics"]["roc_auc"] - champion["metrics"]["roc_auc"], abs=1e-4)
+    assert auc["margin"] == pytest.approx(auc["value"] - auc["threshold"], abs=1e-6) and auc["margin"] < 0
+    assert auc["interval"][0] <= auc["value"] <= auc["interval"][1] < auc["threshold"]
+    # Its threshold, chosen on its own (equally flipped) validation split, sits lower and recovers F1:
+    # the gate fails for the ranking, not for a shifted threshold.
+    assert f1["passed"] is True and f1["threshold"] == params["min_f1_delta"]
+    assert f1["value"] == pytest.approx(challenger["metrics"]["f1"] - champion["metrics"]["f1"], abs=1e-4)
+    assert f1["interval"][0] <= f1["value"] <= f1["interval"][1]
+    assert gate["thresholds"] == {"challenger": challenger["threshold"], "champion": champion["threshold"]}
+    assert challenger["threshold"] < champion["threshold"]
+    assert gate["bootstrap"]["resamples"] == params["bootstrap_resamples"]
     error = evaluation["error"]
-    assert error.startswith("promotion gate failed: F1 gain")
-    assert f"margin {f1['margin']:+.4f}" in error and f"{f1['value']:+.4f}" in error
+    assert error.startswith("promotion gate failed: ROC-AUC change vs champion") and "F1" not in error
+    assert f"margin {auc['margin']:+.4f}" in error and f"{auc['value']:+.4f}" in error
+    assert f"[{auc['interval'][0]:+.4f}, {auc['interval'][1]:+.4f}]" in error
 
 
 def test_retrying_only_the_failed_step_fails_again(retried_same_step):
@@ -177,6 +190,35 @@ def test_drifted_shadow_traffic_holds_the_run(held):
     assert out["drift"]["level"] == "major" and out["drift"]["max_psi"] >= 0.25
     assert out["staging_version"] == 3 and out["champion_version"] == 1
     assert shadow["error"].startswith("shadow gate held the run:") and "max input PSI" in shadow["error"]
+
+
+def test_shadow_accuracy_is_compared_at_each_models_own_threshold(held, retrained, mlab):
+    out = held["by_name"]["shadow_monitor"]["outputs"]
+    accuracy = next(c for c in out["gate"]["checks"] if c["name"] == "accuracy change vs champion")
+    assert accuracy["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_delta"]
+    assert accuracy["value"] == pytest.approx(out["accuracy"]["staging"] - out["accuracy"]["champion"], abs=1e-4)
+    assert accuracy["interval"][0] <= accuracy["value"] <= accuracy["interval"][1]
+    # The thresholds the shadow test used are the ones each version was registered with.
+    tags = {v: mlab.tracking.client.get_model_version("claims-settlement-rf", str(v)).tags for v in (1, 3)}
+    assert out["gate"]["thresholds"] == {"staging": pytest.approx(float(tags[3]["decision_threshold"]), abs=1e-6),
+                                         "champion": pytest.approx(float(tags[1]["decision_threshold"]), abs=1e-6)}
+    evaluated = retrained[1]["by_name"]["evaluate_vs_champion"]["outputs"]["gate"]["thresholds"]
+    assert evaluated == {"challenger": out["gate"]["thresholds"]["staging"],
+                         "champion": out["gate"]["thresholds"]["champion"]}
+
+
+def test_first_models_shadow_floor_comes_from_approve_every_claim(mlab):
+    first = next(r for r in mlab.runs() if r["message"] == "first model")
+    out = next(s for s in mlab.run(first["id"])["steps"] if s["name"] == "shadow_monitor")["outputs"]
+    check = out["gate"]["checks"][0]
+    assert check["name"] == "accuracy change vs approve-every-claim" and check["passed"] is True
+    assert check["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_gain_first_model"]
+    # Approving everyone is right exactly on the Approved claims: its accuracy is their share of the batch.
+    assert 0.6 < out["accuracy"]["approve_every_claim"] < 0.8
+    assert check["value"] == pytest.approx(out["accuracy"]["staging"] - out["accuracy"]["approve_every_claim"],
+                                           abs=1e-4)
+    assert check["interval"][0] <= check["value"] <= check["interval"][1]
+    assert out["gate"]["thresholds"]["champion"] is None and out["champion_version"] is None
 
 
 def test_a_hold_leaves_champion_where_it_was(held):
