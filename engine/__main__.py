@@ -188,10 +188,9 @@ def _worker(lab) -> int:
         stop.append("SIGINT")
     grace = lab.settings.shutdown_grace_seconds
     _err(f"{stop[0]}: stopping; running steps get {grace:g} s to finish, then go back to the queue")
-    released = lab.runner.shutdown(grace)
+    released = lab.shutdown(grace)
     if released:
         _err(f"released to other workers: {', '.join(released)}")
-    lab.store.dispose()
     sys.stdout.flush(), sys.stderr.flush()
     os._exit(0)  # a released step's thread may still be inside its code; it must not hold the exit
 

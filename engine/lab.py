@@ -182,6 +182,15 @@ class Lab:
             self.stream.release()
         self.store.dispose()
 
+    def shutdown(self, grace: float) -> list[str]:
+        """A worker told to stop (SIGTERM): steps get `grace` s to finish, the rest go back to the queue, the
+        stream's lease is given up; returns the released steps."""
+        released = self.runner.shutdown(grace)
+        if "stream" in self.__dict__:
+            self.stream.release()
+        self.store.dispose()
+        return released
+
     # ---- actions ------------------------------------------------------------------------------------------
     def commit(self, sha: str | None = None, message: str = "", seed: int | None = None,
                window: str | None = None, author: str = "", trigger: str = "commit", shift: dict | None = None,

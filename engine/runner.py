@@ -284,7 +284,7 @@ class Runner:
         """
         self._stopping.set()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=True)  # a tick or stream job in flight finishes (they are short)
             self._scheduler = None
         deadline = time.monotonic() + grace
         with self._cond:

@@ -15,7 +15,7 @@ from engine import pipeline
 from engine.lab import Lab
 from engine.states import RESTING
 from tests.conftest import cli_env
-from tests.engine.conftest import group_members, kill_group, make_settings, start_worker, wait_until
+from tests.engine.conftest import alive, children_of, group_members, kill_group, make_settings, start_worker, wait_until
 
 pytestmark = pytest.mark.postgres
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -83,10 +83,12 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers):
     run_id = pg_lab.commit(seed=41, message="crash")
     running = wait_until(lambda: (s := pg_lab.store.step(run_id, "ci_tests"))["status"] == "running" and s,
                          timeout=60, what="ci_tests to be running")
-    # ci_tests runs pytest in a child process: kill the whole group, as a crashed host would
-    wait_until(lambda: len(group_members(proc.pid)) > 1, timeout=30, what="the ci_tests subprocess")
+    # ci_tests runs pytest in a child process (a process group of its own): kill the worker's group, as a
+    # crashed host would, and the child dies with its parent
+    children = wait_until(lambda: children_of(proc.pid), timeout=60, what="the ci_tests subprocess")
     kill_group(proc, signal.SIGKILL)
-    wait_until(lambda: group_members(proc.pid) == [], timeout=10, what="the worker's processes to die")
+    wait_until(lambda: group_members(proc.pid) == [] and not any(map(alive, children)), timeout=30,
+               what="the worker's processes to die")
 
     def reaped():
         pg_lab.runner.tick()  # reaps stale steps (and may pick up anything the dead worker left queued)

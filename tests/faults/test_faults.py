@@ -17,7 +17,16 @@ import pytest
 from engine import pipeline
 from engine.lab import Lab
 from tests.conftest import cli_env
-from tests.engine.conftest import ROOT, engine_cli, kill_group, make_settings, start_worker, wait_until
+from tests.engine.conftest import (
+    ROOT,
+    alive,
+    children_of,
+    engine_cli,
+    kill_group,
+    make_settings,
+    start_worker,
+    wait_until,
+)
 from tests.faults.conftest import MLFLOW_PASSWORD, PG_PASSWORD
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -71,27 +80,6 @@ def assert_ci_ran_once(lab, run_id: int) -> None:
     assert run["status"] == "ci_complete", [(s["name"], s["status"], s["error"]) for s in run["steps"]]
     assert {s["name"]: (s["status"], s["attempt"]) for s in run["steps"] if s["stage"] == "CI"} == {
         name: ("succeeded", 1) for name in CI}
-
-
-def children_of(pid: int) -> list[int]:
-    """Live processes whose parent is `pid`."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-            out.append(int(stat.parent.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 # ---- the database goes away mid-run ----------------------------------------------------------------------------
