@@ -6,13 +6,16 @@ action the current state does not allow (nothing changed).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
+import logging
+import os
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 
+from engine.config import mask_url
+from engine.csvsafe import to_csv
 from engine.errors import BadInput, Refused
 from engine.ml.claims import FEATURES
 from engine.states import RESTING, UNSUCCESSFUL, IllegalTransition, RunStatus
@@ -20,33 +23,74 @@ from engine.stream import SCENARIOS, snapshot_rows
 
 RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
                   "finished_at", "failure_modes")
+# Keys whose float values are epoch seconds; the CLI writes them as ISO 8601 UTC.
+TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "started_at", "heartbeat_at", "ts",
+                       "since", "until", "at"})
+
+EPILOG = """\
+exit codes:
+  0  done (with --wait: the run reached a good resting status)
+  1  the run ended failed, held or interrupted; or an unexpected error, such as a database or MLflow that
+     does not answer (the message names the address, with any password masked)
+  2  bad input: the message says which argument, setting or path is wrong and how to fix it
+  3  refused: the current state does not allow the action (nothing was changed)
+
+pipeline steps (CI -> CD -> Deploy):
+  commit_received, ci_tests, data_validation, ci_quick_train, mlflow_log_ci   (rests in ci_complete)
+  cd_full_train, evaluate_vs_champion, manual_approval                         (rests in awaiting_approval)
+  deploy_staging, shadow_monitor, promote_prod                                 (rests in promoted)
+
+failure modes (failures MODE on): every run committed or retried while a mode is on breaks the way it
+describes, until you turn it off again (failures MODE off).
+
+limits: --message, --comment, --reason 2000 characters; --author, --by 200 (one line); --sha 4-64 hex digits.
+
+Without --wait a run only moves when a worker is alive: start one with `python -m engine worker` (the dashboard
+runs one too); `python -m engine workers` lists them. Settings come from environment variables (.env.example):
+DATABASE_URL, MLFLOW_TRACKING_URI, LAB_DATA_DIR, ...
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine", description="Claim ML CI/CD lab engine")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    p = argparse.ArgumentParser(prog="python -m engine", description="Claim ML CI/CD lab engine",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                           help="what to do (COMMAND --help: its options)")
+    wait = dict(action="store_true", help="run the steps in this process until the run rests, then print it")
+    run = dict(type=int, help="the run id (see: python -m engine runs)")
+
     c = sub.add_parser("commit", help="start CI for a new commit")
-    c.add_argument("--sha"), c.add_argument("--message", default=""), c.add_argument("--author", default="")
-    c.add_argument("--seed", type=int), c.add_argument("--window", help="YYYY-MM-DD..YYYY-MM-DD")
-    c.add_argument("--wait", action="store_true")
+    c.add_argument("--sha", help="the commit's git SHA, 4-64 hex digits (default: a random fake one)")
+    c.add_argument("--message", default="", help="commit message (up to 2000 characters)")
+    c.add_argument("--author", default="", help="who committed (up to 200 characters; default: cli)")
+    c.add_argument("--seed", type=int, help="seed of the run's data, 0-2147483647 (default: random)")
+    c.add_argument("--window", help="dataset window YYYY-MM-DD..YYYY-MM-DD (default: commit_received.yaml)")
+    c.add_argument("--wait", **wait)
     c = sub.add_parser("continue", help="start CD for a run in ci_complete")
-    c.add_argument("run", type=int), c.add_argument("--wait", action="store_true")
+    c.add_argument("run", **run), c.add_argument("--wait", **wait)
     for name in ("approve", "reject"):
         c = sub.add_parser(name, help=f"{name} a run waiting at the manual gate")
-        c.add_argument("run", type=int), c.add_argument("--by", required=True), c.add_argument("--comment", default="")
+        c.add_argument("run", **run)
+        c.add_argument("--by", required=True, help="your name (up to 200 characters), recorded in the audit")
+        c.add_argument("--comment", default="", help="why (up to 2000 characters)")
         if name == "approve":
-            c.add_argument("--wait", action="store_true")
-    c = sub.add_parser("rollback", help="champion back to the previous version")
-    c.add_argument("--by", required=True), c.add_argument("--reason", default="")
+            c.add_argument("--wait", **wait)
+    c = sub.add_parser("rollback", help="champion back to the previous version (needs two promotions)")
+    c.add_argument("--by", required=True, help="your name (up to 200 characters), recorded in the audit")
+    c.add_argument("--reason", default="", help="why (up to 2000 characters)")
     c = sub.add_parser("retry", help="re-run a failed/held/interrupted run from a step")
-    c.add_argument("run", type=int), c.add_argument("--from", dest="from_step")
-    c.add_argument("--wait", action="store_true")
+    c.add_argument("run", **run)
+    c.add_argument("--from", dest="from_step", metavar="STEP",
+                   help="the step to start from (default: the first one that did not succeed)")
+    c.add_argument("--wait", **wait)
     c = sub.add_parser("status", help="a run with its steps (default: the latest)")
-    c.add_argument("run", type=int, nargs="?")
-    c = sub.add_parser("runs", help="run history")
-    c.add_argument("--limit", type=int, default=50), c.add_argument("--csv", action="store_true")
+    c.add_argument("run", type=int, nargs="?", help="the run id (default: the latest run)")
+    c = sub.add_parser("runs", help="run history, newest first")
+    c.add_argument("--limit", type=int, default=50, help="how many runs, 1-10000 (default 50)")
+    c.add_argument("--csv", action="store_true", help="CSV on stdout instead of JSON (formula cells neutralised)")
     c = sub.add_parser("failures", help="list failure modes, or set one: failures MODE on|off")
-    c.add_argument("mode", nargs="?"), c.add_argument("state", nargs="?", choices=("on", "off"))
+    c.add_argument("mode", nargs="?", help="a mode name (see the list)")
+    c.add_argument("state", nargs="?", choices=("on", "off"), help="on: every new run breaks until turned off")
     c = sub.add_parser("score", help="the champion's decision for one claim (JSON, or one option per field)")
     c.add_argument("--json", "--claim", dest="claim",
                    help='the claim as a JSON object, e.g. \'{"cpt_bucket": "Surgery", "billed_amount": 1200, ...}\'')
@@ -54,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{field.replace('_', '-')}", dest=field, metavar="VALUE", help=f"the claim's {field}")
     c.add_argument("--explain", action="store_true", help="add the claim's own SHAP contributions")
     c = sub.add_parser("stream", help="the live claims stream: start, stop, status, snapshots")
-    ss = c.add_subparsers(dest="stream_cmd", required=True, metavar="ACTION")
+    ss = c.add_subparsers(dest="stream_cmd", required=True, metavar="ACTION",
+                          help="start, stop, status, snapshots or closed-loop")
     s = ss.add_parser("start", help="turn the stream on (or change its settings)")
     s.add_argument("--rate", type=float, help="claims per second (default 20)")
     s.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS)}")
@@ -63,15 +108,33 @@ def _parser() -> argparse.ArgumentParser:
     ss.add_parser("stop", help="turn the stream off (claims and snapshots stay)")
     ss.add_parser("status", help="state, versions, counts and the latest snapshot")
     s = ss.add_parser("snapshots", help="drift snapshots, newest first")
-    s.add_argument("--limit", type=int, default=200), s.add_argument("--csv", action="store_true")
+    s.add_argument("--limit", type=int, default=200, help="how many snapshots, 1-100000 (default 200)")
+    s.add_argument("--csv", action="store_true", help="CSV on stdout instead of JSON (formula cells neutralised)")
     s = ss.add_parser("closed-loop", help="turn drift-triggered retraining on or off")
-    s.add_argument("state", choices=("on", "off"))
-    sub.add_parser("worker", help="run the scheduler in the foreground")
+    s.add_argument("state", choices=("on", "off"), help="on: a drift alert starts a retraining run")
+    sub.add_parser("worker", help="run the scheduler in the foreground (SIGTERM or Ctrl-C stops it cleanly)")
+    c = sub.add_parser("workers", help="list registered workers and whether each is alive")
+    c.add_argument("--check", action="store_true",
+                   help="healthcheck: exit 0 if a worker on this host is alive, else 1 (compose uses it)")
+    c = sub.add_parser("reset", help="operator: delete every run, audit row, toggle and MLflow run of this lab")
+    c.add_argument("--by", required=True, help="your name, recorded in the audit")
+    c.add_argument("--yes", action="store_true", help="confirm; without it nothing is deleted")
     return p
 
 
+def iso_times(obj):
+    """`obj` with epoch-second timestamps (keys in TIME_KEYS) written as ISO 8601 UTC strings."""
+    if isinstance(obj, dict):
+        return {k: (datetime.fromtimestamp(v, timezone.utc).isoformat()
+                    if k in TIME_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) else iso_times(v))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [iso_times(v) for v in obj]
+    return obj
+
+
 def _out(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
+    json.dump(iso_times(obj), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
@@ -89,7 +152,7 @@ def wait_for(lab, run_id: int, timeout: float = 900) -> str:
             return status
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {status} after {timeout:.0f} s")
-        lab.runner.reap_stale()
+        lab.runner.reap_when_steady()
         time.sleep(0.1)  # another process holds the step: poll until it is done
 
 
@@ -97,24 +160,54 @@ def _finish(lab, run_id: int, wait: bool) -> int:
     if wait:
         status = wait_for(lab, run_id)
         _err(f"run {run_id}: {status}")
+    else:
+        _say_if_nobody_works(lab, run_id)
     run = lab.run(run_id)
     _out(run)
     return 1 if RunStatus(run["status"]) in UNSUCCESSFUL else 0
 
 
+def _say_if_nobody_works(lab, run_id: int) -> None:
+    if not any(w["alive"] for w in lab.workers()):
+        _err(f"note: no worker is alive to pick run {run_id} up; start one with `python -m engine worker` "
+             "(or open the dashboard), or pass --wait to run it here")
+
+
 def _worker(lab) -> int:
-    lab.start()
-    _err(f"worker {lab.runner.worker_id} ticking every {lab.settings.tick_seconds} s on {lab.store.url}; "
-         "Ctrl-C stops it")
+    """Run the scheduler until SIGTERM/SIGINT; then let steps finish (a grace period) or release them."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+    lab.start()
+    _err(f"worker {lab.runner.worker_id} ticking every {lab.settings.tick_seconds} s on "
+         f"{mask_url(lab.store.url)}; Ctrl-C or SIGTERM stops it")
     try:
         while not stop:
-            time.sleep(0.5)
+            time.sleep(0.2)
     except KeyboardInterrupt:
-        pass
-    lab.close()
-    return 0
+        stop.append("SIGINT")
+    grace = lab.settings.shutdown_grace_seconds
+    _err(f"{stop[0]}: stopping; running steps get {grace:g} s to finish, then go back to the queue")
+    released = lab.shutdown(grace)
+    if released:
+        _err(f"released to other workers: {', '.join(released)}")
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)  # a released step's thread may still be inside its code; it must not hold the exit
+
+
+class _Redacted:
+    """A text stream that masks the configured passwords in whatever is written to it (prints of libraries
+    such as MLflow's "View run at <tracking URI>", log handlers, tracebacks)."""
+
+    def __init__(self, stream, settings):
+        self._stream, self._settings = stream, settings
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._settings.redact(text))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def run_command(args, lab) -> int:
@@ -141,7 +234,7 @@ def run_command(args, lab) -> int:
         _err(f"run {args.run} queued again from {start}")
         return _finish(lab, args.run, args.wait)
     if cmd == "status":
-        run_id = args.run or next((r["id"] for r in lab.runs(1)), None)
+        run_id = args.run if args.run is not None else next((r["id"] for r in lab.runs(1)), None)
         if run_id is None:
             raise BadInput("there are no runs yet: start one with python -m engine commit")
         _out(lab.run(run_id))
@@ -167,6 +260,20 @@ def run_command(args, lab) -> int:
         return _stream(lab, args)
     if cmd == "worker":
         return _worker(lab)
+    if cmd == "workers":
+        rows = lab.workers()
+        if args.check:
+            mine = [w for w in rows if w["alive"] and w["host"] == lab.runner.host]
+            _err(f"{len(mine)} live worker(s) on {lab.runner.host}")
+            return 0 if mine else 1
+        _out(rows)
+        return 0
+    if cmd == "reset":
+        if not args.yes:
+            raise BadInput("reset deletes every run, audit row, failure toggle and MLflow run of this lab; "
+                           "add --yes to confirm")
+        _out(lab.reset(args.by))
+        return 0
     raise BadInput(f"unknown command {cmd}")
 
 
@@ -214,35 +321,54 @@ def _stream(lab, args) -> int:
 
 
 def runs_csv(rows: list[dict], fields=RUN_CSV_FIELDS) -> str:
-    """Runs as CSV text, one row per run, in the given order."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (";".join(v) if isinstance(v, list) else v) for k, v in r.items()})
-    return buf.getvalue()
+    """Runs as CSV text, one row per run, in the given order (times ISO 8601, formula cells neutralised)."""
+    return to_csv([{k: (";".join(v) if isinstance(v, list) else v) for k, v in iso_times(r).items()}
+                   for r in rows], fields)
+
+
+def _database_error(exc: Exception, url: str | None) -> str:
+    """One line for a database that did not answer, naming where it is (password masked) and what to check."""
+    from engine.runner import first_line
+    where = mask_url(url) if url else "the database"
+    cause = first_line(getattr(exc, "orig", None) or exc)
+    return (f"failed: the database at {where} did not answer in time or refused the connection ({cause}); "
+            "check that it runs and that DATABASE_URL points at it")
 
 
 def main(argv=None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
+    import sqlalchemy as sa
+
+    from engine.config import Settings
     from engine.lab import Lab
-    lab = None
+    lab, settings, streams = None, None, (sys.stdout, sys.stderr)
     try:
-        lab = Lab()
+        settings = Settings.from_env()
+        if settings.secrets():
+            sys.stdout, sys.stderr = _Redacted(sys.stdout, settings), _Redacted(sys.stderr, settings)
+        lab = Lab(settings)
         return run_command(args, lab)
     except BadInput as exc:
-        _err(f"error: {exc}")
+        _err(f"error: {_redact(settings, exc)}")
         return 2
     except (IllegalTransition, Refused) as exc:
-        _err(f"refused: {exc} (nothing was changed)")
+        _err(f"refused: {_redact(settings, exc)} (nothing was changed)")
         return 3
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        _err(_redact(settings, _database_error(exc, settings.database_url if settings else None)))
+        return 1
     except Exception as exc:  # an unexpected error still gets a one-line message, not a traceback
-        _err(f"failed: {type(exc).__name__}: {exc}")
+        _err(_redact(settings, f"failed: {type(exc).__name__}: {exc}"))
         return 1
     finally:
         if lab is not None and args.cmd != "worker":
             lab.store.dispose()
+        sys.stdout, sys.stderr = streams
+
+
+def _redact(settings, text) -> str:
+    return settings.redact(str(text)) if settings is not None else str(text)
 
 
 if __name__ == "__main__":

@@ -2,30 +2,44 @@
 
 Many runners (dashboard replicas, `python -m engine worker` processes) may share one database. Each step is
 claimed atomically, so it runs exactly once. A step whose worker stops heartbeating is marked `interrupted`,
-and so is its run, by whichever runner ticks next.
+together with its run and every other running or queued step of that run, by whichever runner ticks next.
+
+Liveness is judged on the database's clock, by a runner that has itself reached the database for a whole stale
+window: when the database was away, nobody could heartbeat, so nobody is judged dead for it. A runner never
+interrupts its own live steps, and a result a step produced while the database was away is written once it is
+back.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import logging
 import os
+import signal
 import socket
+import subprocess
 import threading
+import time
 import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine import failures, pipeline
-from engine.config import Settings
+from engine.config import Settings, mask_url
 from engine.errors import GateFailed, GateHeld
 from engine.states import IllegalTransition, RunStatus, StepStatus
 from engine.store import Store, timestamp
 
 log = logging.getLogger(__name__)
+MAX_BACKOFF = 30.0
+# A killed worker never deregisters; its row stays listed (as not alive) this long, for diagnosis.
+DEAD_WORKER_MEMORY = 3600.0
 
 
 def run_feed(run: dict, rows: int):
@@ -35,6 +49,63 @@ def run_feed(run: dict, rows: int):
     if "schema_validation" in (run["failure_modes"] or ()):
         frame = failures.drop_schema_column(frame)
     return frame
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database did not answer (as opposed to a bug or a refused change)."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (driver errors run to many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class Outage:
+    """Whether the database answers: one warning when it stops, one when it is back, and a backoff between."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._lock = threading.Lock()
+        self.since: float | None = None       # monotonic time the outage began (None: no outage)
+        self.steady_since = time.monotonic()  # since when every call has succeeded
+        self._delay = 0.0
+        self._next_try = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a failed call; warn once per outage."""
+        with self._lock:
+            now = time.monotonic()
+            if self.since is None:
+                self.since, self._delay = now, 0.5
+                log.warning("%s is unreachable (%s); retrying with backoff, running steps keep their results",
+                            self.what, first_line(exc))
+            else:
+                self._delay = min(self._delay * 2, MAX_BACKOFF)
+            self._next_try = now + self._delay
+
+    def ok(self) -> None:
+        """Record a successful call; say once that the outage is over."""
+        with self._lock:
+            if self.since is not None:
+                log.warning("%s answers again after %.0f s", self.what, time.monotonic() - self.since)
+                self.since, self.steady_since, self._delay = None, time.monotonic(), 0.0
+
+    def wait(self) -> float:
+        """Seconds until the next attempt is due (0 when there is no outage)."""
+        return max(0.0, self._next_try - time.monotonic()) if self.since is not None else 0.0
+
+    def steady_for(self) -> float:
+        """Seconds the database has answered without a break (0 during an outage)."""
+        return 0.0 if self.since is not None else time.monotonic() - self.steady_since
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel SIGKILL this child when the worker that started it dies, even by kill -9."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class StepContext:
@@ -48,10 +119,21 @@ class StepContext:
         self.run_dir = Path(settings.data_dir) / "runs" / str(run["id"])
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._tracking = None
+        self._unsent: list[tuple[str, str]] = []
+        self._procs: list[subprocess.Popen] = []
 
     def log(self, message: str, level: str = "INFO") -> None:
-        """Write a log line the dashboard shows while the step runs."""
-        self.store.add_log(self.run["id"], self.step["name"], self.step["attempt"], level, str(message))
+        """Write a log line the dashboard shows while the step runs (kept and sent later if the database is away)."""
+        self._unsent.append((level, self.settings.redact(str(message))))
+        with contextlib.suppress(sa.exc.OperationalError, sa.exc.InterfaceError):
+            self.flush_logs()
+
+    def flush_logs(self) -> None:
+        """Send log lines the database could not take yet; raises while it still cannot."""
+        while self._unsent:
+            level, message = self._unsent[0]
+            self.store.add_log(self.run["id"], self.step["name"], self.step["attempt"], level, message)
+            self._unsent.pop(0)
 
     def upstream(self, name: str) -> dict:
         """Outputs of an earlier step of this run."""
@@ -67,6 +149,7 @@ class StepContext:
             from engine.tracking import Tracking
             uri = self.settings.unreachable_mlflow_uri if "mlflow_connection" in self.modes \
                 else self.settings.tracking_uri
+            prepare_mlflow_backend(uri)
             self._tracking = Tracking(uri, self.settings.artifact_root)
         return self._tracking
 
@@ -86,10 +169,11 @@ class StepContext:
         return generate_claims(rows, derived_seed(self.run["seed"], purpose), self.run["dataset_window"],
                                shift or NO_SHIFT)
 
-    def move_alias(self, alias: str, version: int, reason: str, by: str = "pipeline") -> int | None:
-        """Point a registry alias at `version` for this run; return the version that held it before."""
+    def move_alias(self, alias: str, version: int, reason: str, by: str = "pipeline", tags=None) -> int | None:
+        """Point a registry alias at `version` for this run, with version `tags` (a dict, or a function of the
+        previous holder) set in the same all-or-nothing move; return the version that held it before."""
         previous = self.store.move_alias(self.tracking, alias, version, self.run["id"], by, reason,
-                                         action="promote" if alias == "champion" else "deploy")
+                                         action="promote" if alias == "champion" else "deploy", tags=tags)
         self.log(f"alias {alias}: version {previous or '(none)'} -> {version}")
         return previous
 
@@ -98,22 +182,74 @@ class StepContext:
         failures.check_name(name)
         return name in self.modes
 
+    def popen(self, cmd: list[str], **kwargs) -> subprocess.Popen:
+        """Start a subprocess in its own process group; the group dies with the step, and with this worker."""
+        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def kill_subprocesses(self) -> None:
+        """SIGKILL the process group of every subprocess this step started that is still running."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+_PREPARED: set[str] = set()
+_PREPARE_LOCK = threading.Lock()
+
+
+def prepare_mlflow_backend(uri: str) -> None:
+    """Create MLflow's schema on a PostgreSQL backend once, under an advisory lock in that database.
+
+    Workers starting together on a fresh backend would otherwise all run MLflow's migrations and all but one
+    fail on `alembic_version` (UniqueViolation).
+    """
+    if not uri.startswith("postgresql") or uri in _PREPARED:
+        return
+    with _PREPARE_LOCK:
+        if uri in _PREPARED:
+            return
+        from mlflow import MlflowClient
+        eng = sa.create_engine(uri, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
+        try:
+            with eng.connect() as c:
+                c.execute(sa.text("SELECT pg_advisory_lock(hashtext('lab-mlflow-schema'))"))
+                try:
+                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
+                    client.search_experiments(max_results=1)
+                    client.search_registered_models(max_results=1)
+                finally:
+                    c.execute(sa.text("SELECT pg_advisory_unlock(hashtext('lab-mlflow-schema'))"))
+                    c.commit()
+        finally:
+            eng.dispose()
+        _PREPARED.add(uri)
+
 
 class Runner:
     """Claims and runs queued steps; up to `parallel` at once per process (independent DAG branches)."""
 
     def __init__(self, store: Store, settings: Settings, parallel: int = 2):
         self.store, self.settings = store, settings
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.worker_id = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:6]}"
+        self.started_at = timestamp()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="lab-step")
         self._parallel, self._active = parallel, 0
         self._cond = threading.Condition()
         self._scheduler: BackgroundScheduler | None = None
+        self._live: dict[int, StepContext] = {}   # step id -> context, for the steps this runner is running
+        self._stopping = threading.Event()
+        self._beat: threading.Thread | None = None
+        self.outage = Outage(f"the database at {mask_url(store.url)}")
 
     # ---- scheduling ---------------------------------------------------------------------------------------
     def start(self) -> "Runner":
-        """Start the background tick (idempotent)."""
+        """Start the background tick and the heartbeat (idempotent)."""
         if self._scheduler is None:
+            self._start_heartbeat()
             self._scheduler = BackgroundScheduler(daemon=True)
             self._scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds, coalesce=True,
                                     max_instances=1, misfire_grace_time=max(1, int(self.settings.tick_seconds)),
@@ -129,23 +265,67 @@ class Runner:
                                 id=job_id, replace_existing=True)
 
     def stop(self, wait: bool = True) -> None:
-        """Stop ticking; with wait, let running steps finish."""
+        """Stop ticking; with wait, let running steps finish. Deregisters this runner."""
+        self._stopping.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=wait)
             self._scheduler = None
         self._pool.shutdown(wait=wait)
+        if self._beat is not None:
+            self._beat.join(timeout=self.settings.heartbeat_seconds + self.settings.db_statement_timeout)
+        with contextlib.suppress(Exception):  # a dead database must not stop a shutdown
+            self.store.drop_worker(self.worker_id)
+
+    def shutdown(self, grace: float) -> list[str]:
+        """Stop claiming; give running steps `grace` seconds to finish, then release the rest to other runners.
+
+        A released step goes back to `queued` (its subprocesses killed), so another runner re-runs it; its
+        result, should this process still produce one, is discarded. Returns the released steps' names.
+        """
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)  # a tick or stream job in flight finishes (they are short)
+            self._scheduler = None
+        deadline = time.monotonic() + grace
+        with self._cond:
+            while self._active and time.monotonic() < deadline:
+                self._cond.wait(min(0.5, max(0.01, deadline - time.monotonic())))
+        released = []
+        for ctx in list(self._live.values()):
+            ctx.kill_subprocesses()
+            try:
+                with self.store.tx() as c:
+                    self.store.set_step_status(c, ctx.step, StepStatus.QUEUED, worker=None, queued_at=timestamp())
+                ctx.log(f"released by {self.worker_id}: it was shutting down; another worker runs it again", "WARNING")
+                released.append(ctx.step["name"])
+            except IllegalTransition:
+                pass  # it finished (or was reaped) while we looked
+            except Exception as exc:  # the database is away: the step is reaped as interrupted later
+                log.warning("could not release %s: %s", ctx.step["name"], first_line(exc))
+            self._live.pop(ctx.step["id"], None)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self.store.drop_worker(self.worker_id)
+        return released
 
     def tick(self) -> None:
         """One short scheduler tick: reap dead workers' steps, then hand queued steps to free worker threads."""
+        if self._stopping.is_set() or self.outage.wait() > 0:
+            return
         try:
-            self.reap_stale()
+            self.reap_when_steady()
             self._fill()
-        except Exception:  # a tick must never kill the scheduler; the next tick tries again
-            log.exception("runner tick failed")
+        except Exception as exc:  # a tick must never kill the scheduler; the next tick tries again
+            if is_outage(exc):
+                self.outage.failed(exc)
+            else:
+                log.exception("runner tick failed")
+            return
+        self.outage.ok()
 
     def _fill(self) -> None:
         with self._cond:
-            while self._active < self._parallel:
+            while self._active < self._parallel and not self._stopping.is_set():
                 step = self.store.claim_step(self.worker_id)
                 if step is None:
                     return
@@ -161,10 +341,12 @@ class Runner:
             with self._cond:
                 self._active -= 1
                 self._cond.notify_all()
-        self._fill()  # what this step made ready starts now, not at the next tick
+        with contextlib.suppress(Exception):  # the tick retries (and reports an outage) if this fails
+            self._fill()  # what this step made ready starts now, not at the next tick
 
     def run_until_idle(self) -> None:
         """Run queued steps (in parallel where the DAG allows) until none is left; for --wait and tests."""
+        self._start_heartbeat()
         while True:
             self._fill()
             with self._cond:
@@ -172,48 +354,94 @@ class Runner:
                     return
                 self._cond.wait(0.5)
 
+    # ---- heartbeat ----------------------------------------------------------------------------------------
+    def _start_heartbeat(self) -> None:
+        with self._cond:
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, name="lab-heartbeat", daemon=True)
+                self._beat.start()
+
+    def _heartbeat(self) -> None:
+        """One thread for the runner: renew its own registration and every live step's heartbeat."""
+        while not self._stopping.is_set():
+            try:
+                ids = list(self._live)
+                alive = self.store.heartbeat(ids)
+                self.store.beat_worker(self.worker_id, self.host, self.pid, self.started_at, len(ids))
+            except Exception as exc:
+                if is_outage(exc):
+                    self.outage.failed(exc)
+                else:
+                    log.exception("heartbeat failed")
+            else:
+                self.outage.ok()
+                for step_id in set(ids) - alive:  # marked interrupted (or released) elsewhere: stop its processes
+                    ctx = self._live.get(step_id)
+                    if ctx is not None:
+                        ctx.kill_subprocesses()
+            self._stopping.wait(self.settings.heartbeat_seconds)
+
     # ---- one step -----------------------------------------------------------------------------------------
     def execute(self, step: dict) -> None:
-        """Run a claimed step with a heartbeat, then record its outcome and move the run on."""
-        run = self.store.get_run(step["run_id"])
-        done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(step["id"], done), daemon=True)
-        beat.start()
+        """Run a claimed step, then record its outcome and move the run on (waiting out a database outage)."""
+        run = self._patiently(lambda: self.store.get_run(step["run_id"]))
+        if run is None:
+            return  # stopping during an outage: the step is reaped as interrupted later
+        ctx = StepContext(self.store, self.settings, run, step)
+        self._live[step["id"]] = ctx
         try:
-            ctx = StepContext(self.store, self.settings, run, step)
             ctx.log(f"started {step['name']} (attempt {step['attempt']}) on {self.worker_id}")
-            module = importlib.import_module(f"engine.steps.{step['name']}")
-            outputs = module.run(ctx) or {}
-        except GateFailed as gate:
-            self._finish_failed(step, str(gate), gate.outputs,
-                                RunStatus.HELD if isinstance(gate, GateHeld) else RunStatus.FAILED)
-        except Exception as exc:
-            for line in traceback.format_exc().rstrip().splitlines():
-                self._log(step, "DEBUG", line)
-            self._finish_failed(step, f"{type(exc).__name__}: {exc}", {}, RunStatus.FAILED)
-        else:
-            self._finish_ok(step, outputs)
-        finally:
-            done.set()
-            beat.join()
-
-    def _heartbeat(self, step_id: int, done: threading.Event) -> None:
-        while not done.wait(self.settings.heartbeat_seconds):
             try:
-                if not self.store.heartbeat(step_id):
-                    return
-            except Exception:
-                log.exception("heartbeat failed")
+                module = importlib.import_module(f"engine.steps.{step['name']}")
+                outputs = module.run(ctx) or {}
+            except GateFailed as gate:
+                outcome = (self._finish_failed, str(gate), gate.outputs,
+                           RunStatus.HELD if isinstance(gate, GateHeld) else RunStatus.FAILED)
+            except Exception as exc:
+                for line in traceback.format_exc().rstrip().splitlines():
+                    ctx.log(line, "DEBUG")
+                outcome = (self._finish_failed, f"{type(exc).__name__}: {exc}", {}, RunStatus.FAILED)
+            else:
+                outcome = (self._finish_ok, outputs)
+            finally:
+                ctx.kill_subprocesses()
+            self._record(ctx, *outcome)
+        finally:
+            self._live.pop(step["id"], None)
 
-    def _log(self, step: dict, level: str, message: str) -> None:
-        self.store.add_log(step["run_id"], step["name"], step["attempt"], level, message)
+    def _record(self, ctx: StepContext, finish, *args) -> None:
+        """Write a step's outcome, retrying through a database outage while this runner is not stopping."""
+        def write():
+            ctx.flush_logs()
+            finish(ctx, *args)
+            ctx.flush_logs()
+            return True
+        if self._patiently(write) is None:
+            log.warning("%s of run %s: result not recorded (database away during shutdown)",
+                        ctx.step["name"], ctx.run["id"])
 
-    def _finish_ok(self, step: dict, outputs: dict) -> None:
-        spec = pipeline.spec(step["name"])
-        now = timestamp()
+    def _patiently(self, call):
+        """`call()`, retried with backoff while the database is away; None if this runner stops meanwhile."""
+        while True:
+            try:
+                result = call()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+                if self._stopping.is_set():
+                    return None
+                self._stopping.wait(max(0.2, self.outage.wait()))
+            else:
+                self.outage.ok()
+                return result
+
+    def _finish_ok(self, ctx: StepContext, outputs: dict) -> None:
+        step, spec, now = ctx.step, ctx.spec, timestamp()
+        outputs = self.settings.redact(outputs)
         try:
             with self.store.tx() as c:
-                run_status = self.store.get_run_status(c, step["run_id"])
+                run_status = self.store.get_run_status(c, step["run_id"], lock=True)
                 if spec.approval:
                     self.store.set_step_status(c, step, StepStatus.AWAITING_APPROVAL, outputs=outputs,
                                                finished_at=now)
@@ -223,10 +451,10 @@ class Runner:
                     # If a sibling step stopped the run meanwhile, record this result but start nothing.
                     if run_status == RunStatus.RUNNING.value:
                         self._advance(c, step["run_id"], spec.stage)
-        except IllegalTransition as exc:  # reaped as interrupted while it ran: its result is not recorded
-            self._log(step, "WARNING", f"result discarded: {exc}")
+        except IllegalTransition as exc:  # reaped or released while it ran: its result is not recorded
+            ctx.log(f"result discarded: {exc}", "WARNING")
             return
-        self._log(step, "INFO", f"{step['name']} finished in {now - step['started_at']:.2f} s")
+        ctx.log(f"{step['name']} finished in {now - step['started_at']:.2f} s")
 
     def _advance(self, conn, run_id: int, stage: str) -> None:
         """Queue what became ready in `stage`; rest the run when the whole stage has succeeded."""
@@ -238,34 +466,59 @@ class Runner:
             if rest is not None:
                 self.store.set_run_status(conn, run_id, RunStatus.RUNNING.value, rest)
 
-    def _finish_failed(self, step: dict, message: str, outputs: dict, run_target: RunStatus) -> None:
-        self._log(step, "ERROR", message)
+    def _finish_failed(self, ctx: StepContext, message: str, outputs: dict, run_target: RunStatus) -> None:
+        step = ctx.step
+        message, outputs = self.settings.redact(message), self.settings.redact(outputs)
+        ctx.log(message, "ERROR")
+        ctx.flush_logs()
         try:
             with self.store.tx() as c:
-                run_status = self.store.get_run_status(c, step["run_id"])
+                run_status = self.store.get_run_status(c, step["run_id"], lock=True)
                 self.store.set_step_status(c, step, StepStatus.FAILED, outputs=outputs, error=message,
                                            finished_at=timestamp())
-                self.store.set_run_status(c, step["run_id"], run_status, run_target)
+                if run_status in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
+                    self.store.set_run_status(c, step["run_id"], run_status, run_target)
                 self.store.skip_pending(c, step["run_id"])
         except IllegalTransition as exc:
-            self._log(step, "WARNING", f"result discarded: {exc}")
+            ctx.log(f"result discarded: {exc}", "WARNING")
 
     # ---- dead workers -------------------------------------------------------------------------------------
+    def reap_when_steady(self) -> int:
+        """Reap stale steps, but only once this runner has reached the database for a whole stale window.
+
+        While the database was away nobody could heartbeat; judging right after it returns would interrupt
+        every live step in the system.
+        """
+        if self.outage.steady_for() < self.settings.stale_seconds:
+            return 0
+        return self.reap_stale()
+
     def reap_stale(self) -> int:
-        """Mark steps whose worker stopped heartbeating (and their runs) interrupted; return how many."""
+        """Interrupt every run with a step whose worker stopped heartbeating; return how many runs.
+
+        The whole run is interrupted in one transaction (its running and queued steps with it), so a retry
+        never finds a sibling still `running`. Runs where this runner has a live step are left alone: it
+        finishes that step first, and the run is reaped on a later tick.
+        """
+        self.store.forget_dead_workers(max(DEAD_WORKER_MEMORY, self.settings.stale_seconds))
         reaped = 0
-        for step in self.store.stale_steps(self.settings.stale_seconds):
-            msg = (f"worker {step['worker']} stopped heartbeating "
-                   f"{timestamp() - step['heartbeat_at']:.0f} s ago (its process died?); retry the run to re-run it")
+        for run_id in sorted({s["run_id"] for s in self.store.stale_steps(self.settings.stale_seconds)}):
+            mine = {ctx.step["id"] for ctx in list(self._live.values()) if ctx.run["id"] == run_id}
+            if mine:
+                continue
             try:
                 with self.store.tx() as c:
-                    self.store.set_step_status(c, step, StepStatus.INTERRUPTED, error=msg, finished_at=timestamp())
-                    status = self.store.get_run_status(c, step["run_id"])
-                    if status == RunStatus.RUNNING.value:
-                        self.store.set_run_status(c, step["run_id"], status, RunStatus.INTERRUPTED)
-                    self.store.skip_pending(c, step["run_id"])
+                    stale = self.store.stale_steps(self.settings.stale_seconds, conn=c, run_id=run_id)
+                    if not stale:  # it heartbeated or finished after all
+                        continue
+                    dead = stale[0]
+                    msg = (f"worker {dead['worker']} stopped heartbeating {dead['silent_for']:.0f} s ago "
+                           f"(its process died?); retry the run to re-run it")
+                    hit = self.store.interrupt_run(c, run_id, msg)
             except IllegalTransition:
-                continue  # another runner reaped it first, or it finished after all
-            self._log(step, "ERROR", f"interrupted: {msg} (noticed by {self.worker_id})")
+                continue  # another runner reaped it first
+            for step in hit:
+                self.store.add_log(run_id, step["name"], step["attempt"], "ERROR",
+                                   f"interrupted: {msg} (noticed by {self.worker_id})")
             reaped += 1
         return reaped

@@ -63,8 +63,9 @@ RUN_MOVES: dict[RunStatus, frozenset[RunStatus]] = {
 }
 STEP_MOVES: dict[StepStatus, frozenset[StepStatus]] = {
     S.PENDING: frozenset({S.QUEUED, S.SKIPPED}),
-    S.QUEUED: frozenset({S.RUNNING, S.PENDING, S.SKIPPED}),
-    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.AWAITING_APPROVAL, S.INTERRUPTED}),
+    S.QUEUED: frozenset({S.RUNNING, S.PENDING, S.SKIPPED, S.INTERRUPTED}),  # interrupted with its run
+    # back to queued: released by a worker shutting down before it could finish the step
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.AWAITING_APPROVAL, S.INTERRUPTED, S.QUEUED}),
     S.SUCCEEDED: frozenset({S.PENDING}),             # reset when a retry starts upstream of it
     S.FAILED: frozenset({S.PENDING}),
     S.SKIPPED: frozenset({S.PENDING}),

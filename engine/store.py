@@ -7,6 +7,8 @@ serialises writers, which gives the same guarantee there.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable
@@ -18,6 +20,7 @@ from engine import pipeline
 from engine.errors import Refused
 from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
 
+log = logging.getLogger(__name__)
 metadata = sa.MetaData()
 
 runs = sa.Table(
@@ -98,6 +101,15 @@ alias_history = sa.Table(
     sa.Index("ix_alias_history", "alias", "since"),
 )
 
+workers = sa.Table(
+    "workers", metadata,
+    sa.Column("id", sa.String(120), primary_key=True),     # host:pid:random, as in steps.worker
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),    # the database's clock
+    sa.Column("active_steps", sa.Integer, nullable=False, default=0),
+)
 # ---- the live claims stream (engine/stream.py) ----------------------------------------------------------------
 run_origin = sa.Table(  # why a run exists when a person did not commit it, and the data shift its feed replays
     "run_origin", metadata,
@@ -172,10 +184,25 @@ def timestamp() -> float:
     return time.time()
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so threads and processes can share the file."""
+def db_now(dialect: str) -> sa.ColumnElement:
+    """The database's own clock in epoch seconds, as an SQL expression.
+
+    Heartbeats are written and judged with it, so a worker whose clock is off (or a reaper on another host)
+    cannot make a live step look dead.
+    """
+    if dialect == "postgresql":
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return (sa.func.julianday("now") - 2440587.5) * 86400.0
+
+
+def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float = 8.0) -> sa.Engine:
+    """An engine for `url` that never waits for ever: a hung or locked database fails a call within seconds.
+
+    PostgreSQL: `connect_timeout` for opening a connection, `statement_timeout` per statement. SQLite: WAL and a
+    busy timeout, so threads and processes can share the file.
+    """
     if url.startswith("sqlite"):
-        eng = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        eng = sa.create_engine(url, connect_args={"timeout": statement_timeout, "check_same_thread": False})
 
         @event.listens_for(eng, "connect")
         def _pragmas(conn, _record):
@@ -198,15 +225,92 @@ def make_engine(url: str) -> sa.Engine:
             conn.isolation_level = None
 
         return eng
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={
+        "connect_timeout": max(1, round(connect_timeout)),
+        "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+        # A peer that vanished (host down, network cut) is noticed in seconds, not after the kernel's hours.
+        "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3})
+
+
+def alias_holder(tracking, alias: str) -> int | None:
+    """The version `alias` points at, None when it points nowhere; an MLflow that does not answer raises.
+
+    (Unlike Tracking.alias_version, which reads any failure as "no alias": a move must not take an outage
+    for an empty registry.)
+    """
+    from mlflow.exceptions import MlflowException
+
+    from engine.config import MODEL_NAME
+    try:
+        aliases = tracking.client.get_registered_model(MODEL_NAME).aliases
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return int(aliases[alias]) if alias in aliases else None
+
+
+class Undo:
+    """Side effects outside the database (MLflow tags and aliases), each with the step that takes it back.
+
+    Used as `with Undo() as undo, store.tx() as c:`: if anything in the block, or the commit after it, fails,
+    the effects are undone newest first and the error propagates, so the registry is left as it was.
+    """
+
+    def __init__(self):
+        self._steps: list = []
+
+    def __enter__(self) -> "Undo":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is not None:
+            self.undo()
+        return False
+
+    def undo(self) -> None:
+        """Take back every recorded effect, newest first; a step that fails does not stop the others."""
+        while self._steps:
+            step = self._steps.pop()
+            try:
+                step()
+            except Exception:  # reported; the original error is the one raised
+                log.exception("could not undo a registry change")
+
+    def tag_version(self, tracking, version: int, tags: dict) -> None:
+        """Set model version tags, remembering the values they replace."""
+        from engine.config import MODEL_NAME
+        before = dict(tracking.client.get_model_version(MODEL_NAME, str(version)).tags)
+
+        def restore():
+            for key in tags:
+                if key in before:
+                    tracking.client.set_model_version_tag(MODEL_NAME, str(version), key, before[key])
+                else:
+                    with contextlib.suppress(Exception):
+                        tracking.client.delete_model_version_tag(MODEL_NAME, str(version), key)
+        self._steps.append(restore)  # registered first: a failure half-way through the tags is undone too
+        tracking.set_version_tags(version, tags)
+
+    def set_alias(self, tracking, alias: str, version: int, previous: int | None) -> None:
+        """Move an alias, remembering where it pointed."""
+        from engine.config import MODEL_NAME
+
+        def restore():
+            if previous is None:
+                tracking.client.delete_registered_model_alias(MODEL_NAME, alias)
+            else:
+                tracking.set_alias(alias, previous)
+        self._steps.append(restore)
+        tracking.set_alias(alias, version)
 
 
 class Store:
     """All reads and writes of pipeline state."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, connect_timeout: float = 5.0, statement_timeout: float = 8.0):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, connect_timeout, statement_timeout)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         # Workers and replicas starting together on a fresh database would race to create the same tables
         # (PostgreSQL: duplicate key in pg_type); one at a time, the others find the tables there.
@@ -227,10 +331,20 @@ class Store:
         self.engine.dispose()
 
     # ---- runs -------------------------------------------------------------------------------------------
-    def create_run(self, sha: str, message: str, author: str, seed: int, window: str, modes: list[str]) -> int:
+    @contextmanager
+    def _within(self, conn):
+        """The caller's transaction, or a new one."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.tx() as c:
+                yield c
+
+    def create_run(self, sha: str, message: str, author: str, seed: int, window: str, modes: list[str],
+                   conn=None) -> int:
         """Insert a run with every step pending and the first one queued; return its id."""
         now = timestamp()
-        with self.tx() as c:
+        with self._within(conn) as c:
             run_id = c.execute(sa.insert(runs).values(
                 sha=sha, message=message, author=author, seed=seed, dataset_window=window,
                 failure_modes=sorted(modes), status=RunStatus.QUEUED.value, created_at=now, updated_at=now,
@@ -277,6 +391,34 @@ class Store:
         with self.engine.connect() as c:
             return c.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one()
 
+    def count_active_runs(self, conn) -> int:
+        """Runs queued or running (inside the caller's transaction)."""
+        active = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+        return conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.status.in_(active))
+                            ).scalar_one()
+
+    def prune_runs(self, keep: int) -> list[int]:
+        """Delete all but the newest `keep` runs with their steps, logs and audit rows; return the deleted ids."""
+        with self.tx() as c:
+            self.lock(c, "lab-prune")
+            cutoff = c.execute(sa.select(runs.c.id).order_by(runs.c.id.desc()).offset(keep).limit(1)).scalar()
+            if cutoff is None:
+                return []
+            doomed = [r.id for r in c.execute(sa.select(runs.c.id).where(runs.c.id <= cutoff))]
+            for table in (logs, audit, steps):
+                c.execute(sa.delete(table).where(table.c.run_id <= cutoff))
+            c.execute(sa.delete(runs).where(runs.c.id <= cutoff))
+        return doomed
+
+    def reset(self, by: str) -> dict[str, int]:
+        """Delete every run, step, log line, audit row, toggle and alias move; audit the reset itself."""
+        with self.tx() as c:
+            self.lock(c, "lab-prune")
+            removed = {t.name: c.execute(sa.delete(t)).rowcount
+                       for t in (logs, steps, runs, audit, failure_modes, alias_history)}
+            self.add_audit(c, by, "reset", comment="the lab was reset to a clean state", detail=removed)
+        return removed
+
     def set_run_status(self, conn, run_id: int, current: str, target: RunStatus, **values) -> None:
         """Move a run from `current` to `target` (checked, conditional); IllegalTransition if it lost a race."""
         transition(RunStatus(current), target, f"run {run_id}")
@@ -289,9 +431,20 @@ class Store:
         if res.rowcount != 1:
             raise IllegalTransition(f"run {run_id}", current, target.value, "its status changed meanwhile")
 
-    def get_run_status(self, conn, run_id: int) -> str:
-        """A run's current status, read inside the caller's transaction."""
-        return conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar_one()
+    def get_run_status(self, conn, run_id: int, lock: bool = False) -> str:
+        """A run's current status, read inside the caller's transaction (with `lock`, the row stays locked)."""
+        q = sa.select(runs.c.status).where(runs.c.id == run_id)
+        if lock and self.is_postgres:
+            q = q.with_for_update()
+        return conn.execute(q).scalar_one()
+
+    def lock_run(self, conn, run_id: int) -> dict | None:
+        """Read a run with its row locked until the transaction ends (SQLite: the write lock is already held)."""
+        q = sa.select(runs).where(runs.c.id == run_id)
+        if self.is_postgres:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        return dict(row) if row else None
 
     # ---- steps ------------------------------------------------------------------------------------------
     def steps_of(self, run_id: int, conn=None) -> list[dict]:
@@ -327,7 +480,10 @@ class Store:
     def set_step_status(self, conn, step: dict, target: StepStatus, **values) -> None:
         """Move a step (checked, conditional); IllegalTransition if it lost a race."""
         transition(StepStatus(step["status"]), target, f"step {step['name']} of run {step['run_id']}")
-        res = conn.execute(sa.update(steps).where(steps.c.id == step["id"], steps.c.status == step["status"])
+        # The attempt is part of the condition: a worker that lost its step (released, or reaped and re-run)
+        # must not overwrite the newer attempt that has the same status.
+        res = conn.execute(sa.update(steps).where(steps.c.id == step["id"], steps.c.status == step["status"],
+                                                  steps.c.attempt == step["attempt"])
                            .values(status=target.value, **values))
         if res.rowcount != 1:
             raise IllegalTransition(f"step {step['name']}", step["status"], target.value,
@@ -354,7 +510,8 @@ class Store:
             row = c.execute(
                 sa.update(steps).where(steps.c.id == pick.scalar_subquery(),
                                        steps.c.status == StepStatus.QUEUED.value)
-                .values(status=StepStatus.RUNNING.value, worker=worker, started_at=now, heartbeat_at=now,
+                .values(status=StepStatus.RUNNING.value, worker=worker, started_at=now,
+                        heartbeat_at=db_now(self.engine.dialect.name),
                         finished_at=None, error=None, outputs=None, attempt=steps.c.attempt + 1)
                 .returning(*steps.c)
             ).mappings().first()
@@ -365,21 +522,52 @@ class Store:
                 self.set_run_status(c, row["run_id"], run, RunStatus.RUNNING)
             return dict(row)
 
-    def heartbeat(self, step_id: int) -> bool:
-        """Record that a running step is alive; False if it is no longer running (e.g. marked interrupted)."""
+    def heartbeat(self, step_ids: Iterable[int]) -> set[int]:
+        """Record that running steps are alive (on the database's clock); return the ids still running."""
+        ids = list(step_ids)
+        if not ids:
+            return set()
         with self.tx() as c:
-            res = c.execute(sa.update(steps).where(steps.c.id == step_id,
-                                                   steps.c.status == StepStatus.RUNNING.value)
-                            .values(heartbeat_at=timestamp()))
-        return res.rowcount == 1
+            c.execute(sa.update(steps).where(steps.c.id.in_(ids), steps.c.status == StepStatus.RUNNING.value)
+                      .values(heartbeat_at=db_now(self.engine.dialect.name)))
+            rows = c.execute(sa.select(steps.c.id).where(steps.c.id.in_(ids),
+                                                         steps.c.status == StepStatus.RUNNING.value))
+            return {r.id for r in rows}
 
-    def stale_steps(self, older_than: float) -> list[dict]:
-        """Running steps whose heartbeat is older than `older_than` seconds."""
-        cutoff = timestamp() - older_than
-        with self.engine.connect() as c:
-            rows = c.execute(sa.select(steps).where(steps.c.status == StepStatus.RUNNING.value,
-                                                    steps.c.heartbeat_at < cutoff))
-            return [dict(r) for r in rows.mappings()]
+    def stale_steps(self, older_than: float, conn=None, run_id: int | None = None) -> list[dict]:
+        """Running steps whose heartbeat is older than `older_than` seconds on the database's clock.
+
+        Each row carries `silent_for`: seconds since its last heartbeat.
+        """
+        now = db_now(self.engine.dialect.name)
+        q = (sa.select(steps, (now - steps.c.heartbeat_at).label("silent_for"))
+             .where(steps.c.status == StepStatus.RUNNING.value, steps.c.heartbeat_at < now - older_than)
+             .order_by(steps.c.run_id, steps.c.position))
+        if run_id is not None:
+            q = q.where(steps.c.run_id == run_id)
+        with (self._within(conn) if conn is not None else self.engine.connect()) as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def interrupt_run(self, conn, run_id: int, message: str) -> list[dict]:
+        """In the caller's transaction: every running or queued step of the run, and the run, become interrupted.
+
+        A run stopped by one dead step must not keep a sibling `running` or `queued`: a retry in that gap would
+        requeue from the wrong place and leave nothing claimable. Returns the steps interrupted.
+        """
+        run = self.lock_run(conn, run_id)
+        if run is None:  # deleted meanwhile (a reset)
+            return []
+        status = RunStatus(run["status"])
+        live = (StepStatus.RUNNING.value, StepStatus.QUEUED.value)
+        hit = [dict(r) for r in conn.execute(sa.select(steps).where(steps.c.run_id == run_id,
+                                                                   steps.c.status.in_(live))).mappings()]
+        for step in hit:
+            self.set_step_status(conn, step, StepStatus.INTERRUPTED, error=message,
+                                 finished_at=timestamp())
+        if status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            self.set_run_status(conn, run_id, status.value, RunStatus.INTERRUPTED)
+        self.skip_pending(conn, run_id)
+        return hit
 
     # ---- logs -------------------------------------------------------------------------------------------
     def add_log(self, run_id: int, step: str, attempt: int, level: str, message: str) -> None:
@@ -441,19 +629,25 @@ class Store:
                                                      moved_by=by, reason=reason, action=action))
 
     def move_alias(self, tracking, alias: str, version: int, run_id: int | None, by: str, reason: str,
-                   action: str, expect_current: int | None = None) -> int | None:
-        """Point MLflow `alias` at `version` and record the move, serialised per alias; return the previous holder.
+                   action: str, expect_current: int | None = None, tags=None) -> int | None:
+        """Point MLflow `alias` at `version` (tagging the version with `tags`, a dict or a function of the
+        previous holder), record the move, serialised per alias; return the previous holder.
 
-        With `expect_current`, refuse (Refused, nothing changed) if another process moved the alias meanwhile.
+        All or nothing: the history and audit rows are written first in an open transaction, then the tags and
+        the alias (each undone if anything after it fails), then the transaction commits. With
+        `expect_current`, refuse (Refused, nothing changed) if another process moved the alias meanwhile.
         """
-        with self.tx() as c:
+        with Undo() as undo, self.tx() as c:  # the commit is inside Undo: a failed commit undoes too
             self.lock(c, f"alias:{alias}")
-            previous = tracking.alias_version(alias)
+            previous = alias_holder(tracking, alias)
             if expect_current is not None and previous != expect_current:
                 raise Refused(f"{alias} moved to version {previous} meanwhile; look again before acting")
-            tracking.set_alias(alias, version)
             self.record_alias(c, alias, version, run_id, by, reason, action)
             self.add_audit(c, by, f"{action}:{alias}", run_id, reason, {"from": previous, "to": version})
+            tags = tags(previous) if callable(tags) else tags
+            if tags:
+                undo.tag_version(tracking, version, tags)
+            undo.set_alias(tracking, alias, version, previous)
         return previous
 
     def alias_history_of(self, alias: str) -> list[dict]:
@@ -469,6 +663,39 @@ class Store:
         newest = [sa.select(sa.func.max(t.c.id)).scalar_subquery() for t in (runs, audit, alias_history)]
         with self.engine.connect() as c:
             return tuple(c.execute(sa.select(*newest)).one())
+
+    # ---- workers ----------------------------------------------------------------------------------------
+    def beat_worker(self, worker_id: str, host: str, pid: int, started_at: float, active_steps: int) -> None:
+        """Register a runner or renew its heartbeat (on the database's clock)."""
+        now = db_now(self.engine.dialect.name)
+        with self.tx() as c:
+            done = c.execute(sa.update(workers).where(workers.c.id == worker_id)
+                             .values(heartbeat_at=now, active_steps=active_steps)).rowcount
+            if not done:
+                c.execute(sa.insert(workers).values(id=worker_id, host=host, pid=pid, started_at=started_at,
+                                                    heartbeat_at=now, active_steps=active_steps))
+
+    def drop_worker(self, worker_id: str) -> None:
+        """Remove a runner that stopped cleanly."""
+        with self.tx() as c:
+            c.execute(sa.delete(workers).where(workers.c.id == worker_id))
+
+    def list_workers(self, stale_seconds: float) -> list[dict]:
+        """Registered runners, newest heartbeat first, each with `silent_for` seconds and `alive`."""
+        now = db_now(self.engine.dialect.name)
+        q = sa.select(workers, (now - workers.c.heartbeat_at).label("silent_for")).order_by(
+            workers.c.heartbeat_at.desc())
+        with self.engine.connect() as c:
+            rows = [dict(r) for r in c.execute(q).mappings()]
+        for r in rows:
+            r["alive"] = r["silent_for"] < stale_seconds
+        return rows
+
+    def forget_dead_workers(self, older_than: float) -> int:
+        """Delete registrations silent for longer than `older_than` seconds (killed runners never deregister)."""
+        now = db_now(self.engine.dialect.name)
+        with self.tx() as c:
+            return c.execute(sa.delete(workers).where(workers.c.heartbeat_at < now - older_than)).rowcount
 
     def row_counts(self) -> dict[str, Any]:
         """Rows per table (for status and benchmarks)."""

@@ -322,6 +322,29 @@ def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL, timeout: float
         pass
 
 
+def children_of(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is `pid`, read from /proc (a step's subprocess has its own
+    process group, so it is found by parent, not by group)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes of process group `pgid`, read from /proc."""
     pids = []

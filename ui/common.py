@@ -8,7 +8,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
-from engine.config import CHALLENGER, CHAMPION, STAGING
+from engine.config import CHALLENGER, CHAMPION, STAGING, mask_url
 from ui import icons
 
 TABS = ("Code", "Config", "Logs", "Outputs")
@@ -251,11 +251,11 @@ def mlflow_ui(settings) -> tuple[str | None, str | None]:
     """(link, command): a tracking server is linked; the embedded store gets the one command that serves it."""
     uri = settings.tracking_uri
     if uri.startswith(("http://", "https://")):
-        return settings.mlflow_ui_url, None
+        return mask_url(settings.mlflow_ui_url), None  # a link never carries a password
     if uri.startswith("sqlite:///"):  # relative paths are relative to where the app started: make them real
         uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return None, (f"mlflow ui --backend-store-uri {uri} --default-artifact-root {settings.artifact_root} "
-                  "--host 127.0.0.1 --port 5000")
+    return None, (f"mlflow ui --backend-store-uri {mask_url(uri)} --default-artifact-root "
+                  f"{mask_url(settings.artifact_root)} --host 127.0.0.1 --port 5000")
 
 
 def mlflow_run_url(lab: Lab, run_id: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from engine.config import mask_url
 from ui import common, icons
 
 STAGES = {"All": None, "CI": "CI", "CD": "CD"}
@@ -21,8 +22,9 @@ def render(lab, run: dict | None) -> None:
             _detail(lab, run_id)
         _registry(lab, stamp)
     except Exception as exc:  # MLflow down or misconfigured: the rest of the dashboard keeps working
-        st.warning(f"MLflow at {lab.settings.tracking_uri} is not answering: {common.first_line(exc)}. "
-                   "Start the tracking server or fix MLFLOW_TRACKING_URI.", icon=icons.OFFLINE)
+        st.warning(lab.settings.redact(f"MLflow at {mask_url(lab.settings.tracking_uri)} is not answering: "
+                                       f"{common.first_line(exc)}. Start the tracking server or fix "
+                                       "MLFLOW_TRACKING_URI."), icon=icons.OFFLINE)
 
 
 def _runs(lab, stamp: tuple) -> str | None:

@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from engine import pipeline
+from engine.csvsafe import frame_to_csv
 from engine.states import StepStatus
 
 STAGES = pipeline.STAGES
@@ -110,7 +111,7 @@ def history_csv(frame: pd.DataFrame) -> str:
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].map(lambda t: t.tz_convert("UTC").strftime(ISO_SECONDS) if pd.notna(t) else "")
-    return out.to_csv(index=False, lineterminator="\n")
+    return frame_to_csv(out)  # the lab's one CSV writer: formula cells neutralised
 
 
 def audit_frame(rows: list[dict]) -> pd.DataFrame:

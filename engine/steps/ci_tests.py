@@ -27,7 +27,8 @@ def run(ctx) -> dict:
     env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "LAB_CI_MIN_ROC_AUC": str(p["min_roc_auc"]),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # ctx.popen: its own process group, killed with the step (and with the worker, even on kill -9)
+    proc = ctx.popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does
     try:
         output, _ = proc.communicate(timeout=p["timeout_seconds"])

@@ -1,5 +1,7 @@
 """Kept so that `from tests.engine.conftest import ...` still works: the helpers live in tests/conftest.py."""
 from tests.conftest import (  # noqa: F401
+    alive,
+    children_of,
     engine_cli,
     fresh_pg_database,
     group_members,

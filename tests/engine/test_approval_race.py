@@ -140,6 +140,9 @@ def test_two_simultaneous_approvals_exactly_one_wins(waiting, approvers):
             # the rows are free again: both approvers are inside approve, one of them goes first
             _check_round(lab, run_id, floor, approvers, round_no, winners, losers)
     print(f"winners {dict(winners)}; losers {dict(losers)}")  # for the record (-rA)
+    # The barrier makes the approvals overlap; the run row is locked before its status is read, so the loser
+    # waits for the winner's commit and is refused on the status it then reads (no check-then-act).
+    assert losers["Refused"] == ROUNDS, losers
 
     # The last round's approval, deployed for real: staging moves once.
     lab.runner.run_until_idle()

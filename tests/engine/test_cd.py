@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
 from engine import pipeline
 from engine.config import CHALLENGER, CHAMPION, MODEL_NAME, RUN_TAGS, STAGING
@@ -82,7 +84,14 @@ def awaiting(mlab, ci):
     a = ci["a"]
     mlab.continue_run(a, by="alice")
     mlab.runner.run_until_idle()
-    return {"run": snap(mlab, a), "tried": {"continue_awaiting": attempt(mlab, lambda: mlab.continue_run(a))}}
+    faults = {}
+    for point in FAULT_POINTS:  # an approval failing at each of its side effects, before the real one
+        before = state(mlab)
+        with failing_at(mlab, point), pytest.raises(RuntimeError, match="broke") as raised:
+            mlab.approve(a, by="alice", comment="looks good")
+        faults[point] = {"error": raised.value, "before": before, "after": state(mlab)}
+    return {"run": snap(mlab, a), "tried": {"continue_awaiting": attempt(mlab, lambda: mlab.continue_run(a))},
+            "faults": faults}
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +146,44 @@ def test_continue_runs_cd_to_the_manual_gate(awaiting):
     evidence = steps["manual_approval"]["outputs"]["evidence"]
     assert evidence["model_version"] == 1 and evidence["gate"]["verdict"] == "pass"
     assert evidence["top_features"] and evidence["reference"]["policy"] == "approve every claim"
+
+
+FAULT_POINTS = ("set_run_status", "set_step_status", "queue_step", "add_audit", "set_version_tags", "commit")
+
+
+@contextmanager
+def failing_at(lab, point: str):
+    """One side effect of an action fails: a store write, an MLflow tag (after the first one lands), the commit."""
+    boom = RuntimeError(f"{point} broke")
+
+    def fail(*_args, **_kwargs):
+        raise boom
+    with pytest.MonkeyPatch.context() as mp:
+        if point == "set_version_tags":
+            real = lab.tracking.set_version_tags
+
+            def half(version, tags):
+                first = next(iter(tags))
+                real(version, {first: tags[first]})
+                raise boom
+            mp.setattr(lab.tracking, "set_version_tags", half)
+        elif point == "commit":
+            event.listen(lab.store.engine, "commit", fail)
+        else:
+            mp.setattr(lab.store, point, fail)
+        try:
+            yield
+        finally:
+            if point == "commit":
+                event.remove(lab.store.engine, "commit", fail)
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_an_approval_that_fails_at_any_side_effect_changes_nothing(awaiting, point):
+    fault = awaiting["faults"][point]
+    assert str(fault["error"]) == f"{point} broke"
+    assert fault["after"] == fault["before"]
+    assert {r["id"]: r["status"] for r in fault["after"]["runs"]}[awaiting["run"]["id"]] == "awaiting_approval"
 
 
 def test_approve_deploys_and_promotes(promoted):

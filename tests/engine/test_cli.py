@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import socket
 
 import pytest
 
@@ -144,7 +146,17 @@ def test_commit_under_training_error_exits_1(failing):
     (("retry", "999"), "there is no run 999; list runs with: python -m engine runs"),
     (("status", "999"), "there is no run 999"),
     (("runs", "--limit", "0"), "use 1 to 10000"),
-], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+    (("commit", "--author", "a" * 300), "--author is 300 characters long; the limit is 200"),
+    (("commit", "--message", "m" * 2001), "--message is 2,001 characters long; the limit is 2,000"),
+    (("commit", "--message", "ring\x07"), "--message contains the control character '\\x07'"),
+    (("commit", "--author", "two\nlines"), "--author contains the control character '\\n'; use plain text on one"),
+    (("approve", "1", "--by", "b" * 201), "--by (your name) is 201 characters long; the limit is 200"),
+    (("rollback", "--by", "carol", "--reason", "r" * 100_000), "--reason is 100,000 characters long"),
+    (("status", "0"), "there is no run 0: run ids are whole numbers from 1"),
+    (("status", str(2**64)), f"there is no run {2**64}: run ids are whole numbers from 1"),
+    (("retry", str(2**63)), f"there is no run {2**63}"),
+    (("reset", "--by", "ops"), "add --yes to confirm"),
+], ids=lambda v: " ".join(v)[:60] if isinstance(v, tuple) else None)
 def test_bad_input_exits_2_saying_what_to_fix(env, snapshot, healthy, args, says):
     before = snapshot()
     proc = cli(env, *args, expect=2)
@@ -304,3 +316,124 @@ def test_an_unexpected_error_exits_1_with_a_message_not_a_traceback(env):
     proc = cli(broken, "runs", expect=1)
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("failed: OperationalError: ") and '"127.0.0.1", port 9 failed' in proc.stderr
+
+
+# ---- settings and paths that cannot work: exit 2 naming them; a hung database: exit 1 naming the host ----------
+def _not_a_dir(tmp_path) -> str:
+    (tmp_path / "a-file").write_text("")
+    return str(tmp_path / "a-file" / "data")
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"DATABASE_URL": "mysql://lab:hunter2@db.example:3306/lab"},
+     ["DATABASE_URL 'mysql://lab:***@db.example:3306/lab' has the scheme 'mysql'", "sqlite:///"]),
+    ({"DATABASE_URL": "postgresql+nosuchdriver://lab:hunter2@db.example/lab"},
+     ["DATABASE_URL 'postgresql+nosuchdriver://lab:***@db.example/lab' is not a usable database URL"]),
+    ({"LAB_DATA_DIR": _not_a_dir}, ["the data directory", "/a-file/data is not usable", "set LAB_DATA_DIR"]),
+    ({"LAB_STALE_SECONDS": "1"}, ["LAB_STALE_SECONDS (1) must be at least 5 heartbeats"]),
+    ({"LAB_TICK_SECONDS": "fast"}, ["LAB_TICK_SECONDS='fast' is not a number"]),
+], ids=["db-scheme", "db-driver", "data-dir", "stale-window", "tick"])
+def test_a_setting_that_cannot_work_exits_2_naming_it(env, snapshot, tmp_path, change, says):
+    before = snapshot()
+    change = {k: (v(tmp_path) if callable(v) else v) for k, v in change.items()}
+    proc = cli({**env, **change}, "status", expect=2)
+    for words in says:
+        assert words in proc.stderr, proc.stderr
+    assert "hunter2" not in proc.stderr and "Traceback" not in proc.stderr
+    assert snapshot() == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory anyway")
+def test_a_read_only_data_dir_exits_2_naming_it(env, tmp_path):
+    data = tmp_path / "ro"
+    data.mkdir()
+    data.chmod(0o555)
+    try:
+        proc = cli({**env, "LAB_DATA_DIR": str(data)}, "status", expect=2)
+    finally:
+        data.chmod(0o755)
+    assert f"the data directory {data} is not usable" in proc.stderr and "LAB_DATA_DIR" in proc.stderr
+
+
+def test_a_hung_database_fails_with_exit_1_naming_the_host_with_the_password_masked(env):
+    """A server that accepts the connection and never answers (as a stopped postmaster does)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        port = hung.getsockname()[1]
+        url = f"postgresql+psycopg2://lab:hunter2@127.0.0.1:{port}/lab"
+        proc = engine_cli({**env, "DATABASE_URL": url}, "status", timeout=60)  # connect_timeout: 5 s
+    assert proc.returncode == 1, proc.stderr
+    assert f"the database at postgresql+psycopg2://lab:***@127.0.0.1:{port}/lab did not answer" in proc.stderr
+    assert "timeout" in proc.stderr and "hunter2" not in proc.stderr
+
+
+def test_a_locked_sqlite_store_fails_after_the_busy_timeout_with_exit_1(tmp_path, mlflow_template):
+    import sqlite3
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template)
+    Store(settings.database_url).dispose()  # the schema exists
+    holder = sqlite3.connect(tmp_path / "lab.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock and never lets go
+    try:
+        proc = cli({**cli_env(settings), "LAB_DB_STATEMENT_TIMEOUT": "1"}, "commit", expect=1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "database is locked" in proc.stderr and str(tmp_path / "lab.db") in proc.stderr
+
+
+# ---- CSV: formula cells are neutralised ----------------------------------------------------------------------
+def test_runs_csv_neutralises_formula_cells(tmp_path, mlflow_template):
+    from engine.lab import Lab
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template)
+    lab = Lab(settings)
+    formula = '=HYPERLINK("http://evil.example","open")'
+    lab.commit(message=formula, author="@mallory")
+    lab.commit(message="-1+2", author="+bob")
+    lab.close()
+    rows = list(csv.DictReader(io.StringIO(cli(cli_env(settings), "runs", "--csv", expect=0).stdout)))
+    assert [(r["message"], r["author"]) for r in rows] == [("'-1+2", "'+bob"), ("'" + formula, "'@mallory")]
+    assert rows[0]["seed"].isdigit() and "T" in rows[0]["created_at"]  # numbers stay numbers; ISO 8601 times
+
+
+# ---- PostgreSQL: a value over a column's size is refused before anything is written --------------------------
+@pytest.mark.postgres
+def test_commit_with_an_author_over_the_limit_on_postgres_writes_nothing(pg_url, tmp_path, mlflow_template):
+    env = cli_env(make_settings(tmp_path, pg_url, mlflow_template))
+    proc = cli(env, "commit", "--author", "a" * 300, expect=2)
+    assert "--author is 300 characters long; the limit is 200" in proc.stderr
+    store = Store(pg_url)
+    try:
+        assert store.row_counts()["runs"] == 0 and store.audit_trail() == []
+    finally:
+        store.dispose()
+
+
+# ---- a newcomer's CLI -------------------------------------------------------------------------------------------
+def test_every_command_and_option_has_help_and_the_epilog_lists_exit_codes_and_steps():
+    import argparse
+
+    from engine import pipeline
+    from engine.__main__ import _parser
+    parser = _parser()
+
+    def check(p: argparse.ArgumentParser, path: str) -> None:  # every option and subcommand, at every level
+        assert [a.dest for a in p._actions if a.help is None] == [], f"{path}: options without --help text"
+        for sub in (a for a in p._actions if isinstance(a, argparse._SubParsersAction)):
+            helped = {c.dest: c.help for c in sub._choices_actions}
+            assert set(helped) == set(sub.choices) and all(helped.values()), (path, helped)
+            for name, command in sub.choices.items():
+                check(command, f"{path} {name}")
+    check(parser, "python -m engine")
+    for code in ("0  done", "1  the run ended", "2  bad input", "3  refused"):
+        assert code in parser.epilog
+    assert all(step in parser.epilog for step in pipeline.NAMES)
+
+
+def test_commit_without_wait_says_when_no_worker_is_alive(tmp_path, mlflow_template):
+    env = cli_env(make_settings(tmp_path, f"sqlite:///{tmp_path / 'lab.db'}", mlflow_template))
+    proc = cli(env, "commit", expect=0)
+    assert "note: no worker is alive to pick run 1 up; start one with `python -m engine worker`" in proc.stderr
+    assert json.loads(proc.stdout)["created_at"].endswith("+00:00")  # ISO 8601 with its time zone
+    assert cli_json(env, "workers") == []
+    assert "0 live worker(s)" in cli(env, "workers", "--check", expect=1).stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from sqlalchemy import event
 
 from engine.config import CHAMPION, MODEL_NAME
 from engine.errors import BadInput, Refused
@@ -52,8 +53,43 @@ def two_promotions(mlab):
             "allowed": mlab.allowed_actions(None)}
 
 
+ROLLBACK_FAULTS = ("record_alias", "add_audit", "set_version_tags", "set_alias", "commit")
+
+
 @pytest.fixture(scope="module")
-def rolled_back(mlab, two_promotions):
+def faulty_rollbacks(mlab, two_promotions):
+    """A rollback failing at each of its side effects in turn (before the real one): error, state around it."""
+    out = {}
+    for point in ROLLBACK_FAULTS:
+        boom = RuntimeError(f"{point} broke")
+
+        def fail(*_args, **_kwargs):
+            raise boom  # noqa: B023 - called within this iteration
+        before = state(mlab)
+        with pytest.MonkeyPatch.context() as mp:
+            if point in ("record_alias", "add_audit"):
+                mp.setattr(mlab.store, point, fail)
+            elif point == "set_version_tags":  # the tags land, then the registry reports a failure
+                real = mlab.tracking.set_version_tags
+                mp.setattr(mlab.tracking, point, lambda v, tags, real=real: (real(v, tags), fail()))
+            elif point == "set_alias":  # the move to version 1 lands, then reports a failure; the undo works
+                real = mlab.tracking.set_alias
+                mp.setattr(mlab.tracking, point,
+                           lambda alias, v, real=real: (real(alias, v), fail()) if v == 1 else real(alias, v))
+            else:
+                event.listen(mlab.store.engine, "commit", fail)
+            try:
+                with pytest.raises(RuntimeError) as raised:
+                    mlab.rollback(by="carol", reason="v2 denies too many surgery claims")
+            finally:
+                if point == "commit":
+                    event.remove(mlab.store.engine, "commit", fail)
+        out[point] = {"error": raised.value, "before": before, "after": state(mlab)}
+    return out
+
+
+@pytest.fixture(scope="module")
+def rolled_back(mlab, two_promotions, faulty_rollbacks):
     """Champion rolled back to v1 by carol; then a second rollback tried (refused) with the state around it."""
     result = mlab.rollback(by="carol", reason="v2 denies too many surgery claims")
     after = state(mlab)
@@ -86,6 +122,22 @@ def test_champion_history_before_rollback(two_promotions):
                                                                            (2, "promote", "bob")]
     assert history[0]["until"] == history[1]["since"] and history[1]["until"] is None
     assert two_promotions["allowed"]["rollback"] is None
+
+
+@pytest.mark.parametrize("point", ROLLBACK_FAULTS)
+def test_a_rollback_that_fails_at_any_side_effect_changes_nothing(faulty_rollbacks, point):
+    """Each side effect of a rollback fails in turn: champion, its history, tags and audit stay as they were."""
+    fault = faulty_rollbacks[point]
+    assert str(fault["error"]) == f"{point} broke"
+    assert fault["before"]["champion"] == 2
+    assert fault["after"] == fault["before"]
+
+
+def test_a_rollback_with_a_reason_over_the_limit_is_bad_input_and_changes_nothing(mlab, two_promotions):
+    before = state(mlab)
+    with pytest.raises(BadInput, match="--reason is 100,000 characters long; the limit is 2,000"):
+        mlab.rollback(by="carol", reason="x" * 100_000)
+    assert state(mlab) == before
 
 
 def test_score_serves_whatever_champion_points_at(mlab, two_promotions, rolled_back):

@@ -11,6 +11,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -20,9 +24,10 @@ from engine import pipeline
 from engine.config import EXPERIMENT, RUN_TAGS
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
-from engine.states import RESTING, RunStatus
+from engine.runner import StepContext
+from engine.states import RESTING, RunStatus, StepStatus
 from engine.store import steps as steps_table
-from tests.conftest import STALE, wait_until
+from tests.conftest import ROOT, STALE, wait_until
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 NOT_CI = [s.name for s in pipeline.STEPS if s.stage != "CI"]
@@ -368,3 +373,115 @@ def test_a_failing_heartbeat_is_logged_and_beating_goes_on(lab, monkeypatch, cap
         lab.runner._heartbeat(42, threading.Event())  # returns once the store says the step stopped running
     assert calls == [42, 42, 42]
     assert [r.getMessage() for r in caplog.records] == ["heartbeat failed"]
+
+
+# ---- interruption is per run and atomic (a killed worker had two steps running) ------------------------------
+DEAD = "deadhost:4242:abcdef"
+
+
+def _two_steps_of_a_dead_worker(lab) -> int:
+    """A run whose commit_received succeeded and whose ci_tests and data_validation run on a worker that died."""
+    run_id = lab.commit(seed=17, message="two steps on a dead worker")
+    lab.runner.execute(lab.store.claim_step(DEAD))  # the real commit_received: it queues its two successors
+    claimed = {lab.store.claim_step(DEAD)["name"] for _ in range(2)}
+    assert claimed == {"ci_tests", "data_validation"}
+    return run_id
+
+
+def _set_silence(lab, run_id: int, silent: dict[str, float]) -> None:
+    """Set steps' last heartbeats to `silent[name]` seconds ago, on the database's clock."""
+    from engine.store import db_now, steps
+    with lab.store.tx() as c:
+        for name, seconds in silent.items():
+            c.execute(sa.update(steps).where(steps.c.run_id == run_id, steps.c.name == name)
+                      .values(heartbeat_at=db_now(lab.store.engine.dialect.name) - seconds))
+
+
+def _statuses(lab, run_id: int) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in lab.store.steps_of(run_id)}
+
+
+def test_one_stale_step_interrupts_the_whole_run_and_its_live_sibling_at_once(lab):
+    run_id = _two_steps_of_a_dead_worker(lab)
+    _set_silence(lab, run_id, {"ci_tests": 3600, "data_validation": 0})  # the gap seen live: one looks alive
+    assert lab.runner.reap_stale() == 1
+    statuses = _statuses(lab, run_id)
+    assert lab.store.get_run(run_id)["status"] == "interrupted"
+    assert (statuses["ci_tests"], statuses["data_validation"]) == ("interrupted", "interrupted")
+    assert not [n for n, s in statuses.items() if s in ("queued", "running", "pending")], statuses
+    assert lab.runner.reap_stale() == 0  # nothing left to reap
+
+
+def test_retry_after_two_stale_heartbeats_leaves_claimable_steps_and_completes(lab):
+    run_id = _two_steps_of_a_dead_worker(lab)
+    _set_silence(lab, run_id, {"ci_tests": 3600, "data_validation": 1800})
+    lab.runner.reap_stale()
+    assert lab.retry(run_id, by="tester") == "ci_tests"  # the first step that did not succeed
+    statuses = _statuses(lab, run_id)
+    ready = pipeline.ready("CI", {**statuses, "ci_tests": "pending", "data_validation": "pending"})
+    assert [n for n, s in statuses.items() if s == "queued"] == ready == ["ci_tests", "data_validation"]
+    lab.runner.run_until_idle()
+    run = lab.run(run_id)
+    assert run["status"] == "ci_complete"
+    assert {s["name"]: s["attempt"] for s in run["steps"] if s["stage"] == "CI"} == {
+        "commit_received": 1, "ci_tests": 2, "data_validation": 2, "ci_quick_train": 1, "mlflow_log_ci": 1}
+
+
+def test_retry_refuses_while_a_step_of_the_run_still_runs(lab):
+    """The end state of the old bug (run interrupted, a sibling still `running`): refused with the reason."""
+    run_id = _two_steps_of_a_dead_worker(lab)
+    with lab.store.tx() as c:  # written the old way: one step and the run interrupted, the sibling not
+        lab.store.set_step_status(c, lab.store.step(run_id, "ci_tests", c), StepStatus.INTERRUPTED)
+        lab.store.set_run_status(c, run_id, "running", RunStatus.INTERRUPTED)
+    before = lab.run(run_id)
+    with pytest.raises(Refused, match=f"data_validation of run {run_id} is still running on {DEAD}"):
+        lab.retry(run_id)
+    assert lab.run(run_id) == before
+    _set_silence(lab, run_id, {"data_validation": 3600})
+    assert lab.runner.reap_stale() == 1
+    assert lab.retry(run_id) == "ci_tests"
+    lab.runner.run_until_idle()
+    assert lab.store.get_run(run_id)["status"] == "ci_complete"
+
+
+def test_a_runner_never_interrupts_its_own_live_step(lab):
+    run_id = lab.commit(seed=18)
+    step = lab.store.claim_step(lab.runner.worker_id)
+    lab.runner._live[step["id"]] = StepContext(lab.store, lab.settings, lab.store.get_run(run_id), step)
+    _set_silence(lab, run_id, {"commit_received": 3600})  # as after a database outage
+    assert lab.runner.reap_stale() == 0
+    assert lab.store.step(run_id, "commit_received")["status"] == "running"
+    del lab.runner._live[step["id"]]  # once it is not live here any more, it is an orphan like any other
+    assert lab.runner.reap_stale() == 1
+
+
+# ---- MLflow's schema on a fresh PostgreSQL backend: workers starting together --------------------------------
+@pytest.mark.postgres
+def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url):
+    """Three processes create MLflow's schema at once; the advisory lock lets one migrate, the others wait."""
+    code = ("import sys; from engine.runner import prepare_mlflow_backend; from engine.tracking import Tracking; "
+            "prepare_mlflow_backend(sys.argv[1]); Tracking(sys.argv[1]).experiment_id(); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
+    assert all(out.strip() == "ok" for out, _ in results)
+    from engine.tracking import Tracking
+    assert [e.name for e in Tracking(pg_url).client.search_experiments()].count(EXPERIMENT) == 1
+
+
+# ---- a step's subprocesses die with the step -------------------------------------------------------------------
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_step_interrupted_elsewhere_has_its_subprocess_group_killed(lab):
+    """Another runner marks the run interrupted; this runner's heartbeat notices and kills the step's processes."""
+    run_id = lab.commit(seed=19)
+    step = lab.store.claim_step(lab.runner.worker_id)
+    ctx = StepContext(lab.store, lab.settings, lab.store.get_run(run_id), step)
+    child = ctx.popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    assert os.getpgid(child.pid) == child.pid != os.getpgid(0)  # a process group of its own
+    lab.runner._live[step["id"]] = ctx
+    lab.runner._start_heartbeat()
+    with lab.store.tx() as c:
+        lab.store.interrupt_run(c, run_id, "reaped by another runner")
+    wait_until(lambda: child.poll() is not None, timeout=60, what="the step's subprocess to be killed")
+    assert child.returncode == -signal.SIGKILL

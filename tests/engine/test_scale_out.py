@@ -17,7 +17,16 @@ import pytest
 from engine import pipeline
 from engine.lab import Lab
 from engine.states import RESTING
-from tests.conftest import cli_env, group_members, kill_group, make_settings, start_worker, wait_until
+from tests.conftest import (
+    alive,
+    children_of,
+    cli_env,
+    group_members,
+    kill_group,
+    make_settings,
+    start_worker,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -84,9 +93,13 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
     run_id = pg_lab.commit(seed=41, message="crash")
     wait_until(held.exists, what="the ci_tests suite to start (and hold)")
     running = pg_lab.store.step(run_id, "ci_tests")
-    assert running["status"] == "running" and int(held.read_text()) in group_members(proc.pid)
-    kill_group(proc, signal.SIGKILL)  # the worker and its suite, as a crashed host would lose them
-    wait_until(lambda: group_members(proc.pid) == [], timeout=30, what="the worker's processes to die")
+    suite = int(held.read_text())
+    # ci_tests runs pytest in a child process with a process group of its own: kill the worker's group, as a
+    # crashed host would, and the child dies with its parent
+    assert running["status"] == "running" and suite in children_of(proc.pid)
+    kill_group(proc, signal.SIGKILL)
+    wait_until(lambda: group_members(proc.pid) == [] and not alive(suite), timeout=30,
+               what="the worker's processes to die")
 
     # No live worker is left, so a short stale window cannot mistake one for dead.
     reaper = Lab(replace(pg_lab.settings, stale_seconds=2.0))

@@ -205,12 +205,12 @@ def test_skip_pending_skips_only_steps_not_reached(store):
 def test_heartbeat_and_stale_steps(store):
     run_id = _run(store)
     step = store.claim_step("w")
-    assert store.heartbeat(step["id"]) is True
+    assert store.heartbeat([step["id"]]) == {step["id"]}
     assert store.stale_steps(60) == []
     assert [s["id"] for s in store.stale_steps(-1)] == [step["id"]]  # every heartbeat is older than "now + 1"
     with store.tx() as c:
         store.set_step_status(c, store.step(run_id, "commit_received"), StepStatus.INTERRUPTED)
-    assert store.heartbeat(step["id"]) is False  # no longer running
+    assert store.heartbeat([step["id"]]) == set()  # no longer running
     assert store.stale_steps(-1) == []
 
 
@@ -327,3 +327,15 @@ def test_stores_created_together_on_a_fresh_database_all_start(db_url):
     finally:
         for s in made:
             s.dispose()
+
+
+def test_heartbeats_are_written_and_judged_on_the_database_clock(store, monkeypatch):
+    """A worker whose clock runs an hour behind does not make its live step look dead."""
+    import engine.store
+    run_id = _run(store)
+    wrong = time.time() - 3600
+    monkeypatch.setattr(engine.store, "time", type("Clock", (), {"time": staticmethod(lambda: wrong)}))
+    step = store.claim_step("w")
+    assert store.heartbeat([step["id"]]) == {step["id"]}
+    assert store.stale_steps(60) == []
+    assert store.step(run_id, "commit_received")["started_at"] == wrong  # the worker's clock is used elsewhere
