@@ -270,12 +270,12 @@ class Autopilot:
 
     def _start_stream(self) -> None:
         self._check_stop()
-        self.lab.stream.start(rate=STREAM_RATE, scenario="none", by=self.by)
+        self.lab.stream.start(rate=min(STREAM_RATE, self.lab.stream.max_rate), scenario="none", by=self.by)
         if not self.lab.stream.status()["producer"]["alive"] and not self._wait_for(
                 lambda: self.lab.stream.status()["producer"]["alive"], 10):
             self.say("The claims stream is on, but no runner produces it in this process.", "warning")
             return
-        self.say(f"Production traffic: the live stream sends {STREAM_RATE:g} claims a second to "
+        self.say(f"Production traffic: the live stream sends {self.lab.stream.state()['rate']:g} claims a second to "
                  "models:/claims-settlement-rf@champion; every claim is stored with its decision, and its true "
                  "outcome arrives later.")
 
@@ -285,7 +285,8 @@ class Autopilot:
         if not self.lab.stream.status()["producer"]["alive"]:
             return
         since = self.lab.stream.state()["next_seq"]
-        self.lab.stream.start(rate=DRIFT_RATE, scenario="inflation", ramp=0, by=self.by)
+        self.lab.stream.start(rate=min(DRIFT_RATE, self.lab.stream.max_rate), scenario="inflation", ramp=0,
+                              by=self.by)
         self.say("Scenario 'inflation': billed amounts rise by 80% from now on. The drift monitor compares each "
                  "window of claims with the champion's own training data.", "warning")
 

@@ -415,7 +415,8 @@ class Store:
         with self.tx() as c:
             self.lock(c, "lab-prune")
             removed = {t.name: c.execute(sa.delete(t)).rowcount
-                       for t in (logs, steps, runs, audit, failure_modes, alias_history)}
+                       for t in (logs, steps, run_origin, runs, audit, failure_modes, alias_history,
+                                 stream_claims, stream_snapshots, stream_state)}
             self.add_audit(c, by, "reset", comment="the lab was reset to a clean state", detail=removed)
         return removed
 

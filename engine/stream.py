@@ -146,14 +146,22 @@ class Stream:
             self.store.add_audit(c, by or "cli", "closed_loop", None, "on" if enabled else "off")
         return self.state()
 
+    @property
+    def max_rate(self) -> float:
+        """The highest rate this lab accepts (lower in the public demo)."""
+        s = self.settings
+        return min(s.stream_max_rate, s.demo_max_stream_rate) if s.demo else s.stream_max_rate
+
     def _check_rate(self, rate) -> float:
-        cap = self.settings.stream_max_rate
+        cap = self.max_rate
         try:
             rate = float(rate)
         except (TypeError, ValueError):
             raise BadInput(f"rate {rate!r} is not a number; give claims per second, e.g. --rate 20") from None
         if not (math.isfinite(rate) and 0 < rate <= cap):
-            raise BadInput(f"rate {rate:g} is out of range: give more than 0 and at most {cap:g} claims per second")
+            where = " in this public demo" if cap < self.settings.stream_max_rate else ""
+            raise BadInput(f"rate {rate:g} is out of range: give more than 0 and at most {cap:g} claims per "
+                           f"second{where}")
         return rate
 
     @staticmethod

@@ -87,6 +87,19 @@ def test_bad_controls_are_refused_and_change_nothing(slab, kwargs, message):
     assert slab.stream.state() == before
 
 
+def test_the_public_demo_caps_the_rate_and_says_so(slab):
+    from dataclasses import replace
+    demo = Lab(replace(slab.settings, demo=True, demo_max_stream_rate=20.0))
+    try:
+        before = demo.stream.state()
+        with pytest.raises(BadInput, match="at most 20 claims per second in this public demo"):
+            demo.stream.start(rate=21, by="visitor")
+        assert demo.stream.state() == before
+        assert demo.stream.max_rate == 20.0 and slab.stream.max_rate == 5000.0
+    finally:
+        demo.close()
+
+
 def test_controls_persist_for_another_process(slab):
     start(slab, "aging", rate=250, ramp=400, label_delay=123)
     other = Lab(slab.settings)  # a page refresh, a second browser, an app restart: a new reader
