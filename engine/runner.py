@@ -292,8 +292,7 @@ class Runner:
                 self._cond.wait(min(0.5, max(0.01, deadline - time.monotonic())))
         released = []
         for ctx in list(self._live.values()):
-            ctx.kill_subprocesses()
-            try:
+            try:  # released first, then its processes killed: the failure their death causes is not recorded
                 with self.store.tx() as c:
                     self.store.set_step_status(c, ctx.step, StepStatus.QUEUED, worker=None, queued_at=timestamp())
                 ctx.log(f"released by {self.worker_id}: it was shutting down; another worker runs it again", "WARNING")
@@ -302,6 +301,7 @@ class Runner:
                 pass  # it finished (or was reaped) while we looked
             except Exception as exc:  # the database is away: the step is reaped as interrupted later
                 log.warning("could not release %s: %s", ctx.step["name"], first_line(exc))
+            ctx.kill_subprocesses()
             self._live.pop(ctx.step["id"], None)
         self._pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
