@@ -232,24 +232,6 @@ def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float
         "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3})
 
 
-def alias_holder(tracking, alias: str) -> int | None:
-    """The version `alias` points at, None when it points nowhere; an MLflow that does not answer raises.
-
-    (Unlike Tracking.alias_version, which reads any failure as "no alias": a move must not take an outage
-    for an empty registry.)
-    """
-    from mlflow.exceptions import MlflowException
-
-    from engine.config import MODEL_NAME
-    try:
-        aliases = tracking.client.get_registered_model(MODEL_NAME).aliases
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    return int(aliases[alias]) if alias in aliases else None
-
-
 class Undo:
     """Side effects outside the database (MLflow tags and aliases), each with the step that takes it back.
 
@@ -640,7 +622,7 @@ class Store:
         """
         with Undo() as undo, self.tx() as c:  # the commit is inside Undo: a failed commit undoes too
             self.lock(c, f"alias:{alias}")
-            previous = alias_holder(tracking, alias)
+            previous = tracking.alias_version(alias)  # strict: an MLflow outage raises, never reads as "none"
             if expect_current is not None and previous != expect_current:
                 raise Refused(f"{alias} moved to version {previous} meanwhile; look again before acting")
             self.record_alias(c, alias, version, run_id, by, reason, action)
