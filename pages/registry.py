@@ -52,8 +52,9 @@ def lineage_section() -> None:
     if not graph.versions:
         st.caption("No version is registered yet, so there is no lineage to draw.")
         return
-    st.caption("Pipeline runs (border: run status) trained the versions; aliases point at the version they hold "
-               "now; dashed edges are earlier champions. Click a run, version or alias to see that version.")
+    st.caption(f"The newest {lineage.NEWEST} versions: on the left, the pipeline runs that trained them (border: "
+               "run status) and the aliases pointing at the version they hold now; dashed edges are earlier "
+               "champions (until a UTC time). Click a run, version or alias to see that version below.")
     picked = lineage.draw(graph)
     if picked is not None:
         lineage.details(get_lab(), graph, picked)

@@ -1,11 +1,13 @@
 """Model lineage: which pipeline run trained each registered version, where each alias points now, and which
-versions were champion before (and until when), drawn left to right: runs, versions, aliases.
+versions were champion before (and until when), drawn left to right: runs and aliases, then versions. Two
+columns keep the labels at their size on a phone (vis-network shrinks a drawing to fit its frame).
 
 `build` is pure (lists and dicts in, plain node/edge dicts out) so it is tested without Streamlit; `draw` hands
 them to streamlit-agraph (vis-network) with only options vis accepts, so the browser console stays clean.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -35,10 +37,11 @@ RUN_COLOURS = {
 UNKNOWN = STEP_COLOURS["pending"]  # a run the store no longer has
 VERSION_COLOUR = "#1F6FD6"
 ALIAS_COLOUR = "#F2B01E"
-EDGE_COLOUR = "#7A869A"
+EDGE_COLOURS = {"trained": "#7A869A", "holds": "#C98A00", "was": "#9AA5B5"}
 TEXT_COLOUR = "#1B2430"
-LEVELS = {"run": 0, "version": 1, "alias": 2}
-ROW_PX = 90
+LEVELS = {"run": 0, "alias": 0, "version": 1}
+ROW_PX = 80
+NEWEST = 12  # versions drawn: more would shrink the drawing below a readable size
 
 
 def run_node(run_id: int) -> str:
@@ -98,20 +101,23 @@ def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> L
             nodes.append(_node(run_node(run_id), f"run {run_id}\n{status.replace('_', ' ')}", "run",
                                RUN_COLOURS.get(status, UNKNOWN)))
         if run_id is not None:
-            edges.append(_edge(run_node(run_id), version_node(number), "trained"))
+            edges.append(_edge(run_node(run_id), version_node(number), "trained", "trained"))
         nodes.append(_node(version_node(number), _version_label(v), "version", VERSION_COLOUR))
     numbers = {v["version"] for v in versions}
     held = {alias: v["version"] for v in versions for alias in v["aliases"]}
     for alias in ALIASES:
         nodes.append(_node(alias_node(alias), f"@{alias}", "alias", ALIAS_COLOUR if alias in held else UNKNOWN))
         if alias in held:
-            edges.append(_edge(alias_node(alias), version_node(held[alias]), "now"))
+            edges.append(_edge(alias_node(alias), version_node(held[alias]), "", "holds"))
     past = [(i, h) for i, h in enumerate(history) if h["until"] is not None and h["version"] in numbers]
+    # Aliases are drawn below the runs: champion's past edges bend down, away from the "trained" labels, each to
+    # a different depth so that their labels stand apart.
     for bend, (i, h) in enumerate(past):
         ended_by_rollback = i + 1 < len(history) and history[i + 1]["action"] == "rollback"
-        label = f"was champion until {iso_ts(h['until'])}" + (" (rolled back)" if ended_by_rollback else "")
-        edges.append(_edge(alias_node(CHAMPION), version_node(h["version"]), label, dashes=True,
-                           smooth={"enabled": True, "type": "curvedCW", "roundness": 0.2 + 0.15 * (bend % 4)}))
+        label = f"was champion\nuntil {clock(h['until'])}" + ("\n(rolled back)" if ended_by_rollback else "")
+        edges.append(_edge(alias_node(CHAMPION), version_node(h["version"]), label, "was", id=f"was:{i}", dashes=True,
+                           smooth={"enabled": True, "type": "curvedCCW",
+                                   "roundness": 0.2 + 0.5 * (bend % 2)}))
     return Lineage(nodes, edges, {v["version"]: v for v in versions}, history)
 
 
@@ -136,14 +142,20 @@ def _node(node_id: str, label: str, kind: str, colour: str) -> dict:
             "borderWidth": 3, "borderWidthSelected": 4}
 
 
-def _edge(source: str, target: str, label: str, **extra) -> dict:
-    return {"id": f"{source}->{target}:{label}", "from": source, "to": target, "label": label, **extra}
+def _edge(source: str, target: str, label: str, kind: str, **extra) -> dict:
+    return {"id": f"{source}->{target}", "from": source, "to": target, "label": label,
+            "color": EDGE_COLOURS[kind], **extra}
+
+
+def clock(ts: float) -> str:
+    """Time of day in UTC to the second (the details below the graph give the date)."""
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
 
 
 # ---- Streamlit --------------------------------------------------------------------------------------------
 def load(lab: Lab) -> Lineage:
     """Read versions (MLflow), the runs that trained them and the champion history, and build the lineage."""
-    versions = lab.tracking.versions()
+    versions = lab.tracking.versions()[:NEWEST]
     wanted = {r for r in map(source_run, versions) if r is not None}
     runs = {r["id"]: r for r in lab.runs(limit=10_000) if r["id"] in wanted}
     return build(versions, runs, lab.champion_history())
@@ -152,17 +164,17 @@ def load(lab: Lab) -> Lineage:
 def config(lineage: Lineage) -> Config:
     """vis-network options, and nothing else: agraph's Config also copies its own keyword arguments (and a
     `groups: null`) into the options, which vis reports as console errors, so the options are set whole."""
-    rows = max(sum(n["level"] == LEVELS["version"] for n in lineage.nodes), len(ALIASES))
+    rows = max(sum(n["level"] == level for n in lineage.nodes) for level in set(LEVELS.values()))
     options = Config()
     options.__dict__ = {
-        "height": f"{min(640, 60 + ROW_PX * rows)}px", "width": "100%", "autoResize": True,
+        "height": f"{40 + ROW_PX * rows}px", "width": "100%", "autoResize": True,
         "physics": {"enabled": False},
         "layout": {"hierarchical": {"enabled": True, "direction": "LR", "sortMethod": "directed",
-                                    "levelSeparation": 230, "nodeSpacing": ROW_PX}},
+                                    "levelSeparation": 250, "nodeSpacing": ROW_PX}},
         "interaction": {"dragNodes": False, "zoomView": False, "hover": True},
-        "nodes": {"shape": "box", "margin": 10, "font": {"size": 14, "color": TEXT_COLOUR}},
-        "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}}, "color": {"color": EDGE_COLOUR},
-                  "font": {"size": 12, "color": TEXT_COLOUR, "strokeWidth": 3, "strokeColor": "#FFFFFF"}},
+        "nodes": {"shape": "box", "margin": 10, "font": {"size": 15, "color": TEXT_COLOUR}},
+        "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}},
+                  "font": {"size": 14, "color": TEXT_COLOUR, "strokeWidth": 3, "strokeColor": "#FFFFFF"}},
     }
     return options
 
@@ -196,7 +208,7 @@ def details(lab: Lab, lineage: Lineage, number: int) -> None:
     if run_id is None:
         st.caption("This version carries no pipeline_run_id tag, so the run that trained it is unknown.")
     else:
-        _source_run(lab, run_id, v["run_id"])
+        _source_run(lab, run_id, v["run_id"], run_id in rollbacks(lineage.history))
     tenures = [h for h in lineage.history if h["version"] == number]
     for h in tenures:
         until = iso_ts(h["until"]) if h["until"] else "now"
@@ -207,14 +219,15 @@ def details(lab: Lab, lineage: Lineage, number: int) -> None:
                  key="lineage_tags")
 
 
-def _source_run(lab: Lab, run_id: int, mlflow_id: str) -> None:
+def _source_run(lab: Lab, run_id: int, mlflow_id: str, rolled_back: bool) -> None:
     try:
         run = lab.run(run_id)
     except BadInput:  # the tag names a run this store does not hold (a registry shared with another lab)
         st.caption(f"Trained by pipeline run {run_id}, which this lab's store does not hold.")
         return
     message = md_escape((run.get("message") or "").splitlines()[0][:80]) if run.get("message") else ""
-    st.markdown(f"Trained by **run {run_id}** ({run['status'].replace('_', ' ')}) from commit `{run['sha'][:7]}`"
+    status = run["status"].replace("_", " ") + (", then rolled back" if rolled_back else "")
+    st.markdown(f"Trained by **run {run_id}** ({status}) from commit `{run['sha'][:7]}`"
                 + (f" · {message}" if message else ""))
     dashboard_link(run_id, "cd_full_train", f"Open run {run_id} at its Full train step")
     url = mlflow_run_url(lab, mlflow_id)

@@ -47,15 +47,16 @@ def test_build_draws_runs_versions_aliases_and_earlier_champions_of_a_played_lif
 
     solid = {(e["from"], e["to"], e["label"]) for e in graph.edges if not e.get("dashes")}
     expected = {(f"run:{r}", f"version:{out['model_version']}", "trained") for r, out in trained.items()}
-    expected |= {(f"alias:{a}", f"version:{played.tracking.alias_version(a)}", "now") for a in lin.ALIASES}
+    expected |= {(f"alias:{a}", f"version:{played.tracking.alias_version(a)}", "") for a in lin.ALIASES}
     assert solid == expected
-    assert ("alias:champion", "version:1", "now") in solid  # rolled back to version 1
+    assert ("alias:champion", "version:1", "") in solid  # rolled back to version 1
 
     history = played.champion_history()
     assert [(h["action"], h["version"]) for h in history] == [("promote", 1), ("promote", 2), ("rollback", 1)]
     dashed = sorted((e["to"], e["label"]) for e in graph.edges if e.get("dashes"))
-    assert dashed == [("version:1", f"was champion until {_utc(history[0]['until'])}"),
-                      ("version:2", f"was champion until {_utc(history[1]['until'])} (rolled back)")]
+    clock = [time.strftime("%H:%M:%S", time.gmtime(h["until"])) for h in history[:2]]
+    assert dashed == [("version:1", f"was champion\nuntil {clock[0]}"),
+                      ("version:2", f"was champion\nuntil {clock[1]}\n(rolled back)")]
     assert all(e["from"] == "alias:champion" for e in graph.edges if e.get("dashes"))
 
     # Run 2's promotion was undone: it is drawn as rolled back, run 1 as promoted.
@@ -95,7 +96,7 @@ def test_lineage_section_details_champion_then_the_picked_version(lifecycle_lab,
     at.run()
     assert not at.exception
     text = texts(at)
-    assert "Version 2**" in text and "Trained by **run 2**" in text
+    assert "Version 2**" in text and "Trained by **run 2** (promoted, then rolled back)" in text
     assert "(rolled back)" not in text and "(rollback by" not in text
     tenure = side_lab.champion_history()[1]  # version 2's one tenure, ended by the rollback
     assert f"champion from {_utc(tenure['since'])} until {_utc(tenure['until'])} (promote by" in text
