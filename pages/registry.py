@@ -52,7 +52,8 @@ def lineage_section() -> None:
     if not graph.versions:
         st.caption("No version is registered yet, so there is no lineage to draw.")
         return
-    st.caption(f"The newest {lineage.NEWEST} versions: on the left, the pipeline runs that trained them (border: "
+    shown = f"The newest {lineage.NEWEST} versions" if len(graph.versions) >= lineage.NEWEST else "Every version"
+    st.caption(f"{shown}: on the left, the pipeline runs that trained them (border: "
                "run status) and the aliases pointing at the version they hold now; dashed edges are earlier "
                "champions (until a UTC time). Click a run, version or alias to see that version below.")
     picked = lineage.draw(graph)

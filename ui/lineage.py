@@ -79,6 +79,14 @@ class Lineage:
         return next((int(e["to"].partition(":")[2]) for e in solid if e["from"] == node_id), None)
 
 
+    def run_link(self, node_id: str) -> str | None:
+        """The dashboard opened on the run behind a node (relative to agraph's frame, which is served from
+        <app>/component/<name>/index.html), or None when the node stands for no known run."""
+        number = self.version_of(node_id)
+        run_id = source_run(self.versions[number]) if number is not None else None
+        return None if run_id is None else f"../../?run={run_id}"  # one parameter: innerHTML would turn & into &amp;
+
+
 def source_run(version: dict) -> int | None:
     """The pipeline run that trained a version (its `pipeline_run_id` tag), or None when it has none."""
     value = version["tags"].get("pipeline_run_id", "")
@@ -156,8 +164,12 @@ def clock(ts: float) -> str:
 def load(lab: Lab) -> Lineage:
     """Read versions (MLflow), the runs that trained them and the champion history, and build the lineage."""
     versions = lab.tracking.versions()[:NEWEST]
-    wanted = {r for r in map(source_run, versions) if r is not None}
-    runs = {r["id"]: r for r in lab.runs(limit=10_000) if r["id"] in wanted}
+    runs = {}
+    for run_id in {r for r in map(source_run, versions) if r is not None}:
+        try:
+            runs[run_id] = lab.run(run_id)
+        except BadInput:  # a registry shared with another lab's store: drawn as an unknown run
+            pass
     return build(versions, runs, lab.champion_history())
 
 
@@ -171,7 +183,7 @@ def config(lineage: Lineage) -> Config:
         "physics": {"enabled": False},
         "layout": {"hierarchical": {"enabled": True, "direction": "LR", "sortMethod": "directed",
                                     "levelSeparation": 250, "nodeSpacing": ROW_PX}},
-        "interaction": {"dragNodes": False, "zoomView": False, "hover": True},
+        "interaction": {"dragNodes": False, "zoomView": False, "hover": True, "tooltipDelay": 86_400_000},
         "nodes": {"shape": "box", "margin": 10, "font": {"size": 15, "color": TEXT_COLOUR}},
         "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}},
                   "font": {"size": 14, "color": TEXT_COLOUR, "strokeWidth": 3, "strokeColor": "#FFFFFF"}},
@@ -182,7 +194,7 @@ def config(lineage: Lineage) -> Config:
 def draw(lineage: Lineage) -> int | None:
     """Draw the graph; the version to detail: the last one clicked (via its run or alias too), else champion's,
     else the newest."""
-    nodes = [_agraph_node(n) for n in lineage.nodes]
+    nodes = [_agraph_node(n, lineage.run_link(n["id"])) for n in lineage.nodes]
     edges = [Edge(e["from"], e["to"], **{k: v for k, v in e.items() if k not in ("from", "to")})
              for e in lineage.edges]
     clicked = agraph(nodes, edges, config(lineage))
@@ -192,11 +204,11 @@ def draw(lineage: Lineage) -> int | None:
     return picked or lineage.version_of(alias_node(CHAMPION)) or max(lineage.versions, default=None)
 
 
-def _agraph_node(spec: dict) -> Node:
-    node = Node(**spec)
-    # agraph's page turns a node's title into HTML and double-click opens it as a URL: no title, no stray tab.
-    del node.title
-    return node
+def _agraph_node(spec: dict, link: str | None) -> Node:
+    # agraph's page parses a node's title as HTML and a double-click opens that HTML as a URL (and throws when a
+    # node has no title). So the title is the dashboard link of the node's run, or "<body>", which parses to
+    # nothing: a double-click then does nothing. Tooltips are off (tooltipDelay), the title is not a tooltip.
+    return Node(**spec, title=link or "<body>")
 
 
 def details(lab: Lab, lineage: Lineage, number: int) -> None:

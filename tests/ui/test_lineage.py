@@ -76,6 +76,9 @@ def test_a_click_on_a_run_or_alias_stands_for_the_version_it_trained_or_holds(pl
     assert [graph.version_of(n) for n in ("run:1", "run:2", "version:2", "alias:champion", "alias:staging")] == \
         [1, 2, 2, 1, staging]
     assert [graph.version_of(n) for n in (None, "version:9", "run:3", "bogus")] == [None] * 4
+    # agraph opens a node's title on double-click: the dashboard on the run behind the node, else nothing.
+    assert [graph.run_link(n) for n in ("alias:champion", "version:2", "run:3")] == ["../../?run=1", "../../?run=2",
+                                                                                     None]
 
 
 def test_build_of_an_empty_registry_has_only_the_aliases_and_no_edges():
