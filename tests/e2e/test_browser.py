@@ -217,8 +217,6 @@ def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab, 
     assert_healthy(page)
 
 
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("width,height", [(1440, 1000), (390, 844)])
 def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, tmp_path, width, height):
