@@ -1,8 +1,9 @@
-"""Model registry: every version of claims-settlement-rf, who held champion when, and rollback."""
+"""Model registry: every version of claims-settlement-rf, its lineage, who held champion when, and rollback."""
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.config import MODEL_NAME
+from ui import lineage
 from ui import registry as r
 from ui.common import get_lab, md_escape
 from ui.pagekit import name_input
@@ -36,6 +37,28 @@ def versions_section() -> None:
         **{m: st.column_config.NumberColumn(m, format="%.4f") for m in r.METRICS}})
     st.caption("Metrics are the full-train holdout metrics logged to each version's MLflow run; tags record "
                "provenance (commit, pipeline run) and every approval and rollback decision.")
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def load_lineage(uri: str) -> lineage.Lineage:
+    """The lineage graph's data (uri keys the cache per tracking store)."""
+    return lineage.load(get_lab())
+
+
+def lineage_section() -> None:
+    """Where each version came from and where the aliases point; a click details a version below."""
+    st.subheader("Lineage")
+    graph = load_lineage(get_lab().tracking.uri)
+    if not graph.versions:
+        st.caption("No version is registered yet, so there is no lineage to draw.")
+        return
+    shown = f"The newest {lineage.NEWEST} versions" if len(graph.versions) >= lineage.NEWEST else "Every version"
+    st.caption(f"{shown}: on the left, the pipeline runs that trained them (border: "
+               "run status) and the aliases pointing at the version they hold now; dashed edges are earlier "
+               "champions (until a UTC time). Click a run, version or alias to see that version below.")
+    picked = lineage.draw(graph)
+    if picked is not None:
+        lineage.details(get_lab(), graph, picked)
 
 
 def history_section() -> None:
@@ -83,6 +106,7 @@ def _roll_back() -> None:
         st.session_state[FLASH] = (False, f"Rollback refused: {exc}")
         return
     load_versions.clear()
+    load_lineage.clear()
     st.session_state[FLASH] = (True, f"Champion moved from version {moved['from_version']} to version "
                                      f"{moved['to_version']} (signed by {md_escape(by)}).")
 
@@ -91,5 +115,6 @@ st.title("Model registry")
 st.caption(f"Registered model **{MODEL_NAME}** in MLflow. Deploying *is* moving an alias: @challenger is the "
            "newest trained version, @staging receives shadow traffic, @champion serves production.")
 versions_section()
+lineage_section()
 history_section()
 rollback_section()

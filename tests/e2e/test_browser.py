@@ -3,7 +3,8 @@
 - a fake commit runs CI to ci_complete; a step's log console opens; a DAG click picks a step;
 - a schema-failure run, then Retry: the page keeps working and the failed step is focused;
 - a commit from the CLI appears on a resting dashboard by itself;
-- screenshots at 1440 px and 390 px (the phone layout: primary action plus menu).
+- screenshots at 1440 px and 390 px (the phone layout: primary action plus menu);
+- the registry's lineage graph over a played lifecycle, at 1440 px and 390 px.
 
 No Streamlit exception and no browser console error may show in any of them. Waits are by condition with
 generous deadlines (the machine is small and shared); nothing here asserts a timing.
@@ -14,11 +15,12 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, free_port, make_settings, wait_serving, wait_until
+from tests.conftest import ROOT, cli_env, copy_store, free_port, make_settings, store_settings, wait_serving, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -32,16 +34,14 @@ def server_env(tmp_path, mlflow_template) -> dict[str, str]:
     return cli_env(make_settings(tmp_path / "lab", None, mlflow_template))
 
 
-@pytest.fixture
-def server(tmp_path, server_env):
-    """A dashboard server on a free port over the lab; terminated whatever happens."""
+@contextmanager
+def serving(env: dict[str, str], log: Path):
+    """A dashboard server on a free port over the lab `env` names; terminated whatever happens."""
     port = free_port()
-    log = tmp_path / "streamlit.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=ROOT, env=server_env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
         yield f"http://127.0.0.1:{port}/"
@@ -52,6 +52,21 @@ def server(tmp_path, server_env):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path, server_env):
+    """A dashboard server over the empty lab."""
+    with serving(server_env, tmp_path / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture
+def lifecycle_server(tmp_path, played_lifecycle):
+    """A dashboard server over a private copy of the played lifecycle (two promotions and a rollback)."""
+    env = cli_env(store_settings(played_lifecycle, copy_store(played_lifecycle, tmp_path / "lab")))
+    with serving(env, tmp_path / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture
@@ -203,3 +218,25 @@ def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab, 
     assert_healthy(page)
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("width,height", [(1440, 1000), (390, 844)])
+def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, tmp_path, width, height):
+    from playwright.sync_api import expect
+    # Through the navigation, as a person gets there: a page's own URL opened cold makes Streamlit probe
+    # <page>/_stcore/health and host-config first, two 404s in the console that are not this page's.
+    page = open_page(browser, lifecycle_server, width=width, height=height)
+    status_line(page, "run 3: failed", 60)  # the dashboard is drawn and live
+    if width >= 1000:  # wide: the top navigation's "Lab" menu lists the page; narrow: the collapsed sidebar does
+        page.get_by_role("button", name="Lab").click()
+    else:
+        page.get_by_test_id("stExpandSidebarButton").click()
+    page.get_by_text("Model registry", exact=True).click()
+    expect(page.get_by_role("heading", name="Lineage")).to_be_visible(timeout=60_000)
+    if width < 1000:
+        page.get_by_test_id("stSidebarCollapseButton").get_by_role("button").click()
+    graph = page.frame_locator('iframe[title="streamlit_agraph.agraph"]').locator("canvas")
+    expect(graph).to_be_visible(timeout=60_000)  # vis-network drew into its canvas
+    expect(page.get_by_text("Trained by run 1")).to_be_visible(timeout=30_000)  # the champion, detailed
+    graph.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / f"registry-{width}.png"), full_page=True)
+    assert_healthy(page)
