@@ -20,7 +20,8 @@ def _name(model: dict | None, fallback: str) -> str:
 
 
 def gate(g: dict) -> None:
-    """A gate: its rule, each check with value, threshold and margin, and the verdict."""
+    """A gate: its rule, each check with value, 95% interval, threshold and margin, the verdict, and the decision
+    threshold each model was scored at."""
     verdict = g.get("verdict", "?")
     show, icon = VERDICTS.get(verdict, (st.info, icons.INFO))
     show(f"Gate verdict: **{verdict.upper()}**", icon=icon)
@@ -29,26 +30,50 @@ def gate(g: dict) -> None:
     for c in checks:
         st.markdown(f"{icons.DONE if c.get('passed') else icons.STATUS['failed']} {check_sentence(c)}")
     rows = [{"passed": bool(c.get("passed")), "check": c.get("name"), "value": c.get("value"),
-             "rule": f"{c.get('op', '')} {c.get('threshold')}", "margin": c.get("margin")} for c in checks]
+             "95% interval": interval_text(c.get("interval")), "rule": f"{c.get('op', '')} {c.get('threshold')}",
+             "margin": c.get("margin")} for c in checks]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"passed": st.column_config.CheckboxColumn(width="small"),
                                 "value": st.column_config.NumberColumn(format="%.4f"),
+                                "95% interval": st.column_config.TextColumn(help=bootstrap_text(g.get("bootstrap"))),
                                 "margin": st.column_config.NumberColumn(
                                     format="%+.4f", help="how far inside (+) or outside (-) the threshold")})
+    if g.get("thresholds"):
+        st.caption(thresholds_text(g["thresholds"]))
+
+
+def interval_text(interval: list[float] | None) -> str:
+    """A check's 95% interval as '[-0.0123, +0.0456]', or '—' when the check has none (e.g. max input PSI)."""
+    return "—" if not interval else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
+def bootstrap_text(bootstrap: dict | None) -> str:
+    """How the gate's intervals were made, for the interval column's help."""
+    if not bootstrap:
+        return "95% interval of the value"
+    return (f"95% interval of the value: {bootstrap.get('method', 'bootstrap')}, "
+            f"{bootstrap.get('resamples', 0):,} resamples, seed {bootstrap.get('seed')}")
+
+
+def thresholds_text(thresholds: dict) -> str:
+    """Each model's decision threshold ('challenger 0.4123, champion 0.3987'); a model that was not there is left
+    out (no champion yet)."""
+    shown = ", ".join(f"{model} {value:.4f}" for model, value in thresholds.items() if value is not None)
+    return f"Decision thresholds (a claim is approved when P(Approved) is at or above its model's): {shown}"
 
 
 def check_sentence(c: dict) -> str:
-    """One gate check as a sentence. A "gain" or a "drop" is a change against a reference, so it is said as
-    "rose" or "fell" ("ROC-AUC rose by 0.3980 (no drop)", never "drop -0.3980")."""
+    """One gate check as a sentence. A "gain", "drop" or "change" is a change against a reference, so it is said
+    as "rose" or "fell" ("ROC-AUC rose by 0.3980 (no drop)", never "drop -0.3980" or "change is -0.0040")."""
     name, value, op, threshold = c.get("name", "check"), c.get("value"), c.get("op", ""), c.get("threshold")
     if value is None or threshold is None:
         return f"{name}: no value recorded."
     words = name.split()
-    kind = next((w for w in ("gain", "drop") if w in words), None)
+    kind = next((w for w in ("gain", "drop", "change") if w in words), None)
     if kind:
         at = words.index(kind)
         subject, against = " ".join(words[:at]), " ".join(words[at + 1:]) or "against the reference"
-        rise = value if kind == "gain" else -value
+        rise = -value if kind == "drop" else value
         said = (f"{subject} {'rose' if rise > 0 else 'fell'} by {abs(rise):.4f} {against}" if round(rise, 4)
                 else f"{subject} did not change {against}")
         said += " (no drop)" if kind == "drop" and rise > 0 else ""

@@ -154,8 +154,9 @@ def test_the_panel_starts_the_stream_rows_appear_and_stop_stops_it(server, brows
 def test_an_unknown_category_typed_into_the_score_form_gets_its_own_message(server, browser, tmp_path):
     from playwright.sync_api import expect
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(server)  # the entry point registers the pages; then the Drift page by its link
-    page.get_by_role("link", name="Drift and scoring").click()
+    # The page's own URL path (st.Page takes it from pages/drift.py), as a bookmark or a shared link opens it; the
+    # top navigation keeps it in the "Lab" section's menu.
+    page.goto(f"{server.rstrip('/')}/drift")
     expect(page.get_by_text("Score a claim", exact=True)).to_be_visible(timeout=DEADLINE * 1000)
     _shoot(page, "Drift and scoring", tmp_path / "drift-page-1440.png", 1440)
     _shoot(page, "Drift and scoring", tmp_path / "drift-page-390.png", 390)

@@ -3,7 +3,7 @@
 The app builds its Lab from the environment (`get_lab()`, cached per process), so each test points the
 environment at its own data dir and clears Streamlit's caches before and after. Two kinds of app lab:
 
-- `data_dir` (and `seeded_dir`, `played_dir`, `lifecycle_awaiting_dir`, `app`, `make_lab`): the app's runner
+- `data_dir` (and `seeded_dir`, `played_dir`, `awaiting_dir`, `app`, `make_lab`): the app's runner
   ticks once an hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()`.
 - `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): the app's runner ticks every 0.2 s, for
   tests that check that pages follow work done in the background, as a user would see it.
@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT, built_once, copy_store, lab_env, make_settings, store_settings
 
 APP = str(ROOT / "app.py")
+WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
 
 
 def _clear_streamlit_caches() -> None:
@@ -56,23 +57,6 @@ def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int
     return built_once(tmp_path_factory, "seeded", seed), runs
 
 
-@pytest.fixture(scope="session")
-def awaiting_store(tmp_path_factory, seeded_store) -> tuple[Path, dict[str, int]]:
-    """The seeded store with its ci_complete run continued through CD to awaiting_approval (built once)."""
-    from engine import Lab, Settings
-    source, runs = seeded_store
-    data = tmp_path_factory.mktemp("awaiting")
-    shutil.copytree(source, data, dirs_exist_ok=True)
-    lab = Lab(Settings.from_env(lab_env(data)))
-    try:
-        lab.continue_run(runs["ok"], by="fixture")
-        lab.runner.run_until_idle()
-        assert lab.run(runs["ok"])["status"] == "awaiting_approval"
-    finally:
-        lab.close()
-    return data, runs
-
-
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
     """An empty lab data dir that the app (and test Labs) will use; caches cleared before and after."""
@@ -106,17 +90,9 @@ def played_dir(data_dir, played_lifecycle, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def lifecycle_awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
-    """`data_dir` holding a copy of the awaiting lifecycle (run 4 waits at the manual gate; champion v1)."""
+def awaiting_dir(data_dir, awaiting_lifecycle, monkeypatch) -> Path:
+    """`data_dir` holding a copy of the awaiting lifecycle (run WAITING waits at the manual gate; champion v1)."""
     return _holding(data_dir, awaiting_lifecycle, monkeypatch)
-
-
-@pytest.fixture
-def awaiting_dir(data_dir, awaiting_store) -> tuple[Path, dict[str, int]]:
-    """`data_dir` holding a copy of the awaiting store (run "ok" awaits approval, run "failed" failed)."""
-    source, runs = awaiting_store
-    shutil.copytree(source, data_dir, dirs_exist_ok=True)
-    return data_dir, runs
 
 
 @pytest.fixture
@@ -212,6 +188,18 @@ def texts(at) -> str:
     for kind in ("markdown", "caption", "info", "success", "warning", "error", "title"):
         parts += [e.value for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
+
+
+def errors_besides_the_drift_alert(at, lab) -> list[str]:
+    """The errors a dashboard run shows, less the Claims panel's major-drift alert, which must be there exactly
+    when the store's latest drift snapshot is major (the lifecycle stores streamed claims that drifted)."""
+    errors = [str(e.value) for e in at.error]
+    latest = lab.stream.snapshots(1)
+    if not latest or latest[0]["level"] != "major":
+        return errors
+    alert = f"Drift is **major** (snapshot #{latest[0]['id']}):"
+    assert [e for e in errors if e.startswith(alert)], f"no major-drift alert among {errors}"
+    return [e for e in errors if not e.startswith(alert)]
 
 
 def frame_with(at, column: str):

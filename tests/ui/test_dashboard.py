@@ -11,10 +11,10 @@ import re
 import pytest
 
 from engine import pipeline
+from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 TABS = ("Code", "Config", "Logs", "Outputs")
-WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
 
 
 def shown(at) -> str:
@@ -47,6 +47,11 @@ def labelled(elements, label: str):
 
 def button(at, label: str):
     return labelled(at.button, label)
+
+
+def thresholds_caption(at) -> str:
+    """The gate's line of each model's decision threshold."""
+    return next(c.value for c in at.caption if c.value.startswith("Decision thresholds"))
 
 
 def select(at, step: str, tab: str):
@@ -197,7 +202,7 @@ def test_failure_mode_toggle_persists(app, make_lab):
     assert fresh.toggle(key="fm_training_error").value is False
 
 
-def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, lifecycle_awaiting_dir, make_lab):
+def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiting_dir, make_lab):
     lab = make_lab()
     assert lab.run(WAITING)["status"] == "awaiting_approval"
     app.query_params["run"] = str(WAITING)
@@ -211,7 +216,7 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, lifecy
     labelled(app.text_input, "Reviewer").input("Dana")
     labelled(app.text_area, "Comment").input("metrics hold up")
     button(app, f"Approve run {WAITING}").click().run()
-    assert not app.exception and not app.error
+    assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
     lab.runner.run_until_idle()
     app.run()
     assert status_line(app).startswith(f"**run {WAITING}: promoted**")
@@ -219,22 +224,29 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, lifecy
         for tab in ("Outputs", "Logs"):
             select(app, step, tab)
             assert not app.exception, (step, tab)
+    steps = {s["name"]: s["outputs"] for s in lab.run(WAITING)["steps"]}
     select(app, "evaluate_vs_champion", "Outputs")
     assert "Gate verdict: **PASS**" in shown(app)
-    checks = app.dataframe[0].value["check"].tolist()  # a first model: against what needs no model
-    assert checks[0].startswith("ROC-AUC gain over best single feature")
-    assert checks[1:] == ["F1 gain over approve-every-claim", "cost saving per claim over approve-every-claim"]
+    evaluated = steps["evaluate_vs_champion"]
+    table = app.dataframe[0].value
+    assert table["95% interval"].tolist() == [f"[{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]"
+                                              for c in evaluated["gate"]["checks"]]
+    new, old = evaluated["challenger"]["threshold"], evaluated["champion"]["threshold"]  # each model's own
+    assert thresholds_caption(app).endswith(f"challenger {new:.4f}, champion {old:.4f}")
+    assert table["check"].tolist() == ["ROC-AUC change vs champion", "F1 change vs champion"]  # against v1
     select(app, "cd_full_train", "Outputs")
     assert "**SHAP**" in shown(app) and "Could not load" not in shown(app)
     select(app, "shadow_monitor", "Outputs")
     assert "Gate verdict: **PASS**" in shown(app)
+    both = steps["shadow_monitor"]["gate"]["thresholds"]  # staging and champion, each at its own threshold
+    assert thresholds_caption(app).endswith(f"staging {both['staging']:.4f}, champion {both['champion']:.4f}")
     assert {m.label: m.value for m in app.metric}["Drift level"] == "none"
     select(app, "manual_approval", "Outputs")
     assert "Dana" in shown(app)
     assert "Champion: **claims-settlement-rf v3**" in [s.value for s in app.success]
 
 
-def test_reject_dialog_needs_a_name_then_stops_the_run_at_the_gate(app, lifecycle_awaiting_dir, make_lab):
+def test_reject_dialog_needs_a_name_then_stops_the_run_at_the_gate(app, awaiting_dir, make_lab):
     lab = make_lab()
     app.query_params["run"] = str(WAITING)
     app.run()
@@ -264,7 +276,7 @@ def test_retry_dialog_requeues_the_failed_run_from_the_step_that_stopped_it(app,
     app.button(key="act_retry").click().run()
     assert labelled(app.selectbox, "Retry from").value == "data_validation"
     labelled(app.text_input, "Your name (optional)").input("Ola")
-    button(app, "Retry").click().run()
+    button(app, f"Retry run {runs['failed']}").click().run()
     assert not app.exception
     lab = make_lab()
     run = lab.run(runs["failed"])
@@ -279,7 +291,7 @@ def test_retry_dialog_requeues_the_failed_run_from_the_step_that_stopped_it(app,
     assert status_line(app).startswith(f"**run {runs['failed']}: ci_complete**")
 
 
-def test_rollback_dialog_names_the_version_that_becomes_champion(app, lifecycle_awaiting_dir, make_lab):
+def test_rollback_dialog_names_the_version_that_becomes_champion(app, awaiting_dir, make_lab):
     lab = make_lab()
     app.run()
     rollback = app.button(key="act_rollback")

@@ -54,5 +54,6 @@ def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_la
     assert metrics["roc_auc"] == f"{full['metrics']['roc_auc']:.4g}"
     artifacts = next(e for e in app.expander if e.label.startswith("Artifacts ("))
     files = [c.value for c in artifacts.caption]
-    assert {"📄 shap/importance.csv", "📄 eval/confusion_matrix.json"} <= set(files)
+    listed = {f":material/description: {path}" for path in ("shap/importance.csv", "eval/confusion_matrix.json")}
+    assert listed <= set(files)
     assert [image.captions for image in artifacts.image] == [["shap/beeswarm.png"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
 from ui import dialogs, header, icons
 
 ACTIONS = [name for name, _, _ in header.ACTIONS]
@@ -33,15 +34,15 @@ def _check_buttons(app, lab, run) -> None:
         assert (phone.disabled, phone.help) == (wide.disabled, wide.help), name
 
 
-@pytest.mark.parametrize("store", ["empty", "seeded_dir", "awaiting_dir"])
+@pytest.mark.parametrize("store", ["data_dir", "seeded_dir", "awaiting_dir"])
 def test_every_action_is_enabled_exactly_when_the_lab_allows_it(app, make_lab, store, request):
-    runs = request.getfixturevalue(store)[1] if store != "empty" else {}
-    for run_id in [None, *runs.values()]:
+    request.getfixturevalue(store)
+    lab = make_lab()
+    for run_id in [None, *sorted(r["id"] for r in lab.runs())]:  # every run the store holds, in each status
         if run_id is not None:
             app.query_params["run"] = str(run_id)
         app.run()
         assert not app.exception
-        lab = make_lab()
         latest = lab.runs(1)
         shown = run_id if run_id is not None else (latest[0]["id"] if latest else None)  # the default: newest
         _check_buttons(app, lab, lab.run(shown) if shown else None)
@@ -63,17 +64,17 @@ def test_retry_from_the_phone_menu_requeues_the_failed_step_and_focuses_it(app, 
 
 
 def test_reject_dialog_puts_the_form_first_and_draws_the_rejection_as_rejected(app, awaiting_dir, make_lab):
-    _, runs = awaiting_dir
-    app.query_params["run"] = str(runs["ok"])
+    app.query_params["run"] = str(WAITING)
     app.run()
     app.button(key="act_reject").click().run()
     assert not app.exception
     assert "Gate verdict: **PASS**" in _texts(app)  # the evidence is in the dialog, below the form
     _labelled(app.text_input, "Reviewer").input("Dana")
     _labelled(app.text_area, "Comment").input("false denials too high")
-    _labelled(app.button, f"Reject run {runs['ok']}").click().run()
-    assert not app.exception and not app.error
-    assert make_lab().run(runs["ok"])["status"] == "rejected"
+    _labelled(app.button, f"Reject run {WAITING}").click().run()
+    lab = make_lab()
+    assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
+    assert lab.run(WAITING)["status"] == "rejected"
     assert app.selectbox(key="step_pick").value == "manual_approval"
     assert "`rejected`" in _texts(app)  # the inspector's status, not "failed"
     assert "manual_approval rejected:" in [w.value.strip("*") for w in app.warning]
@@ -81,18 +82,21 @@ def test_reject_dialog_puts_the_form_first_and_draws_the_rejection_as_rejected(a
 
 
 def test_approve_dialog_shows_the_reviewer_form_and_the_evidence(app, awaiting_dir, make_lab):
-    _, runs = awaiting_dir
-    app.query_params["run"] = str(runs["ok"])
+    app.query_params["run"] = str(WAITING)
     app.run()
     app.button(key="act_approve").click().run()
     assert not app.exception
     assert _labelled(app.text_input, "Reviewer") and "Gate verdict: **PASS**" in _texts(app)
-    # The no-champion baseline check reads as a sentence, not "ROC-AUC drop -0.39".
-    assert any(m.value.startswith(f"{icons.DONE} ROC-AUC rose by") for m in app.markdown)
+    # The check against champion v1 reads as a sentence, not "ROC-AUC change vs champion is -0.0040".
+    gate = {s["name"]: s for s in make_lab().run(WAITING)["steps"]}["evaluate_vs_champion"]["outputs"]["gate"]
+    auc = next(c["value"] for c in gate["checks"] if c["name"] == "ROC-AUC change vs champion")
+    said = f"ROC-AUC {'rose' if auc > 0 else 'fell'} by {abs(auc):.4f} vs champion;"
+    assert any(m.value.startswith(f"{icons.DONE} {said}") for m in app.markdown), said
     _labelled(app.text_input, "Reviewer").input("Dana")
-    _labelled(app.button, f"Approve run {runs['ok']}").click().run()
-    assert not app.exception and not app.error
-    assert make_lab().run(runs["ok"])["status"] == "queued"
+    _labelled(app.button, f"Approve run {WAITING}").click().run()
+    lab = make_lab()
+    assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
+    assert lab.run(WAITING)["status"] == "queued"
 
 
 def test_mlflow_button_shows_the_command_for_the_embedded_store(app, data_dir):
@@ -119,8 +123,9 @@ def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(
     lab = make_lab()
     run_id = lab.commit(message="the worker dies", author="test")
     step = lab.store.claim_step("worker-that-dies")  # commit_received starts on a worker...
-    with lab.store.tx() as c:  # ...whose last heartbeat was a minute ago
-        c.execute(sa.update(S.steps).where(S.steps.c.id == step["id"]).values(heartbeat_at=S.timestamp() - 60))
+    stale = S.timestamp() - lab.settings.stale_seconds - 60  # ...whose last heartbeat is past the stale window
+    with lab.store.tx() as c:
+        c.execute(sa.update(S.steps).where(S.steps.c.id == step["id"]).values(heartbeat_at=stale))
     assert lab.runner.reap_stale() == 1 and lab.run(run_id)["status"] == "interrupted"
     app.run()
     assert not app.exception

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.ml.gates import check
-from ui.outputs_deploy import better_or_worse, check_sentence
+from ui.outputs_deploy import better_or_worse, check_sentence, interval_text, thresholds_text
 
 
 def test_a_negative_drop_against_the_baseline_reads_as_a_rise():
@@ -28,6 +28,14 @@ def test_a_named_reference_and_no_change_are_said_as_such():
                     "passes with 0.0200 to spare.")
 
 
+def test_a_change_against_the_champion_reads_as_a_fall_or_a_rise():
+    text = check_sentence(check("ROC-AUC change vs champion", -0.004, ">=", -0.01))
+    assert text == ("ROC-AUC fell by 0.0040 vs champion; the gate needs ROC-AUC change vs champion at least -0.01: "
+                    "passes with 0.0060 to spare.")
+    assert check_sentence(check("F1 change vs champion", 0.0123, ">=", -0.01)).startswith(
+        "F1 rose by 0.0123 vs champion;")
+
+
 def test_better_or_worse_minds_the_direction_of_each_metric():
     assert better_or_worse("accuracy", 0.91, 0.914) == "worse by 0.0040"
     assert better_or_worse("f1", 0.80, 0.75) == "better by 0.0500"
@@ -35,3 +43,13 @@ def test_better_or_worse_minds_the_direction_of_each_metric():
     assert better_or_worse("false_denial_rate", 0.08, 0.05) == "worse by 0.0300"
     assert better_or_worse("roc_auc", 0.9, 0.9) == "the same"
     assert better_or_worse("roc_auc", None, 0.9) == "—"
+
+
+def test_an_interval_reads_with_signs_and_a_check_without_one_says_so():
+    assert interval_text(check("F1 gain", 0.02, ">=", 0.0, (-0.004, 0.0412))["interval"]) == "[-0.0040, +0.0412]"
+    assert interval_text(check("max input PSI", 0.1, "<", 0.25).get("interval")) == "—"
+
+
+def test_thresholds_name_each_model_and_leave_out_a_missing_champion():
+    assert thresholds_text({"challenger": 0.41234, "champion": 0.39871}).endswith("challenger 0.4123, champion 0.3987")
+    assert thresholds_text({"staging": 0.5, "champion": None}).endswith(": staging 0.5000")
