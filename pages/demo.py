@@ -1,4 +1,6 @@
 """Demo autopilot: one button plays the whole lifecycle unattended, narrating each step as it happens."""
+import hmac
+import os
 import time
 
 import streamlit as st
@@ -6,9 +8,14 @@ import streamlit as st
 from engine import Refused
 from engine import autopilot as ap
 from ui import icons
-from ui.common import get_lab, md_escape
-from ui.pagekit import dashboard_link, live
+from ui.common import attempt, get_lab, md_escape
+from ui.pagekit import dashboard_link, live, name_input
 
+# What lab.reset() removed, in the order shown.
+REMOVED = {"runs": "runs", "steps": "steps", "logs": "log lines", "run_origin": "run origins",
+           "audit": "audit entries", "failure_modes": "failure-mode toggles", "alias_history": "alias moves",
+           "stream_claims": "streamed claims", "stream_snapshots": "stream snapshots",
+           "stream_state": "stream settings", "mlflow_runs": "MLflow runs"}
 ICONS = {"info": icons.NARRATE, "success": icons.DONE, "warning": icons.WARNING, "error": icons.ERROR}
 
 
@@ -52,6 +59,47 @@ def narration() -> bool:
     return playing
 
 
+def reset_lab() -> None:
+    """Operator only: wipe the lab. In demo mode it needs LAB_OPERATOR_KEY; elsewhere a typed "reset" and a name."""
+    lab = get_lab()
+    removed = st.session_state.pop("demo_reset_removed", None)
+    if removed is not None:
+        labels = {**REMOVED, **{what: what.replace("_", " ") for what in removed if what not in REMOVED}}
+        gone = ", ".join(f"{removed[what]:,} {label}" for what, label in labels.items() if removed.get(what))
+        st.success(f"The lab was reset. Removed: {gone or 'nothing'}.", icon=icons.DONE)
+    with st.expander("Reset the lab (operator)", icon=icons.RESET):
+        st.caption("Deletes every run with its steps and logs, the audit trail, failure modes, the live stream, "
+                   "the alias history and every MLflow run and registered model version. It cannot be undone.")
+        demo = lab.settings.demo
+        expected = os.environ.get("LAB_OPERATOR_KEY", "")
+        if demo and not expected:
+            st.info("The reset is disabled on this deployment: no operator key is set. To enable it, set "
+                    "LAB_OPERATOR_KEY in the dashboard's environment (with docker compose: in .env) to a long "
+                    "random value and restart the dashboard.", icon=icons.OPERATOR)
+            return
+        with st.form("demo_reset", border=False):
+            if demo:
+                key = st.text_input("Operator key", type="password", key="demo_reset_key")
+            else:
+                by = name_input("demo_reset_by")
+                typed = st.text_input("Type reset to confirm", key="demo_reset_confirm", max_chars=20)
+            submitted = st.form_submit_button("Reset the lab", icon=icons.RESET, type="primary")
+    if not submitted:
+        return
+    if demo and not hmac.compare_digest(key.encode(), expected.encode()):
+        st.error("That is not the operator key: nothing was reset. The key is the value of LAB_OPERATOR_KEY on "
+                 "this deployment.", icon=icons.REFUSED)
+        return
+    if not demo and typed.strip().lower() != "reset":
+        st.error("Type the word reset in the confirmation field: nothing was reset.", icon=icons.REFUSED)
+        return
+    ok, removed = attempt(lab.reset, "operator" if demo else by)
+    if ok:
+        st.cache_data.clear()  # every page re-reads the lab, MLflow included
+        st.session_state["demo_reset_removed"] = removed
+        st.rerun()
+
+
 st.title("Demo autopilot")
 st.markdown(
     "The autopilot plays the whole lifecycle for you, through the same actions a person uses: a fake commit, "
@@ -64,3 +112,5 @@ current = ap.latest_session(get_lab())
 controls(current)
 st.divider()
 live(narration, ap.is_active(current), "demo_narration")
+st.divider()
+reset_lab()

@@ -3,6 +3,7 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.config import MODEL_NAME
+from engine.lab import LIMITS
 from ui import lineage
 from ui import registry as r
 from ui.common import get_lab, md_escape
@@ -92,7 +93,8 @@ def rollback_section() -> None:
              "that was champion before it. The live stream and the scoring form serve it at once.")
     with st.form("rollback_form"):
         name_input("rollback_by")
-        st.text_input("Reason", key="rollback_reason", placeholder=f"e.g. false denials up since v{current}")
+        st.text_input("Reason", key="rollback_reason", placeholder=f"e.g. false denials up since v{current}",
+                      max_chars=LIMITS["reason"])
         st.form_submit_button(f"Roll back to version {target}", type="primary", on_click=_roll_back)
 
 

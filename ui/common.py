@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING, mask_url
@@ -41,6 +42,12 @@ def get_lab() -> Lab:
 
 
 # ---- actions ----------------------------------------------------------------------------------------------
+def session_id() -> str | None:
+    """This browser session's id (the demo paces actions per session); None outside a script run."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else None
+
+
 def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
     """Call a Lab action; a refusal is shown with its message and returns (False, None)."""
     try:

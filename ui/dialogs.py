@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import pipeline
+from engine.lab import LIMITS
 from ui import common, icons, outputs_deploy
 
 HELP = {
@@ -52,7 +53,7 @@ def show_open(lab, run: dict | None) -> None:
 
 
 def _name_input(label: str = "Your name") -> str:
-    return st.text_input(label, value=common.who(), max_chars=200, placeholder="e.g. Dana (reviewer)")
+    return st.text_input(label, value=common.who(), max_chars=LIMITS["by"], placeholder="e.g. Dana (reviewer)")
 
 
 def _remember(name: str) -> None:
@@ -73,7 +74,7 @@ def _modes_warning(lab, what: str) -> None:
 def _commit(lab) -> None:
     _modes_warning(lab, "this commit")
     with st.form("commit_form", border=False):
-        message = st.text_input("Commit message", placeholder="fake commit", max_chars=2000)
+        message = st.text_input("Commit message", placeholder="fake commit", max_chars=LIMITS["message"])
         sha = st.text_input("Real commit SHA (optional)", placeholder="empty: a random fake SHA",
                             help="4 to 64 hex digits, e.g. the output of git rev-parse HEAD")
         seed = st.number_input("Seed (optional)", min_value=0, max_value=2**31 - 1, value=None, step=1,
@@ -82,7 +83,8 @@ def _commit(lab) -> None:
         submitted = st.form_submit_button("Start CI", icon=icons.STARTED, type="primary")
     if submitted:
         ok, run_id = common.attempt(lab.commit, sha=sha.strip() or None, message=message,
-                                    seed=None if seed is None else int(seed), author=author)
+                                    seed=None if seed is None else int(seed), author=author,
+                                    session=common.session_id())
         if ok:
             _remember(author)
             _done(f"Run {run_id} started: CI is running", icons.STARTED, run_id)
@@ -105,8 +107,8 @@ def _decide(lab, run: dict, approve: bool) -> None:
     verb = "Approve" if approve else "Reject"
     with st.form(f"{verb.lower()}_form", border=False):
         by = _name_input("Reviewer")
-        comment = st.text_area("Comment", max_chars=2000, placeholder="why (recorded in the audit trail and on the "
-                                                                      "model version)")
+        comment = st.text_area("Comment", max_chars=LIMITS["comment"],
+                               placeholder="why (recorded in the audit trail and on the model version)")
         submitted = st.form_submit_button(f"{verb} run {run['id']}", icon=icons.APPROVE if approve else icons.REJECT,
                                           type="primary")
     if submitted:
@@ -144,7 +146,7 @@ def _rollback(lab) -> None:
                      hide_index=True, width="stretch")
     with st.form("rollback_form", border=False):
         by = _name_input()
-        reason = st.text_area("Reason", max_chars=2000, placeholder="what went wrong in production")
+        reason = st.text_area("Reason", max_chars=LIMITS["reason"], placeholder="what went wrong in production")
         submitted = st.form_submit_button(f"Roll back to version {target}", icon=icons.ROLLBACK, type="primary")
     if submitted:
         ok, moved = common.attempt(lab.rollback, by=by, reason=reason)

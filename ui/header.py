@@ -37,6 +37,7 @@ def render(lab) -> dict | None:
     runs = lab.runs(limit=50)
     title, picker, links = st.columns([2.2, 2.2, 0.9], vertical_alignment="bottom")
     title.markdown(f"## {icons.APP} Claim ML CI/CD Lab")
+    title.caption(_workers_line(lab))
     with picker:
         run = _pick_run(lab, runs)
     with links:
@@ -45,6 +46,14 @@ def render(lab) -> dict | None:
     _actions(lab, run)
     dialogs.show_open(lab, run)
     return run
+
+
+def _workers_line(lab) -> str:
+    """How many runners heartbeat (one query): with none alive, a commit waits in the queue."""
+    alive = sum(w["alive"] for w in lab.workers())
+    if not alive:
+        return f"{icons.WORKERS} No runner alive: new runs wait in the queue until one starts"
+    return f"{icons.WORKERS} {alive} runner{'s' if alive != 1 else ''} alive"
 
 
 def _pick_run(lab, runs: list[dict]) -> dict | None:
@@ -177,7 +186,8 @@ def _failure_modes(lab, prefix: str) -> None:
 
 
 def _toggle_mode(lab, name: str, key: str) -> None:
-    ok, _ = common.attempt(lab.set_failure_mode, name, bool(st.session_state[key]), common.who() or "dashboard")
+    ok, _ = common.attempt(lab.set_failure_mode, name, bool(st.session_state[key]), common.who() or "dashboard",
+                           session=common.session_id())
     if ok:
         common.flash(f"Failure mode {name} {'on' if st.session_state[key] else 'off'} for the next commit/retry",
                      icons.FAILURE_MODE)

@@ -28,6 +28,9 @@ STARTED = ":material/rocket_launch:"
 FAILURE_MODE = ":material/bug_report:"
 MLFLOW = ":material/science:"
 EXTERNAL = ":material/open_in_new:"
+WORKERS = ":material/memory:"
+RESET = ":material/restart_alt:"
+OPERATOR = ":material/key:"
 
 # Messages.
 REFUSED = ":material/do_not_disturb_on:"

@@ -5,6 +5,7 @@ from typing import Callable
 
 import streamlit as st
 
+from engine.lab import LIMITS
 from ui import icons
 
 DASHBOARD = "pages/dashboard.py"
@@ -30,7 +31,7 @@ def query_int(name: str) -> int | None:
 
 def name_input(key: str, label: str = "Your name") -> str:
     """A name field that remembers what was typed across pages (it signs approvals and rollbacks)."""
-    name = st.text_input(label, value=st.session_state.get(NAME_KEY, ""), key=key, max_chars=200,
+    name = st.text_input(label, value=st.session_state.get(NAME_KEY, ""), key=key, max_chars=LIMITS["by"],
                          placeholder="e.g. Dana (recorded in the audit trail)")
     st.session_state[NAME_KEY] = name
     return name.strip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.lab import LIMITS
 from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
 from ui import dialogs, header, icons
 
@@ -153,3 +154,34 @@ def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step
     at.query_params.update(run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
     at.run()
     assert "rolled back" not in _texts(at).replace("Rollback", "")
+
+
+def _fake_commit(app, message: str) -> None:
+    app.button(key="act_commit").click().run()
+    _labelled(app.text_input, "Commit message").input(message)
+    _labelled(app.button, "Start CI").click().run()
+
+
+def test_the_commit_message_input_cannot_exceed_what_the_lab_accepts(app):
+    app.run()
+    app.button(key="act_commit").click().run()
+    assert _labelled(app.text_input, "Commit message").proto.max_chars == LIMITS["message"]
+
+
+def test_a_second_commit_within_the_demo_pacing_interval_is_refused_saying_the_limit(app, make_lab, monkeypatch):
+    monkeypatch.setenv("LAB_DEMO", "1")
+    monkeypatch.setenv("LAB_DEMO_COMMIT_INTERVAL", "600")  # far longer than the test: the second commit is early
+    app.run()
+    _fake_commit(app, "first")
+    assert not app.exception and not app.error
+    _fake_commit(app, "second, too soon")
+    assert not app.exception
+    assert any("one commit every 600 s per visitor" in e.value for e in app.error), _texts(app)
+    assert [r["message"] for r in make_lab().runs()] == ["first"]  # the refused commit changed nothing
+
+
+def test_the_header_says_how_many_runners_are_alive(app, make_lab):
+    app.run()
+    alive = [w for w in make_lab().workers() if w["alive"]]
+    assert alive  # the dashboard's own runner heartbeats
+    assert f"{icons.WORKERS} {len(alive)} runner" in _texts(app)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
+from engine.lab import LIMITS
 from engine.states import RunStatus
 from ui import icons
 from ui.common import get_lab, md_escape, mlflow_ui
@@ -56,7 +57,8 @@ def _decision_form(run: dict) -> None:
         return  # the tick below says what to do first
     with st.form("tour5_decide"):
         by = name_input("tour5_by")
-        comment = st.text_input("Comment", key="tour5_comment", placeholder="why you decided so")
+        comment = st.text_input("Comment", key="tour5_comment", placeholder="why you decided so",
+                                max_chars=LIMITS["comment"])
         approve, reject = st.columns(2)
         ok = approve.form_submit_button("Approve", icon=icons.APPROVE, type="primary")
         no = reject.form_submit_button("Reject", icon=icons.REJECT)

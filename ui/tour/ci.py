@@ -4,9 +4,10 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused, pipeline
+from engine.lab import LIMITS
 from engine.states import RunStatus, StepStatus
 from ui import icons, inspector
-from ui.common import get_lab
+from ui.common import attempt, get_lab, session_id
 from ui.pagekit import NAME_KEY, name_input
 from ui.tour import kit as k
 
@@ -23,10 +24,14 @@ def start_run(run: dict | None) -> None:
     """Step 1: make a fake commit; the page ticks when the run made here reaches ci_complete."""
     with st.form("tour_commit"):
         author = name_input("tour_commit_by", "Your name (optional)")
-        message = st.text_input("Commit message", value="walkthrough: my first commit", max_chars=200)
+        message = st.text_input("Commit message", value="walkthrough: my first commit",
+                                max_chars=LIMITS["message"])
         if st.form_submit_button("Fake commit", icon=icons.COMMIT, type="primary"):
-            k.follow(get_lab().commit(message=message, author=author or "walkthrough"))
-            st.rerun()
+            ok, run_id = attempt(get_lab().commit, message=message, author=author or "walkthrough",
+                                 session=session_id())
+            if ok:
+                k.follow(run_id)
+                st.rerun()
     if run is None or run["created_at"] < k.opened_at(1):
         k.tick(False, "", "Make a commit with the form above: a new run appears and CI starts.")
     else:

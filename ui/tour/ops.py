@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
+from engine.lab import LIMITS
 from engine.states import RunStatus
 from engine.stream import SCENARIOS
 from ui import icons
-from ui.common import get_lab, md_escape
+from ui.common import attempt, get_lab, md_escape, session_id
 from ui.pagekit import NAME_KEY, live, name_input
 from ui.tour import kit as k
 from ui.tour.ci import continue_button
@@ -121,9 +122,11 @@ def failure_scenarios(_: None) -> None:
                   key=f"tour9_{m['name']}", on_change=_set_mode, args=(m["name"],))
     run = k.tour_run()
     if st.button("Commit with these failure modes", icon=icons.COMMIT, type="primary", key="tour9_commit"):
-        k.follow(lab.commit(message="walkthrough: failure scenario", author=st.session_state.get(NAME_KEY) or
-                            "walkthrough"))
-        st.rerun()
+        ok, run_id = attempt(lab.commit, message="walkthrough: failure scenario",
+                             author=st.session_state.get(NAME_KEY) or "walkthrough", session=session_id())
+        if ok:
+            k.follow(run_id)
+            st.rerun()
     if run is not None and run["created_at"] >= k.opened_at(9):
         if run["failure_modes"] and run["status"] == RunStatus.CI_COMPLETE.value:
             st.caption("Metric regression acts in CD: continue this run to see the promotion gate catch it.")
@@ -137,8 +140,8 @@ def failure_scenarios(_: None) -> None:
 
 
 def _set_mode(name: str) -> None:
-    get_lab().set_failure_mode(name, st.session_state[f"tour9_{name}"], st.session_state.get(NAME_KEY) or
-                               "walkthrough")
+    attempt(get_lab().set_failure_mode, name, st.session_state[f"tour9_{name}"],
+            st.session_state.get(NAME_KEY) or "walkthrough", session=session_id())
 
 
 def _caught_tick(run: dict) -> None:
@@ -194,7 +197,8 @@ def _rollback_form(current: int, target: int) -> None:
     st.write(f"Rolling back moves **@champion** from version **{current}** to version **{target}**.")
     with st.form("tour10_rollback"):
         by = name_input("tour10_by")
-        reason = st.text_input("Reason", key="tour10_reason", placeholder="e.g. false denials rose after promotion")
+        reason = st.text_input("Reason", key="tour10_reason", placeholder="e.g. false denials rose after promotion",
+                               max_chars=LIMITS["reason"])
         submitted = st.form_submit_button(f"Roll back to version {target}", type="primary")
     if submitted:
         try:
