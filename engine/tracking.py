@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME
+from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_url
 from engine.ml.claims import TARGET
 from engine.ml.serving import ServedModel
 
@@ -38,7 +38,7 @@ def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
     text = str(exc)
     cause = next((c for c in ("Connection refused", "timed out", "Name or service not known") if c in text),
                  text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__)
-    return MlflowUnreachable(f"MLflow at {uri} is unreachable ({cause}); start the server or fix "
+    return MlflowUnreachable(f"MLflow at {mask_url(uri)} is unreachable ({cause}); start the server or fix "
                              f"MLFLOW_TRACKING_URI, or turn the mlflow_connection failure mode off")
 
 

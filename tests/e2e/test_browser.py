@@ -230,7 +230,7 @@ def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, b
         page.get_by_role("button", name="Lab").click()
     else:
         page.get_by_test_id("stExpandSidebarButton").click()
-    page.get_by_text("Model registry", exact=True).click()
+    page.get_by_text("Model registry", exact=True).filter(visible=True).first.click()  # the navigation's entry
     expect(page.get_by_role("heading", name="Lineage")).to_be_visible(timeout=60_000)
     if width < 1000:
         page.get_by_test_id("stSidebarCollapseButton").get_by_role("button").click()

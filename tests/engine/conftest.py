@@ -1,5 +1,6 @@
 """Kept so that `from tests.engine.conftest import ...` still works: the helpers live in tests/conftest.py."""
 from tests.conftest import (  # noqa: F401
+    ROOT,
     alive,
     children_of,
     engine_cli,

@@ -43,6 +43,8 @@ STEP_PAIRS = {
     ("queued", "running"),                # a worker claimed it
     ("queued", "pending"),                # a retry from an earlier step resets it
     ("queued", "skipped"),                # the run stopped before a worker claimed it
+    ("queued", "interrupted"),            # its run was interrupted (a sibling's worker died) before a claim
+    ("running", "queued"),                # its worker shut down (SIGTERM) and gave it back to the queue
     ("running", "succeeded"),
     ("running", "failed"),
     ("running", "awaiting_approval"),     # the manual gate waits for a reviewer

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,11 +138,15 @@ def test_kill_9_with_two_steps_running_interrupts_the_runs_whole_and_retry_compl
     wait_until(lambda: not any(alive(c) for c in children), timeout=30, what="the step subprocesses to die")
 
     hit = {s["run_id"] for s in running}
-
-    def reaped():
-        pg_lab.runner.reap_stale()
-        return all(rested(pg_lab, r) for r in hit)
-    wait_until(reaped, timeout=120, interval=0.3, what="the dead worker's runs to be interrupted")
+    # No live worker is left, so a short stale window cannot mistake one for dead.
+    reaper = Lab(replace(pg_lab.settings, stale_seconds=10.0))
+    try:
+        def reaped():
+            reaper.runner.reap_stale()
+            return all(rested(pg_lab, r) for r in hit)
+        wait_until(reaped, timeout=120, interval=0.3, what="the dead worker's runs to be interrupted")
+    finally:
+        reaper.close()
     for run_id in hit:
         assert pg_lab.store.get_run(run_id)["status"] == "interrupted"
         statuses = {s["name"]: s["status"] for s in pg_lab.store.steps_of(run_id)}
@@ -180,7 +185,7 @@ def test_sigterm_lets_the_worker_release_its_step_and_exit_cleanly(pg_lab, worke
 
 
 # ---- MLflow goes away, and no password shows anywhere --------------------------------------------------------
-PAGES = ("", "runs", "registry", "demo")  # "" is the dashboard, the default page
+PAGES = ("", "runs", "registry", "drift", "demo")  # "" is the dashboard, the default page
 
 
 def page_dump(at) -> str:
@@ -198,7 +203,8 @@ def rendered_pages(settings, monkeypatch) -> list[str]:
     """Each page of the dashboard, rendered headless over `settings`, as text."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
-    from tests.ui.fixtures_history import open_page
+
+    from tests.ui.conftest import open_page
     for key, value in {**cli_env(settings), "LAB_TICK_SECONDS": "3600"}.items():
         monkeypatch.setenv(key, value)
     st.cache_resource.clear()

@@ -3,6 +3,8 @@ that leaves no JUnit report, and the lint gate. The step gets a plain context (i
 test's changes passed in); tests/engine/test_runner.py runs it inside real pipeline runs."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from engine import pipeline
@@ -23,6 +25,9 @@ class Context:
 
     def mode(self, name: str) -> bool:
         return name in self.modes
+
+    def popen(self, cmd, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(cmd, start_new_session=True, **kwargs)  # its own group, as StepContext's
 
     def log(self, message: str, level: str = "INFO") -> None:
         self.lines.append((level, message))
