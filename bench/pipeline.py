@@ -74,6 +74,7 @@ def raw_ci(tracking, seed: int, tmp: Path) -> None:
     tests = subprocess.Popen([sys.executable, "-m", "pytest", str(SUITE), "-c", str(SUITE / "pytest.ini"),
                               "--rootdir", str(root), f"--junitxml={tmp / 'junit.xml'}"], stdout=subprocess.DEVNULL,
                              env={**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTHONPATH": str(root),
+                                  "LAB_CI_MIN_ROC_AUC": str(ci["min_roc_auc"]),
                                   "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=root)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "engine/ml"], capture_output=True,
                           cwd=Path(__file__).parents[1])
