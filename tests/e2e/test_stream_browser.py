@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
 from engine.stream import MAX_LAG_SECONDS
-from tests.conftest import ROOT, free_port, wait_serving, wait_until
-from tests.e2e.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 (a fixture)
+from tests.conftest import ROOT, wait_until
+from tests.e2e.test_browser import CHROMIUM_ARGS, chromium, serving  # noqa: F401 (chromium: a fixture)
 
 DEADLINE = 120  # seconds for anything the server does on a busy 2-core machine
 LEASE_LAPSE = 90  # the lease (30 s) must lapse within this once the producer stops renewing it
@@ -43,23 +41,8 @@ def env(lab_dir, played_lifecycle):
 @pytest.fixture(scope="module")
 def server(env, lab_dir):
     """The dashboard on a free port over the copy; terminated whatever happens."""
-    port = free_port()
-    log = lab_dir.parent / "streamlit.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    with serving({**os.environ, **env, "PYTHONPATH": str(ROOT)}, lab_dir.parent / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
