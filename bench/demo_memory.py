@@ -224,9 +224,9 @@ def log_errors(log: str) -> dict[str, dict]:
 
 # ---- the browser ----------------------------------------------------------------------------------------------
 def page_state(page) -> dict:
-    """What `page` shows: the dashboard (its Pipeline panel), with runs or empty, and any Streamlit exception."""
+    """What `page` shows: the dashboard (its Fake commit action), with runs or empty, and any Streamlit exception."""
     errors = page.locator('[data-testid="stException"]')
-    return {"dashboard": page.get_by_role("heading", name="Pipeline", exact=True).count() > 0,
+    return {"dashboard": page.get_by_role("button", name="Fake commit").count() > 0,
             "empty": page.get_by_text("No runs yet").count() > 0,
             "exception": errors.first.inner_text()[:300] if errors.count() else None}
 
@@ -241,7 +241,7 @@ def pages_summary(states: list[dict]) -> dict:
 def open_dashboard(page, url: str) -> None:
     """Navigate `page` to the dashboard and wait until it is drawn."""
     page.goto(url)
-    page.get_by_role("heading", name="Pipeline", exact=True).wait_for(timeout=PAGE_DEADLINE * 1000)
+    page.get_by_role("button", name="Fake commit").first.wait_for(timeout=PAGE_DEADLINE * 1000)
 
 
 def press_play(page, url: str) -> None:
