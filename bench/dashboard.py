@@ -10,7 +10,8 @@ so its extra rows are bulk-inserted copies, not pipeline runs. Rerun time is the
 runs after a warm-up; browser times are from navigation until the header, and the DAG's SVG, are visible: the
 first page after the server starts is "cold", the median of the next `--pages` fresh pages "warm". Stale samples
 are taken 4 times a second, while a CI run committed from a second Lab is live on an open page, inside the
-pipeline and inspector fragment (Streamlit marks an element data-stale="true" until a rerun redraws it).
+pipeline and inspector fragment, over three CI runs: the share of samples with an element a rerun has not
+redrawn yet (Streamlit marks it data-stale="true") and the share with one the user sees faded (opacity below 1).
 """
 from __future__ import annotations
 
@@ -157,17 +158,24 @@ def browser_times(data: Path, pages: int = 5) -> dict:
             "console_errors_per_session": errors_per_session, "raw_page_list_seen": raw_nav}
 
 
-# The panels fragment (DAG and inspector) is the vertical block around the DAG component's host element.
+# The panels fragment (DAG and inspector) is the vertical block around the DAG component's host element. A sample
+# reports both what a rerun has not redrawn yet (data-stale="true") and what of that the user sees faded (computed
+# opacity below 1: Streamlit fades stale elements, ui/theme.css keeps the live panels at full strength).
 _STALE_IN_PANELS = """el => {
   const block = el.getRootNode().host.closest('[data-testid="stVerticalBlock"]');
-  return block.querySelectorAll('[data-stale="true"]').length + (block.closest('[data-stale="true"]') ? 1 : 0);
+  const stale = [...block.querySelectorAll('[data-stale="true"]')];
+  const outer = block.closest('[data-stale="true"]');
+  if (outer) stale.push(outer);
+  const faded = stale.filter(e => parseFloat(getComputedStyle(e).opacity) < 1);
+  return [stale.length, faded.length];
 }"""
 
 
-def stale_share(data: Path, every: float = 0.25, limit: float = 120) -> dict:
-    """Share of samples, taken `every` seconds while a CI run is live, in which any element of the pipeline or
-    the inspector is stale (faded while a rerun redraws it). The run is committed from a second Lab after the
-    page is open, as a CLI user would; the page follows it by itself."""
+def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 120) -> dict:
+    """Samples taken `every` seconds while a CI run is live on an open page, over `runs` runs one after another:
+    the share in which any element of the pipeline or the inspector is stale (a rerun has not redrawn it yet),
+    and the share in which one shows faded. Each run is committed from a second Lab once the page is open, as a
+    CLI user would; the page follows it by itself."""
     from playwright.sync_api import sync_playwright
 
     from engine import Lab, Settings
@@ -180,19 +188,22 @@ def stale_share(data: Path, every: float = 0.25, limit: float = 120) -> dict:
             page = _page(browser, errors)
             page.goto(url)
             page.get_by_text("Claim ML CI/CD Lab").first.wait_for(state="visible", timeout=60_000)
-            run_id = lab.commit(message="bench: stale samples")
-            page.get_by_text(f"run {run_id}:").first.wait_for(state="visible", timeout=60_000)
-            deadline = time.monotonic() + limit
-            while time.monotonic() < deadline and lab.run(run_id)["status"] in ("queued", "running"):
-                samples.append(page.locator(".lab-dag").first.evaluate(_STALE_IN_PANELS) > 0)
-                page.wait_for_timeout(every * 1000)
+            for i in range(runs):
+                run_id = lab.commit(message=f"bench: stale samples {i + 1}")
+                page.get_by_text(f"run {run_id}:").first.wait_for(state="visible", timeout=60_000)
+                deadline = time.monotonic() + limit
+                while time.monotonic() < deadline and lab.run(run_id)["status"] in ("queued", "running"):
+                    samples.append(page.locator(".lab-dag").first.evaluate(_STALE_IN_PANELS))
+                    page.wait_for_timeout(every * 1000)
             browser.close()
     finally:
         lab.close()
         proc.terminate()
         proc.wait(timeout=15)
-    return {"samples": len(samples), "stale_samples": sum(samples),
-            "stale_share": round(sum(samples) / len(samples), 3) if samples else None, "console_errors": len(errors)}
+    stale, faded = sum(s > 0 for s, _ in samples), sum(f > 0 for _, f in samples)
+    share = (lambda n: round(n / len(samples), 3) if samples else None)
+    return {"runs": runs, "samples": len(samples), "stale_samples": stale, "stale_share": share(stale),
+            "faded_samples": faded, "faded_share": share(faded), "console_errors": len(errors)}
 
 
 def main(argv=None) -> dict:
@@ -234,8 +245,9 @@ def main(argv=None) -> dict:
               f"{sum(r.get('console_errors_per_session', [])):>15}")
     if "during_a_run" in result:
         run = result["during_a_run"]
-        print(f"during a CI run: {run['stale_samples']} of {run['samples']} samples stale "
-              f"({run['stale_share']}), {run['console_errors']} console errors")
+        print(f"during {run['runs']} CI runs: {run['samples']} samples, {run['stale_samples']} with a stale element "
+              f"({run['stale_share']}), {run['faded_samples']} with a faded one ({run['faded_share']}); "
+              f"{run['console_errors']} console errors")
     print(f"growth large/empty: {result['growth_large_over_empty']:.2f}x, large/one run: "
           f"{result['growth_large_over_one_run']:.2f}x  (targets: {TARGETS})")
     if not args.quick:  # a quick run checks the bench; its numbers are not results

@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -228,6 +229,24 @@ def prepare_mlflow_backend(uri: str) -> None:
         _PREPARED.add(uri)
 
 
+def _stop_ticking_at_exit(runner: "Runner") -> None:
+    """Stop `runner`'s scheduler when the interpreter starts to exit (a server stopped with Ctrl-C or SIGTERM).
+
+    From that moment concurrent.futures refuses new work, so a scheduler still ticking would log "cannot schedule
+    new futures after shutdown" with a traceback. threading's exit hooks run before that refusal (the last one
+    registered first); the standard library offers no public hook that early.
+    """
+    ref = weakref.ref(runner)
+
+    def stop() -> None:
+        alive = ref()
+        if alive is not None and alive._scheduler is not None:
+            alive._scheduler.shutdown(wait=False)
+
+    with contextlib.suppress(RuntimeError):  # already exiting
+        threading._register_atexit(stop)
+
+
 class Runner:
     """Claims and runs queued steps; up to `parallel` at once per process (independent DAG branches)."""
 
@@ -255,6 +274,7 @@ class Runner:
                                     max_instances=1, misfire_grace_time=max(1, int(self.settings.tick_seconds)),
                                     next_run_time=datetime.now(), id="lab-tick")
             self._scheduler.start()
+            _stop_ticking_at_exit(self)
         return self
 
     def add_interval_job(self, job, seconds: float, job_id: str) -> None:

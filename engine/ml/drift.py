@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from engine.ml.claims import FEATURES
 
@@ -173,6 +172,7 @@ def _psi_from_counts(labels: list[str], ref_counts: np.ndarray, cur_counts: np.n
 def _chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> StatTestResult:
     # Plain Pearson (no Yates correction) so the statistic means the same for 2 categories as for 20. A single
     # category in total gives a 2x1 table, which scipy scores as statistic 0, p-value 1: nothing can differ.
+    from scipy import stats  # here: scipy.stats costs ~1.5 s to import, and most commands never test
     res = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
     return StatTestResult("chi-square", float(res.statistic), float(res.pvalue))
 
@@ -189,6 +189,7 @@ def ks_test(reference, current) -> StatTestResult:
     ref, cur = _present(ref, "reference sample"), _present(cur, "current sample")
     # The asymptotic p-value: scipy's default computes the exact one up to 10,000 rows a side, ~0.35 s per
     # feature there, and at these sizes the two agree to several digits.
+    from scipy import stats
     res = stats.ks_2samp(_numeric(ref, "reference sample"), _numeric(cur, "current sample"), method="asymp")
     return StatTestResult("ks", float(res.statistic), float(res.pvalue))
 

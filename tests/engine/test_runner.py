@@ -487,3 +487,25 @@ def test_a_step_interrupted_elsewhere_has_its_subprocess_group_killed(lab):
         lab.store.interrupt_run(c, run_id, "reaped by another runner")
     wait_until(lambda: child.poll() is not None, timeout=60, what="the step's subprocess to be killed")
     assert child.returncode == -signal.SIGKILL
+
+
+def test_a_process_exiting_with_a_started_runner_logs_no_scheduler_traceback(tmp_path):
+    """A server stopped with Ctrl-C exits with its runner still ticking. From the moment the interpreter exits,
+    concurrent.futures refuses new work; the scheduler must be stopped first, or every tick due while the process
+    winds down logs "cannot schedule new futures after shutdown". The child keeps exiting for 2 s (an atexit
+    handler), 40 ticks of 0.05 s: without the stop, some would surely fire."""
+    script = f"""
+import atexit, logging, time
+logging.basicConfig(level=logging.WARNING)
+from engine.config import Settings
+from engine.lab import Lab
+data = {str(tmp_path)!r}
+lab = Lab(Settings.from_env({{}}, data_dir=data, database_url=f"sqlite:///{{data}}/lab.db",
+                            tracking_uri=f"sqlite:///{{data}}/mlflow.db", tick_seconds=0.05)).start()
+atexit.register(time.sleep, 2)
+print("started", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stdout.strip() == "started", done.stderr
+    assert "cannot schedule new futures" not in done.stderr and "Traceback" not in done.stderr, done.stderr
