@@ -201,7 +201,9 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
         proc.terminate()
         proc.wait(timeout=15)
     stale, faded = sum(s > 0 for s, _ in samples), sum(f > 0 for _, f in samples)
-    share = (lambda n: round(n / len(samples), 3) if samples else None)
+
+    def share(n: int) -> float | None:
+        return round(n / len(samples), 3) if samples else None
     return {"runs": runs, "samples": len(samples), "stale_samples": stale, "stale_share": share(stale),
             "faded_samples": faded, "faded_share": share(faded), "console_errors": len(errors)}
 
