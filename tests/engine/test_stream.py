@@ -42,6 +42,10 @@ def slab(request, tmp_path_factory, mlflow_template):
         yield lab
 
 
+# Tests whose behaviour does not depend on the store run on the SQLite lab of the module only (same instance).
+SQLITE_ONLY = pytest.mark.parametrize("slab", ["sqlite"], indirect=True)
+
+
 def start(lab: Lab, scenario: str = "none", **kwargs) -> Stream:
     lab.stream.start(scenario=scenario, ramp=kwargs.pop("ramp", 0), by="test", **kwargs)
     return lab.stream
@@ -279,9 +283,8 @@ def test_shadow_decisions_appear_only_while_a_different_staging_exists(slab):
     assert slab.stream.claims(limit=200)["shadow_version"].isna().all()
 
 
+@SQLITE_ONLY  # a second promotion costs a full CD run; the code path does not depend on the store
 def test_promotion_and_rollback_switch_the_scoring_version_and_reference(slab):
-    if slab.store.is_postgres:
-        pytest.skip("the second promotion costs a full CD run; SQLite covers it")  # same code path
     stream = start(slab)
     promote(slab, seed=22, by="bob")
     stream.produce(600)
@@ -304,9 +307,8 @@ def test_promotion_and_rollback_switch_the_scoring_version_and_reference(slab):
 
 
 # ---- processes ---------------------------------------------------------------------------------------------------
+@SQLITE_ONLY  # process handling is store-independent; two producers on PostgreSQL are tested above
 def test_a_restarted_worker_resumes_the_stream(slab, tmp_path):
-    if slab.store.is_postgres:
-        pytest.skip("process handling is store-independent; the PostgreSQL run covers two producers above")
     start(slab, rate=200)
     env = {**cli_env(slab.settings), "LAB_STREAM_TICK_SECONDS": "0.5"}
     begin = slab.stream.state()["next_seq"]
@@ -377,9 +379,8 @@ def test_cli_score_by_fields_matches_lab_score(slab):
 
 
 # ---- the closed loop (last: it leaves a queued retraining run behind) -------------------------------------
+@SQLITE_ONLY  # store-independent
 def test_closed_loop_commits_one_retraining_run_on_the_drifted_data(slab):
-    if slab.store.is_postgres:
-        pytest.skip("store-independent; SQLite covers it")
     stream = start(slab, "inflation")
     stream.produce(WINDOW)  # a whole window of inflated claims, while the loop is still off
     assert slab.open_drift_run() is None
