@@ -116,6 +116,23 @@ def claim_frame(claim: dict):
     return pd.DataFrame([row])[list(FEATURES)]
 
 
+
+def champion_line(history: list[dict]) -> tuple[list[dict], dict[int, dict]]:
+    """Replay the champion alias history (oldest first): a promotion pushes, a rollback pops what it undoes.
+
+    Returns the rows still on the line (the last one holds the alias now) and, by run id, the rollback row (who,
+    when, why) that undid each popped promotion. Rollback and every page that says "rolled back" read this."""
+    stack: list[dict] = []
+    undone: dict[int, dict] = {}
+    for row in history:
+        if row["action"] != "rollback":
+            stack.append(row)
+        elif stack:
+            popped = stack.pop()
+            if popped.get("run_id") is not None:
+                undone[popped["run_id"]] = row
+    return stack, undone
+
 class Lab:
     """One lab: a state store, a runner, and MLflow, configured from Settings."""
 
@@ -298,12 +315,7 @@ class Lab:
 
     def rollback_target(self) -> tuple:
         """(current champion, version a rollback would restore); target None and a reason when there is none."""
-        stack = []
-        for row in self.store.alias_history_of(CHAMPION):
-            if row["action"] == "rollback":
-                stack.pop()
-            else:
-                stack.append(row["version"])
+        stack = [row["version"] for row in champion_line(self.champion_history())[0]]
         if not stack:
             return "there is no champion yet: promote a model first", None
         if len(stack) == 1:

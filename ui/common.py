@@ -10,6 +10,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING, mask_url
+from engine.lab import champion_line
 from ui import icons
 
 TABS = ("Code", "Config", "Logs", "Outputs")
@@ -148,26 +149,10 @@ def step_colour(run: dict | None, step: dict | None) -> str:
     return STEP_COLOURS.get(shown_status(run, step), STEP_COLOURS["pending"])
 
 
-def rollbacks(history: list[dict]) -> dict[int, dict]:
-    """Runs whose promotion a rollback undid, by run id, each with the rollback's row (who, when, why).
-
-    Walks the champion history the way Lab.rollback_target does: a promotion pushes, a rollback pops."""
-    stack: list[dict] = []
-    undone: dict[int, dict] = {}
-    for row in history:
-        if row["action"] != "rollback":
-            stack.append(row)
-        elif stack:
-            popped = stack.pop()
-            if popped.get("run_id") is not None:
-                undone[popped["run_id"]] = row
-    return undone
-
-
 def load_run(lab: Lab, run_id: int) -> dict:
     """A run with its steps, and `rolled_back` (the rollback row, or None) so every panel tells the same story."""
     run = lab.run(run_id)
-    run["rolled_back"] = rollbacks(lab.champion_history()).get(run["id"]) \
+    run["rolled_back"] = champion_line(lab.champion_history())[1].get(run["id"]) \
         if run["status"] == RunStatus.PROMOTED.value else None
     return run
 

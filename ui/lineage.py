@@ -15,8 +15,9 @@ from streamlit_agraph import Config, Edge, Node, agraph
 
 from engine import BadInput, Lab, RunStatus
 from engine.config import CHALLENGER, CHAMPION, STAGING
+from engine.lab import champion_line
 from ui import icons
-from ui.common import STEP_COLOURS, iso_ts, md_escape, mlflow_run_url, rollbacks
+from ui.common import STEP_COLOURS, iso_ts, md_escape, mlflow_run_url
 from ui.pagekit import dashboard_link
 
 ALIASES = (CHAMPION, STAGING, CHALLENGER)
@@ -96,7 +97,7 @@ def source_run(version: dict) -> int | None:
 def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> Lineage:
     """Nodes and edges of the lineage: run -> version ("trained"), alias -> version it holds now, and a dashed
     champion -> version edge per earlier champion tenure, saying until when and whether a rollback ended it."""
-    undone = rollbacks(history)
+    undone = champion_line(history)[1]
     nodes: list[dict] = []
     edges: list[dict] = []
     seen_runs: set[int] = set()
@@ -220,7 +221,7 @@ def details(lab: Lab, lineage: Lineage, number: int) -> None:
     if run_id is None:
         st.caption("This version carries no pipeline_run_id tag, so the run that trained it is unknown.")
     else:
-        _source_run(lab, run_id, v["run_id"], run_id in rollbacks(lineage.history))
+        _source_run(lab, run_id, v["run_id"], run_id in champion_line(lineage.history)[1])
     tenures = [h for h in lineage.history if h["version"] == number]
     for h in tenures:
         until = iso_ts(h["until"]) if h["until"] else "now"

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from engine.errors import BadInput, Refused
-from engine.lab import LIMITS, Lab, check_run_id, check_text
+from engine.lab import LIMITS, Lab, champion_line, check_run_id, check_text
 from tests.engine.conftest import wait_until
 
 
@@ -137,3 +137,14 @@ def test_a_started_runner_registers_as_a_live_worker_and_leaves_when_stopped(set
     finally:
         lab.close()
     assert lab.workers() == []
+
+
+def test_the_champion_line_pops_each_promotion_a_rollback_undoes():
+    history = [{"action": "promote", "version": 1, "run_id": 1}, {"action": "promote", "version": 2, "run_id": 2},
+               {"action": "promote", "version": 3, "run_id": 3},
+               {"action": "rollback", "version": 2, "run_id": None, "moved_by": "Sam"},
+               {"action": "rollback", "version": 1, "run_id": None, "moved_by": "Ana"},
+               {"action": "promote", "version": 4, "run_id": 4}]
+    line, undone = champion_line(history)
+    assert {run: row["moved_by"] for run, row in undone.items()} == {3: "Sam", 2: "Ana"}
+    assert [row["version"] for row in line] == [1, 4]

@@ -23,16 +23,6 @@ def test_the_promotion_a_rollback_undid_reads_as_rolled_back():
     assert common.shown_status({**run, "rolled_back": None}, step) == "succeeded"
 
 
-def test_rollbacks_pop_the_promotion_they_undo():
-    history = [{"action": "promote", "version": 1, "run_id": 1}, {"action": "promote", "version": 2, "run_id": 2},
-               {"action": "promote", "version": 3, "run_id": 3},
-               {"action": "rollback", "version": 2, "run_id": None, "moved_by": "Sam"},
-               {"action": "rollback", "version": 1, "run_id": None, "moved_by": "Ana"},
-               {"action": "promote", "version": 4, "run_id": 4}]
-    undone = common.rollbacks(history)
-    assert {run: row["moved_by"] for run, row in undone.items()} == {3: "Sam", 2: "Ana"}
-
-
 def test_a_run_is_live_while_any_step_is_queued_or_running_whatever_its_status():
     assert common.live(_run("failed", ci_tests="running", data_validation="failed"))
     assert common.live(_run("queued", commit_received="succeeded"))
