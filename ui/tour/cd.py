@@ -24,9 +24,7 @@ METRICS = ("roc_auc", "f1", "accuracy", "precision", "recall", "false_denial_rat
         "a protected environment in GitHub Actions, a change-approval ticket, a model-risk review board.")
 def approve_or_reject(run: dict | None) -> str:
     """Step 5: review the evidence and sign the manual gate."""
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
+    if k.have_run(run):
         _evidence(run)
         _decision_form(run)
         k.watch(run["id"], _decision_tick, "tour5")
@@ -94,9 +92,7 @@ def _decision_tick(run: dict) -> None:
         "shadow or canary deployments (KServe, Seldon, SageMaker shadow variants); blue/green switches.")
 def monitor_deployment(run: dict | None) -> str:
     """Step 6: staging, shadow monitoring, promotion, live."""
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
+    if k.have_run(run):
         k.watch(run["id"], _deploy_progress, "tour6")
     return "shadow_monitor"
 
@@ -132,9 +128,7 @@ def view_mlflow(run: dict | None) -> str:
     """Step 7: the MLflow runs behind the followed pipeline run."""
     lab = get_lab()
     found = []
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
+    if k.have_run(run):
         for label, step in (("CI", "mlflow_log_ci"), ("CD", "cd_full_train")):
             mlflow_id = (k.step_of(run, step)["outputs"] or {}).get("mlflow_run_id")
             if mlflow_id:

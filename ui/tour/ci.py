@@ -62,9 +62,7 @@ def _quick_rows() -> str:
         "with MLflow or Weights & Biases.")
 def watch_ci(run: dict | None) -> None:
     """Step 2: the CI steps of the followed run, live."""
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
+    if k.have_run(run):
         k.watch(run["id"], _ci_progress, "tour2")
 
 
@@ -86,8 +84,7 @@ def inspect_step(run: dict | None) -> str:
     st.session_state.setdefault("tour3_step", "ci_quick_train")
     step = inspector.step_picker("tour3_step")
     inspector.render(get_lab(), run, step, inspector.tab_picker("tour3_tab"))
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
+    if not k.have_run(run):
         return step
     quick = k.step_of(run, "ci_quick_train")
     metrics = (quick["outputs"] or {}).get("metrics") or {}
@@ -112,9 +109,7 @@ def inspect_step(run: dict | None) -> str:
         "champion/challenger comparison before any release.")
 def continue_cd(run: dict | None) -> str:
     """Step 4: continue a ci_complete run to CD; the page ticks when that run waits at the manual gate."""
-    if run is None:
-        k.tick(False, "", "No run yet: go back to step 1 and make a commit.")
-    else:
+    if k.have_run(run):
         continue_button(run)
         k.watch(run["id"], _cd_progress, "tour4")
     return "evaluate_vs_champion"

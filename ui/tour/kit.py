@@ -112,6 +112,13 @@ def stopped_step(run: dict) -> dict | None:
 
 
 # ---- page parts -----------------------------------------------------------------------------------------------
+def have_run(run: dict | None) -> bool:
+    """Whether the learner has a run to follow; when not, the page's tick says how to get one."""
+    if run is None:
+        tick(False, "", "No run yet: go back to step 1 and make a commit.")
+    return run is not None
+
+
 def tick(done: bool, yes: str, todo: str) -> None:
     """The page's live check: ticked when the goal is reached in the lab's real state."""
     if done:
