@@ -1,9 +1,10 @@
 """Dashboard: header with actions; the pipeline DAG across the page and the step inspector under it; then the
 MLflow explorer and the claims panel.
 
-Two fragments keep it current without redrawing the page: `panels` (DAG and inspector) reruns every second while
-any step of the shown run is queued or running, and `watch` asks the store every few seconds whether a run was
-created or anyone acted (one query); when that changes, or the shown run's status does, the whole page reruns.
+Two fragments keep it current without redrawing the page: `panels` (status line, DAG and inspector) reruns every
+second while any step of the shown run is queued or running, and `watch` asks the store every few seconds whether
+a run was created or anyone acted (one query). The whole page reruns when that changes, or when the shown run's
+status changes what the header offers (queued to running does not).
 """
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -14,16 +15,20 @@ LIVE_SECONDS = 1.0  # the DAG and inspector of a moving run
 WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
 
 
-def panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
-    """The DAG (full width) and the inspector of the shown run, re-read on every rerun of this fragment."""
+def panels(lab, run_id: int | None, header_drawn_for: tuple | None, was_live: bool) -> None:
+    """The status line, the DAG (full width) and the inspector of the shown run, re-read on every rerun of this
+    fragment."""
     with st.container(key="live_panels"):  # ui/theme.css: no fade while a rerun redraws these
-        _panels(lab, run_id, status, was_live)
+        _panels(lab, run_id, header_drawn_for, was_live)
 
 
-def _panels(lab, run_id: int | None, status: str | None, was_live: bool) -> None:
+def _panels(lab, run_id: int | None, header_drawn_for: tuple | None, was_live: bool) -> None:
     run = common.load_run(lab, run_id) if run_id else None
-    if run and (run["status"] != status or common.live(run) != was_live):
-        st.rerun()  # the header's actions and this fragment's timer depend on these: redraw the whole page
+    if run and (header.drawn_for(run) != header_drawn_for or common.live(run) != was_live):
+        # The header's actions and this fragment's timer depend on these: redraw the whole page. Queued to
+        # running is not such a change, so a moving run redraws only this fragment (nothing else goes stale).
+        st.rerun()
+    header.status(lab, run)
     if not st.session_state.get("_step_chosen"):
         st.session_state["step_pick"] = common.focus_step(run)
     clicked = dag.render(run, st.session_state["step_pick"])
@@ -64,7 +69,7 @@ common.show_flash()
 with st.container():
     run = header.render(lab)
 moving = common.live(run)
-st.fragment(panels, run_every=LIVE_SECONDS if moving else None)(lab, run and run["id"], run and run["status"],
+st.fragment(panels, run_every=LIVE_SECONDS if moving else None)(lab, run and run["id"], header.drawn_for(run),
                                                                  moving)
 st.divider()
 with st.container():

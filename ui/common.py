@@ -200,7 +200,8 @@ def iso_ts(ts: float) -> str:
 def run_label(run: dict) -> str:
     """One line naming a run: id, status, short SHA, message."""
     msg = (run.get("message") or "").splitlines()[0][:48] if run.get("message") else ""
-    return f"run {run['id']} · {run['status']} · {run['sha'][:7]} · {msg}"
+    status = "in progress" if run["status"] in ACTIVE else run["status"]  # the status line says which, live
+    return f"run {run['id']} · {status} · {run['sha'][:7]} · {msg}"
 
 
 # ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------

@@ -42,10 +42,28 @@ def render(lab) -> dict | None:
         run = _pick_run(lab, runs)
     with links:
         mlflow_button(lab)
-    _status_line(run)
     _actions(lab, run)
     dialogs.show_open(lab, run)
     return run
+
+
+def drawn_for(run: dict | None) -> tuple | None:
+    """What render() drew the actions and the run picker for: the run and its status, with queued and running
+    as one ("in progress": the same actions are allowed). The dashboard redraws the header when this changes;
+    status() follows every move in between."""
+    if run is None:
+        return None
+    return run["id"], "in progress" if run["status"] in common.ACTIVE else run["status"]
+
+
+def status(lab, run: dict | None) -> None:
+    """The shown run's status line and the hint for what to do next (redrawn every second while it moves)."""
+    _status_line(run)
+    hint = HINTS.get(run["status"]) if run else None
+    if run and run["status"] == "promoted" and lab.rollback_target()[1] is None:
+        hint = "This model is (or was) the champion. Rollback needs an earlier champion: promote another model."
+    if hint:
+        st.caption(f"{icons.HINT} {hint}")
 
 
 def _workers_line(lab) -> str:
@@ -147,11 +165,6 @@ def _actions(lab, run: dict | None) -> None:
                 if name != primary and _button(st, name, label, icon, allowed, primary, "phone"):
                     clicked = name
             _failure_modes(lab, "fm_phone")
-    hint = HINTS.get(run["status"]) if run else None
-    if run and run["status"] == "promoted" and allowed["rollback"]:
-        hint = "This model is (or was) the champion. Rollback needs an earlier champion: promote another model."
-    if hint:
-        st.caption(f"{icons.HINT} {hint}")
     if clicked == "continue":
         _continue(lab, run)
     elif clicked:

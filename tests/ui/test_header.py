@@ -8,7 +8,7 @@ import pytest
 
 from engine.lab import LIMITS
 from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
-from ui import dialogs, header, icons
+from ui import common, dialogs, header, icons
 
 ACTIONS = [name for name, _, _ in header.ACTIONS]
 
@@ -185,3 +185,15 @@ def test_the_header_says_how_many_runners_are_alive(app, make_lab):
     alive = [w for w in make_lab().workers() if w["alive"]]
     assert alive  # the dashboard's own runner heartbeats
     assert f"{icons.WORKERS} {len(alive)} runner" in _texts(app)
+
+
+def test_queued_to_running_keeps_the_header_and_its_picker_label():
+    """A moving run's status line lives in the live panels; the header (actions, run picker) is redrawn, and the
+    whole page with it, only when a status changes what it offers. Queued and running offer the same."""
+    run = {"id": 7, "status": "queued", "sha": "abcdef1234", "message": "fix: round amounts"}
+    running, done = {**run, "status": "running"}, {**run, "status": "ci_complete"}
+    assert header.drawn_for(run) == header.drawn_for(running) == (7, "in progress")
+    assert header.drawn_for(done) == (7, "ci_complete") and header.drawn_for(None) is None
+    assert header.drawn_for({**running, "id": 8}) != header.drawn_for(running)
+    assert common.run_label(run) == common.run_label(running) == "run 7 · in progress · abcdef1 · fix: round amounts"
+    assert common.run_label(done) == "run 7 · ci_complete · abcdef1 · fix: round amounts"
