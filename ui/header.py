@@ -1,4 +1,5 @@
-"""The header: title, run picker and status line, and the actions a person takes on the pipeline.
+"""The header: title, run picker, and the actions a person takes on the pipeline; status() draws the run's status
+line and hint, which the dashboard puts in its live panels so they follow a moving run every second.
 
 Buttons are enabled from lab.allowed_actions(run), so nothing clickable would be refused; a refusal that still
 happens (someone else acted first) is shown with its message and changes nothing. Below 640 px the actions
