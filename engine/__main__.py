@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from engine.config import mask_url
+from engine.config import LIMITS, mask_url
 from engine.csvsafe import to_csv
 from engine.errors import BadInput, Refused
 from engine.ml.claims import FEATURES
@@ -27,7 +27,7 @@ RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "s
 TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "started_at", "heartbeat_at", "ts",
                        "since", "until", "at"})
 
-EPILOG = """\
+EPILOG = f"""\
 exit codes:
   0  done (with --wait: the run reached a good resting status)
   1  the run ended failed, held or interrupted; or an unexpected error, such as a database or MLflow that
@@ -43,7 +43,8 @@ pipeline steps (CI -> CD -> Deploy):
 failure modes (failures MODE on): every run committed or retried while a mode is on breaks the way it
 describes, until you turn it off again (failures MODE off).
 
-limits: --message, --comment, --reason 2000 characters; --author, --by 200 (one line); --sha 4-64 hex digits.
+limits: --message {LIMITS["message"]}, --comment {LIMITS["comment"]}, --reason {LIMITS["reason"]} characters;
+  --author {LIMITS["author"]}, --by {LIMITS["by"]} (one line); --sha 4-64 hex digits.
 
 Without --wait a run only moves when a worker is alive: start one with `python -m engine worker` (the dashboard
 runs one too); `python -m engine workers` lists them. Settings come from environment variables (.env.example):
@@ -58,11 +59,12 @@ def _parser() -> argparse.ArgumentParser:
                            help="what to do (COMMAND --help: its options)")
     wait = dict(action="store_true", help="run the steps in this process until the run rests, then print it")
     run = dict(type=int, help="the run id (see: python -m engine runs)")
+    by_help = f"your name (up to {LIMITS['by']} characters), recorded in the audit"
 
     c = sub.add_parser("commit", help="start CI for a new commit")
     c.add_argument("--sha", help="the commit's git SHA, 4-64 hex digits (default: a random fake one)")
-    c.add_argument("--message", default="", help="commit message (up to 2000 characters)")
-    c.add_argument("--author", default="", help="who committed (up to 200 characters; default: cli)")
+    c.add_argument("--message", default="", help=f"commit message (up to {LIMITS['message']} characters)")
+    c.add_argument("--author", default="", help=f"who committed (up to {LIMITS['author']} characters; default: cli)")
     c.add_argument("--seed", type=int, help="seed of the run's data, 0-2147483647 (default: random)")
     c.add_argument("--window", help="dataset window YYYY-MM-DD..YYYY-MM-DD (default: commit_received.yaml)")
     c.add_argument("--wait", **wait)
@@ -71,13 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("approve", "reject"):
         c = sub.add_parser(name, help=f"{name} a run waiting at the manual gate")
         c.add_argument("run", **run)
-        c.add_argument("--by", required=True, help="your name (up to 200 characters), recorded in the audit")
-        c.add_argument("--comment", default="", help="why (up to 2000 characters)")
+        c.add_argument("--by", required=True, help=by_help)
+        c.add_argument("--comment", default="", help=f"why (up to {LIMITS['comment']} characters)")
         if name == "approve":
             c.add_argument("--wait", **wait)
     c = sub.add_parser("rollback", help="champion back to the previous version (needs two promotions)")
-    c.add_argument("--by", required=True, help="your name (up to 200 characters), recorded in the audit")
-    c.add_argument("--reason", default="", help="why (up to 2000 characters)")
+    c.add_argument("--by", required=True, help=by_help)
+    c.add_argument("--reason", default="", help=f"why (up to {LIMITS['reason']} characters)")
     c = sub.add_parser("retry", help="re-run a failed/held/interrupted run from a step")
     c.add_argument("run", **run)
     c.add_argument("--from", dest="from_step", metavar="STEP",
@@ -350,25 +352,21 @@ def main(argv=None) -> int:
         lab = Lab(settings)
         return run_command(args, lab)
     except BadInput as exc:
-        _err(f"error: {_redact(settings, exc)}")
+        _err(f"error: {exc}")
         return 2
     except (IllegalTransition, Refused) as exc:
-        _err(f"refused: {_redact(settings, exc)} (nothing was changed)")
+        _err(f"refused: {exc} (nothing was changed)")
         return 3
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        _err(_redact(settings, _database_error(exc, settings.database_url if settings else None)))
+        _err(_database_error(exc, settings.database_url if settings else None))
         return 1
     except Exception as exc:  # an unexpected error still gets a one-line message, not a traceback
-        _err(_redact(settings, f"failed: {type(exc).__name__}: {exc}"))
+        _err(f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
         if lab is not None and args.cmd != "worker":
             lab.store.dispose()
         sys.stdout, sys.stderr = streams
-
-
-def _redact(settings, text) -> str:
-    return settings.redact(str(text)) if settings is not None else str(text)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ DB_SCHEMES = ("sqlite", "postgresql")
 # A busy machine can delay a heartbeat by a few intervals; a step is only judged dead after this many.
 MIN_STALE_HEARTBEATS = 5
 MASK = "***"
+# Documented limits of every free-text input (README "Limits"); checked before anything is written.
+LIMITS = {"message": 2000, "author": 200, "by": 200, "comment": 2000, "reason": 2000}
 
 
 def mask_url(url: str) -> str:
@@ -100,9 +102,9 @@ class Settings:
             demo_toggle_interval=_number(env, "LAB_DEMO_TOGGLE_INTERVAL", 5.0),
             demo_max_stream_rate=_number(env, "LAB_DEMO_MAX_STREAM_RATE", 20.0),
             demo_keep_runs=int(_number(env, "LAB_DEMO_KEEP_RUNS", 200)),
-            stream_tick_seconds=float(env.get("LAB_STREAM_TICK_SECONDS") or 1.0),
-            stream_max_rate=float(env.get("LAB_STREAM_MAX_RATE") or 5000),
-            stream_retention=int(env.get("LAB_STREAM_RETENTION") or 50_000),
+            stream_tick_seconds=_number(env, "LAB_STREAM_TICK_SECONDS", 1.0),
+            stream_max_rate=_number(env, "LAB_STREAM_MAX_RATE", 5000),
+            stream_retention=int(_number(env, "LAB_STREAM_RETENTION", 50_000)),
         )
         values.update(overrides)
         settings = cls(**values)

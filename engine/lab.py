@@ -17,7 +17,7 @@ from functools import cached_property
 import sqlalchemy as sa
 
 from engine import failures, pipeline
-from engine.config import CHAMPION, MODEL_NAME, Settings, mask_url
+from engine.config import CHAMPION, LIMITS, MODEL_NAME, Settings, mask_url
 from engine.errors import BadInput, Refused
 from engine.ml.claims import CATEGORICAL, CATEGORIES, FEATURES, NUMERIC, parse_window
 from engine.runner import Runner, prepare_mlflow_backend, run_feed
@@ -28,8 +28,6 @@ from engine.store import Store, Undo
 OPEN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL)
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
-# Documented limits of every free-text input (README "Limits"); checked before anything is written.
-LIMITS = {"message": 2000, "author": 200, "by": 200, "comment": 2000, "reason": 2000}
 MAX_RUN_ID = 2**63 - 1
 # Where a retry may start: the first step of the run that did not succeed.
 _NOT_REACHED = (StepStatus.FAILED.value, StepStatus.INTERRUPTED.value, StepStatus.SKIPPED.value)
@@ -49,8 +47,13 @@ def check_text(value: str | None, field: str, flag: str, multiline: bool = True)
     return value
 
 
+def _check_by(by: str | None) -> str:
+    """The name of who acts (--by), checked like every free text; may be empty."""
+    return check_text(by, "by", "--by (your name)", multiline=False)
+
+
 def _need_name(by: str, what: str) -> str:
-    by = check_text(by, "by", "--by (your name)", multiline=False)
+    by = _check_by(by)
     if not by:
         raise BadInput(f"{what} needs the name of who does it: pass --by NAME (dashboard: fill in 'Your name')")
     return by
@@ -116,7 +119,6 @@ def claim_frame(claim: dict):
     return pd.DataFrame([row])[list(FEATURES)]
 
 
-
 def champion_line(history: list[dict]) -> tuple[list[dict], dict[int, dict]]:
     """Replay the champion alias history (oldest first): a promotion pushes, a rollback pops what it undoes.
 
@@ -132,6 +134,7 @@ def champion_line(history: list[dict]) -> tuple[list[dict], dict[int, dict]]:
             if popped.get("run_id") is not None:
                 undone[popped["run_id"]] = row
     return stack, undone
+
 
 class Lab:
     """One lab: a state store, a runner, and MLflow, configured from Settings."""
@@ -259,7 +262,7 @@ class Lab:
 
     def continue_run(self, run_id: int, by: str = "") -> None:
         """Start CD for a run that rests in ci_complete."""
-        by = check_text(by, "by", "--by (your name)", multiline=False)
+        by = _check_by(by)
         with self.store.tx() as c:
             run = self._locked_run(c, run_id)
             self._check_allowed("continue", run)
@@ -329,7 +332,7 @@ class Lab:
         Reads and writes in one transaction with the run locked, and always leaves a claimable step queued, or
         refuses saying why.
         """
-        by = check_text(by, "by", "--by (your name)", multiline=False)
+        by = _check_by(by)
         if from_step is not None:
             try:
                 pipeline.spec(from_step)
@@ -375,7 +378,7 @@ class Lab:
 
     def set_failure_mode(self, name: str, enabled: bool, by: str = "", session: str | None = None) -> None:
         """Turn a failure mode on or off (applies to runs committed or retried from now on)."""
-        by = check_text(by, "by", "--by (your name)", multiline=False)
+        by = _check_by(by)
         try:
             failures.check_name(name)
         except ValueError as exc:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 # A killed worker never deregisters; its row stays listed (as not alive) this long, for diagnosis.
 DEAD_WORKER_MEMORY = 3600.0
+FORGET_EVERY = 60.0  # seconds between two clean-ups of those rows (by the heartbeat thread, not every tick)
 
 
 def run_feed(run: dict, rows: int):
@@ -382,12 +383,17 @@ class Runner:
                 self._beat.start()
 
     def _heartbeat(self) -> None:
-        """One thread for the runner: renew its own registration and every live step's heartbeat."""
+        """One thread for the runner: renew its own registration and every live step's heartbeat, and now and
+        then forget runners that died without deregistering."""
+        forgot_at = float("-inf")
         while not self._stopping.is_set():
             try:
                 ids = list(self._live)
                 alive = self.store.heartbeat(ids)
                 self.store.beat_worker(self.worker_id, self.host, self.pid, self.started_at, len(ids))
+                if time.monotonic() - forgot_at > FORGET_EVERY:
+                    self.store.forget_dead_workers(max(DEAD_WORKER_MEMORY, self.settings.stale_seconds))
+                    forgot_at = time.monotonic()
             except Exception as exc:
                 if is_outage(exc):
                     self.outage.failed(exc)
@@ -520,11 +526,9 @@ class Runner:
         never finds a sibling still `running`. Runs where this runner has a live step are left alone: it
         finishes that step first, and the run is reaped on a later tick.
         """
-        self.store.forget_dead_workers(max(DEAD_WORKER_MEMORY, self.settings.stale_seconds))
         reaped = 0
         for run_id in sorted({s["run_id"] for s in self.store.stale_steps(self.settings.stale_seconds)}):
-            mine = {ctx.step["id"] for ctx in list(self._live.values()) if ctx.run["id"] == run_id}
-            if mine:
+            if any(ctx.run["id"] == run_id for ctx in list(self._live.values())):
                 continue
             try:
                 with self.store.tx() as c:

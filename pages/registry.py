@@ -2,8 +2,7 @@
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
-from engine.config import MODEL_NAME
-from engine.lab import LIMITS
+from engine.config import LIMITS, MODEL_NAME
 from ui import lineage
 from ui import registry as r
 from ui.common import get_lab, md_escape

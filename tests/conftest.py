@@ -322,41 +322,31 @@ def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL, timeout: float
         pass
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (non-zombie) processes whose parent is `pid`, read from /proc (a step's subprocess has its own
-    process group, so it is found by parent, not by group)."""
-    out = []
+def _live_processes():
+    """(pid, parent pid, process group) of every live (non-zombie) process, read from /proc."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # the process ended while we looked
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-            out.append(int(stat.parent.name))
-    return out
+        if fields[0] not in ("Z", "X"):
+            yield int(stat.parent.name), int(fields[1]), int(fields[2])
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (a step's subprocess has its own process group, so it is found by
+    parent, not by group)."""
+    return [p for p, parent, _ in _live_processes() if parent == pid]
 
 
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return any(p == pid for p, _, _ in _live_processes())
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group `pgid`, read from /proc."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended while we looked
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state not in ("Z", "X"):
-            pids.append(int(stat.parent.name))
-    return pids
+    """Live processes of process group `pgid`."""
+    return [p for p, _, group in _live_processes() if group == pgid]
 
 
 def free_port() -> int:

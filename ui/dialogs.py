@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import pipeline
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from ui import common, icons, outputs_deploy
 
 HELP = {

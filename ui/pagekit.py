@@ -5,7 +5,7 @@ from typing import Callable
 
 import streamlit as st
 
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from ui import icons
 
 DASHBOARD = "pages/dashboard.py"

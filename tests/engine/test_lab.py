@@ -5,9 +5,10 @@ import dataclasses
 
 import pytest
 
+from engine.config import LIMITS
 from engine.errors import BadInput, Refused
-from engine.lab import LIMITS, Lab, champion_line, check_run_id, check_text
-from tests.engine.conftest import wait_until
+from engine.lab import Lab, champion_line, check_run_id, check_text
+from tests.conftest import wait_until
 
 
 def _demo(settings, **changes) -> Lab:

@@ -20,18 +20,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.engine.conftest import wait_until
+from tests.conftest import free_port, kill_group, wait_until
 
 PG_BIN = Path(os.environ.get("LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_PASSWORD = "pg-Secret-7731"          # trust auth ignores it; the lab must never show it
 MLFLOW_PASSWORD = "mlflow-Secret-5521"   # the MLflow server ignores it; the lab must never show it
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -141,18 +134,13 @@ class MlflowServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                 s.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                return s.recv(64).startswith(b"HTTP/1.") and True
+                return s.recv(64).startswith(b"HTTP/1.")
         except OSError:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(30)
+        if self.proc is not None:
+            kill_group(self.proc, signal.SIGTERM)
         # wait until the port is free again, so the restart binds the same address
         wait_until(lambda: not _listening(self.port), timeout=60, what=f"port {self.port} to close")
 

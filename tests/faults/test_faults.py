@@ -17,11 +17,11 @@ import pytest
 
 from engine import pipeline
 from engine.lab import Lab
-from tests.conftest import cli_env
-from tests.engine.conftest import (
+from tests.conftest import (
     ROOT,
     alive,
     children_of,
+    cli_env,
     engine_cli,
     kill_group,
     make_settings,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
 from ui import common, dialogs, header, icons
 

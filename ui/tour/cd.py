@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from engine.states import RunStatus
 from ui import icons
 from ui.common import get_lab, md_escape, mlflow_ui

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused, pipeline
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from engine.states import RunStatus, StepStatus
 from ui import icons, inspector
 from ui.common import attempt, get_lab, session_id

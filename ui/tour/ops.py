@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
-from engine.lab import LIMITS
+from engine.config import LIMITS
 from engine.states import RunStatus
 from engine.stream import SCENARIOS
 from ui import icons
@@ -118,8 +118,9 @@ def failure_scenarios(_: None) -> None:
     lab = get_lab()
     modes = lab.failure_modes()
     for m in modes:
-        st.toggle(f"{m['title']}: {m['breaks']} (caught by {m['caught_by']})", value=m["enabled"],
-                  key=f"tour9_{m['name']}", on_change=_set_mode, args=(m["name"],))
+        st.session_state[f"tour9_{m['name']}"] = m["enabled"]  # the database is the truth (a refused toggle too)
+        st.toggle(f"{m['title']}: {m['breaks']} (caught by {m['caught_by']})", key=f"tour9_{m['name']}",
+                  on_change=_set_mode, args=(m["name"],))
     run = k.tour_run()
     if st.button("Commit with these failure modes", icon=icons.COMMIT, type="primary", key="tour9_commit"):
         ok, run_id = attempt(lab.commit, message="walkthrough: failure scenario",
