@@ -195,6 +195,24 @@ def db_now(dialect: str) -> sa.ColumnElement:
     return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
 
+def _switch_to_wal(cur, patience: float) -> None:
+    """PRAGMA journal_mode=WAL, retried for up to `patience` seconds while the file is locked.
+
+    The switch needs an exclusive lock that SQLite does not wait for (the busy timeout does not apply), so
+    processes opening a fresh file together can get "database is locked" at once. WAL then stays set in the file,
+    so only the first opening can meet this.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver module is not imported here
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # back off, then try again
+
+
 def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float = 8.0) -> sa.Engine:
     """An engine for `url` that never waits for ever: a hung or locked database fails a call within seconds.
 
@@ -207,7 +225,7 @@ def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float
         @event.listens_for(eng, "connect")
         def _pragmas(conn, _record):
             cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cur, statement_timeout)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
