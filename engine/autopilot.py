@@ -157,8 +157,12 @@ class Autopilot:
 
     # ---- control ------------------------------------------------------------------------------------------
     def open(self) -> int:
-        """Create this session's row (Refused while another session plays); return its id."""
+        """Create this session's row with its opening narration (Refused while another session plays); return its id.
+
+        The opening lines go in the same transaction as the row, so a page that sees the session sees them too.
+        """
         ensure_tables(self.lab)
+        opening = self._opening()
         with self.lab.store.tx() as c:
             self.lab.store.lock(c, "autopilot")
             busy = [r for r in c.execute(sa.select(sessions).where(sessions.c.finished_at.is_(None))).mappings()
@@ -169,6 +173,8 @@ class Autopilot:
             self.session = c.execute(sa.insert(sessions).values(by=self.by, started_at=now, heartbeat_at=now,
                                                                 stop_requested=False)
                                      .returning(sessions.c.id)).scalar_one()
+            for message, level in opening:
+                self._say(c, message, level)
         return self.session
 
     def start(self) -> int:
@@ -216,14 +222,18 @@ class Autopilot:
         self._finish(outcome)
         return outcome
 
-    def _play(self) -> None:
-        self.say(f"Playing the lifecycle as '{self.by}': two commits, each through CI, CD, approval and "
-                 "deployment, with live claims flowing after the first promotion, then a rollback of production to the "
-                 "first model and a drift scenario on the live stream.")
+    def _opening(self) -> list[tuple[str, str]]:
+        """The session's first narration lines: what the play does, and a warning when failure modes are on."""
+        lines = [(f"Playing the lifecycle as '{self.by}': two commits, each through CI, CD, approval and "
+                  "deployment, with live claims flowing after the first promotion, then a rollback of production to "
+                  "the first model and a drift scenario on the live stream.", "info")]
         on = [m["title"] for m in self.lab.failure_modes() if m["enabled"]]
         if on:
-            self.say(f"Failure modes are on ({', '.join(on)}): a run will probably fail, and the demo will "
-                     "show where and why.", "warning")
+            lines.append((f"Failure modes are on ({', '.join(on)}): a run will probably fail, and the demo will "
+                          "show where and why.", "warning"))
+        return lines
+
+    def _play(self) -> None:
         self._cycle(1, "demo: first model for claims settlement", self.seeds[0])
         self._start_stream()
         self._cycle(2, "demo: retrain on fresh claims", self.seeds[1])
@@ -376,8 +386,11 @@ class Autopilot:
     def say(self, message: str, level: str = "info", run_id: int | None = None) -> None:
         """Append one narration line to this session."""
         with self.lab.store.tx() as c:
-            c.execute(sa.insert(narration_log).values(session=self.session, ts=time.time(), level=level,
-                                                      message=message, run_id=run_id))
+            self._say(c, message, level, run_id)
+
+    def _say(self, c, message: str, level: str = "info", run_id: int | None = None) -> None:
+        c.execute(sa.insert(narration_log).values(session=self.session, ts=time.time(), level=level,
+                                                  message=message, run_id=run_id))
 
     def _finish(self, outcome: str) -> None:
         self.outcome = outcome

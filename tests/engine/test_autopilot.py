@@ -78,6 +78,16 @@ def test_stop_from_another_lab_ends_it_promptly(lab, settings):
     assert "Stopped on request" in _messages(lab, session)
 
 
+def test_a_session_is_never_seen_without_its_opening_line(lab):
+    # Regression: the Play button reruns the page at once; the opening line used to come later, from the thread.
+    lab.set_failure_mode("schema_validation", True, by="test")
+    pilot = Autopilot(lab)
+    session = pilot.open()  # no thread plays it
+    assert [line["level"] for line in narration(lab, session)] == ["info", "warning"]
+    assert "Playing the lifecycle as 'demo'" in _messages(lab, session)
+    assert "Failure modes are on (" in _messages(lab, session)
+
+
 def test_only_one_session_plays_at_a_time(lab):
     first = Autopilot(lab)
     first.open()
