@@ -17,9 +17,8 @@ from datetime import datetime, timezone
 from engine.config import LIMITS, mask_url
 from engine.csvsafe import to_csv
 from engine.errors import BadInput, Refused
-from engine.ml.claims import FEATURES
+from engine.ml.claims import FEATURES, SCENARIOS
 from engine.states import RESTING, UNSUCCESSFUL, IllegalTransition, RunStatus
-from engine.stream import SCENARIOS, snapshot_rows
 
 RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
                   "finished_at", "failure_modes")
@@ -314,6 +313,7 @@ def _stream(lab, args) -> int:
     else:
         if not 1 <= args.limit <= 100_000:
             raise BadInput(f"--limit {args.limit} is out of range: use 1 to 100000")
+        from engine.stream import snapshot_rows  # pandas comes with it: only the commands that need it pay
         rows = snapshot_rows(stream.snapshots(args.limit))
         if args.csv:
             sys.stdout.write(runs_csv(rows, fields=list(rows[0]) if rows else ["id"]))

@@ -6,11 +6,10 @@ ordinary code downstream fails on it the way it would in production.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from engine.ml.claims import APPROVED, DENIED, TARGET, label_array
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,10 @@ def format_amounts_as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 def flip_labels(frame: pd.DataFrame, share: float = REGRESSION_FLIP_SHARE, seed: int = 0) -> pd.DataFrame:
     """metric_regression: a share of Approved training labels turned Denied, as from a broken labelling join."""
+    import numpy as np  # here, not at the top: the CLI reads MODES without paying for pandas and numpy
+    import pandas as pd
+
+    from engine.ml.claims import APPROVED, DENIED, TARGET, label_array
     out = frame.copy()
     rng = np.random.default_rng(seed)
     approved = label_array(out).astype(bool) & (rng.random(len(out)) >= share)

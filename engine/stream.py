@@ -13,16 +13,17 @@ data shift), so a promotion or a rollback switches the reference with the model 
 
 Scenarios change the generator's inputs, never the statistics. Each ramps in linearly over `ramp` claims.
 
-One process produces: the producer holds a lease row in the store, renewed every tick; a second runner on the
-same database finds the lease held and waits. Each batch advances `next_seq` with a conditional update, and claim
-ids are unique in the table, so no claim is ever stored twice, even across a restart.
+One process produces: the producer holds a lease row in the store, renewed every tick and given up at the first
+tick after the stream is stopped; a second runner on the same database finds the lease held and waits. Each
+batch advances `next_seq` with a conditional update, and claim ids are unique in the table, so no claim is ever
+stored twice, even across a restart.
 """
 from __future__ import annotations
 
 import logging
 import math
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -31,12 +32,12 @@ import sqlalchemy as sa
 from engine.config import CHAMPION, MODEL_NAME, STAGING
 from engine.errors import BadInput, Refused
 from engine.ml import monitor
-from engine.ml.claims import (
+from engine.ml.claims import (  # SCENARIOS lives with the generator whose inputs it shifts; read here as well
     CATEGORICAL,
     FEATURES,
-    NO_SHIFT,
     NUMERIC,
     ROWS_PER_SEED,
+    SCENARIOS,
     Shift,
     derived_seed,
     generate_claims,
@@ -46,26 +47,6 @@ from engine.store import stream_claims, stream_snapshots, stream_state, timestam
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Scenario:
-    """A named change of who files claims (or of the payer's rule), at full intensity."""
-
-    name: str
-    shift: Shift
-    description: str
-
-
-SCENARIOS = {s.name: s for s in (
-    Scenario("none", NO_SHIFT, "claims come from the training distribution"),
-    Scenario("inflation", Shift(amount_scale=1.8), "billed (and so allowed) amounts rise by 80%"),
-    Scenario("telehealth_surge", Shift(telehealth_boost=0.35), "35% of claims move to Telehealth providers"),
-    Scenario("aging", Shift(age_shift=15), "patients are 15 years older"),
-    Scenario("case_mix", Shift(surgery_boost=0.25, oncology_boost=0.2),
-             "more Surgery CPT codes and more Oncology diagnoses"),
-    Scenario("concept_drift", Shift(concept=1.0),
-             "the payer's rule turns (a high allowed share now counts against approval); inputs unchanged"),
-)}
 
 STREAM_WINDOW = "2025-07-01..2025-12-31"  # the months after the default training window
 STREAM_PURPOSE = 999                       # derived_seed purpose reserved for the stream
@@ -257,7 +238,11 @@ class Stream:
         """The scheduler job: while on and holding the lease, produce what is due, label, prune, snapshot."""
         try:
             state = self.state()
-            if not state["enabled"] or not self._take_lease():
+            if not state["enabled"]:
+                if state["lease_owner"] == self.owner:
+                    self.release()  # stopped: say so at once instead of letting the lease lapse
+                return
+            if not self._take_lease():
                 return
             now = timestamp()
             since = max(state["produced_at"] or now, now - MAX_LAG_SECONDS)

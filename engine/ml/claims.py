@@ -32,9 +32,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the functions that build frames import pandas: the CLI reads constants only, without it
+    import pandas as pd
 
 CPT_BUCKETS = (
     "Evaluation & Management", "Anesthesia", "Surgery", "Radiology", "Pathology & Lab",
@@ -90,6 +93,28 @@ class Shift:
 
 
 NO_SHIFT = Shift()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named change of who files claims (or of the payer's rule), at full intensity."""
+
+    name: str
+    shift: Shift
+    description: str
+
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("none", NO_SHIFT, "claims come from the training distribution"),
+    Scenario("inflation", Shift(amount_scale=1.8), "billed (and so allowed) amounts rise by 80%"),
+    Scenario("telehealth_surge", Shift(telehealth_boost=0.35), "35% of claims move to Telehealth providers"),
+    Scenario("aging", Shift(age_shift=15), "patients are 15 years older"),
+    Scenario("case_mix", Shift(surgery_boost=0.25, oncology_boost=0.2),
+             "more Surgery CPT codes and more Oncology diagnoses"),
+    Scenario("concept_drift", Shift(concept=1.0),
+             "the payer's rule turns (a high allowed share now counts against approval); inputs unchanged"),
+)}
+
 BLOCK = 1024                       # rows per independently seeded block (prefix stability)
 ROWS_PER_SEED = 1_000_000          # rows one seed may produce; claim_id = seed * ROWS_PER_SEED + row
 COMMIT_SEEDS = 2**31               # commit seeds are 0 .. COMMIT_SEEDS - 1
@@ -132,6 +157,7 @@ def _mix(weights: np.ndarray, index: int, boost: float) -> np.ndarray:
 
 def latent_score(frame: pd.DataFrame) -> np.ndarray:
     """The documented logistic score of each claim (see the module docstring)."""
+    import pandas as pd
     cpt = pd.Categorical(frame["cpt_bucket"], categories=CPT_BUCKETS).codes
     prov = pd.Categorical(frame["provider_type"], categories=PROVIDER_TYPES).codes
     dx = pd.Categorical(frame["diagnosis_group"], categories=DIAGNOSIS_GROUPS).codes
@@ -157,6 +183,7 @@ def _score(cpt, prov, dx, billed, allowed, age) -> np.ndarray:
 def generate_claims(n: int, seed: int, window: str = DEFAULT_WINDOW, shift: Shift = NO_SHIFT,
                     start: int = 0) -> pd.DataFrame:
     """Rows start .. start+n-1 of the claim sequence of (seed, window, shift); always the identical frame."""
+    import pandas as pd
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if start < 0:

@@ -208,6 +208,13 @@ def test_one_producer_holds_the_lease(slab):
         assert first.stream._take_lease() is False
         second.stream.release()
         assert first.stream._take_lease() is True
+
+        # Stopped, the holder gives the lease up at its next tick; a tick of another runner leaves it alone.
+        slab.stream.stop(by="test")
+        second.stream.tick()
+        assert second.stream.state()["lease_owner"] == first.stream.owner
+        first.stream.tick()
+        assert (first.stream.state()["lease_owner"], first.stream.state()["lease_until"]) == (None, None)
     finally:
         first.close()
         second.close()
