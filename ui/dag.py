@@ -9,6 +9,7 @@ whatever the page width: a narrow screen scrolls the DAG inside its frame instea
 """
 from __future__ import annotations
 
+import base64
 from html import escape
 
 import streamlit as st
@@ -19,6 +20,8 @@ from ui import common
 NODE_W, NODE_H, COL_GAP, ROW_GAP = 104, 60, 18, 14
 LANE_PAD, LANE_GAP, HEADER_H = 10, 14, 28
 FONT = 13
+# Named in the SVG itself: the page's first paint draws it as an image, which sees no page CSS (ui/theme.css).
+FONT_FAMILY = "'Source Sans 3', 'Source Sans Pro', Helvetica, Arial, sans-serif"
 DARK_TEXT = {"pending", "queued", "skipped", "awaiting_approval"}  # light fills: dark text reads better
 WORDS = {"awaiting_approval": "your turn", "rolled_back": "rolled back", "pending": "not reached"}
 TIMED = {"succeeded", "failed", "held", "interrupted"}  # statuses whose node also shows how long the step took
@@ -39,11 +42,12 @@ export default function (component) {
       node.addEventListener("click", () => setTriggerValue("clicked", node.dataset.step));
     });
   }
+  document.documentElement.dataset.labDag = "drawn";  // the plain first paint steps aside (ui/theme.css)
 }
 """
 _CSS = """
 .lab-dag { overflow-x: auto; overflow-y: hidden; width: 100%; -webkit-overflow-scrolling: touch; }
-.lab-dag svg { display: block; margin: 0 auto; font-family: "Source Sans 3", "Source Sans Pro", sans-serif; }
+.lab-dag svg { display: block; margin: 0 auto; }
 .lab-dag [data-step] { cursor: pointer; }
 .lab-dag [data-step]:hover rect.node { filter: brightness(1.08); }
 .lab-dag .running rect.node { animation: lab-pulse 1.4s ease-in-out infinite; }
@@ -162,12 +166,22 @@ def svg(run: dict | None, selected: str | None) -> str:
              'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#7D8796"/>'
              '</marker></defs>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="pipeline">{arrow}{"".join(parts)}</svg>')
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="pipeline" '
+            f'font-family="{FONT_FAMILY}">{arrow}{"".join(parts)}</svg>')
 
 
 def render(run: dict | None, selected: str | None) -> str | None:
-    """Draw the DAG; return the name of a step clicked in this rerun (None when nothing was clicked)."""
-    result = _component(data={"svg": svg(run, selected)}, key="pipeline_dag", on_clicked_change=lambda: None)
+    """Draw the DAG; return the name of a step clicked in this rerun (None when nothing was clicked).
+
+    The same picture also goes out as an image in plain HTML (st.html drops inline SVG), which the browser paints
+    with the page's first elements: the component waits for its script chunk, which a new tab loads with every
+    other element's chunk, half a second or more later. Once the component has drawn in this tab, the image is
+    hidden for good (ui/theme.css), so clicks always reach the component.
+    """
+    picture = svg(run, selected)
+    st.html(f'<div class="lab-dag-first"><img alt="pipeline" src="data:image/svg+xml;base64,'
+            f'{base64.b64encode(picture.encode()).decode()}"></div>')
+    result = _component(data={"svg": picture}, key="pipeline_dag", on_clicked_change=lambda: None)
     clicked = getattr(result, "clicked", None) if result is not None else None
     return clicked if clicked in pipeline.BY_NAME else None
 

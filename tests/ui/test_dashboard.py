@@ -6,11 +6,13 @@ DAG click sets), and it does not run the fragments' timers, so tests drive the r
 """
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
 
 from engine import pipeline
+from ui import dag
 from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -86,6 +88,16 @@ def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir, make_lab):
     assert error.startswith("data contract violated") and "diagnosis_group" in error
     assert error in [c.value for c in app.code]
     assert app.query_params["run"] == str(runs["failed"])
+
+
+def test_the_dag_also_goes_out_as_a_plain_first_paint_of_the_same_picture(app, seeded_dir, make_lab):
+    # The browser paints plain HTML with the page's first elements; the component comes later (ui/dag.py).
+    _, runs = seeded_dir
+    app.run()
+    first = next(h.value for h in app.html if "lab-dag-first" in h.value)
+    picture = base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', first).group(1)).decode()
+    assert picture == dag.svg(make_lab().run(runs["failed"]), "data_validation")
+    assert 'font-family="' in picture  # an image sees no page CSS: the SVG names its own font
 
 
 def test_fake_commit_runs_ci_and_enables_continue(app, make_lab):
