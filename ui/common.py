@@ -197,11 +197,16 @@ def iso_ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def settled_status(run: dict) -> str:
+    """The run's status with queued and running as one, "in progress": what the header and the run picker show
+    (they offer the same then); the live status line says which of the two."""
+    return "in progress" if run["status"] in ACTIVE else run["status"]
+
+
 def run_label(run: dict) -> str:
     """One line naming a run: id, status, short SHA, message."""
     msg = (run.get("message") or "").splitlines()[0][:48] if run.get("message") else ""
-    status = "in progress" if run["status"] in ACTIVE else run["status"]  # the status line says which, live
-    return f"run {run['id']} · {status} · {run['sha'][:7]} · {msg}"
+    return f"run {run['id']} · {settled_status(run)} · {run['sha'][:7]} · {msg}"
 
 
 # ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------

@@ -54,7 +54,7 @@ def drawn_for(run: dict | None) -> tuple | None:
     status() follows every move in between."""
     if run is None:
         return None
-    return run["id"], "in progress" if run["status"] in common.ACTIVE else run["status"]
+    return run["id"], common.settled_status(run)
 
 
 def status(lab, run: dict | None) -> None:

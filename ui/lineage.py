@@ -68,6 +68,7 @@ class Lineage:
     edges: list[dict]
     versions: dict[int, dict]
     history: list[dict]
+    undone: dict[int, dict]  # by run id: the rollback that undid the run's promotion (engine.lab.champion_line)
 
     def version_of(self, node_id: str | None) -> int | None:
         """The version a clicked node stands for: itself, the version a run trained, or the version an alias holds."""
@@ -127,7 +128,7 @@ def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> L
         edges.append(_edge(alias_node(CHAMPION), version_node(h["version"]), label, "was", id=f"was:{i}", dashes=True,
                            smooth={"enabled": True, "type": "curvedCCW",
                                    "roundness": 0.2 + 0.5 * (bend % 2)}))
-    return Lineage(nodes, edges, {v["version"]: v for v in versions}, history)
+    return Lineage(nodes, edges, {v["version"]: v for v in versions}, history, undone)
 
 
 def _version_label(v: dict) -> str:
@@ -221,7 +222,7 @@ def details(lab: Lab, lineage: Lineage, number: int) -> None:
     if run_id is None:
         st.caption("This version carries no pipeline_run_id tag, so the run that trained it is unknown.")
     else:
-        _source_run(lab, run_id, v["run_id"], run_id in champion_line(lineage.history)[1])
+        _source_run(lab, run_id, v["run_id"], run_id in lineage.undone)
     tenures = [h for h in lineage.history if h["version"] == number]
     for h in tenures:
         until = iso_ts(h["until"]) if h["until"] else "now"

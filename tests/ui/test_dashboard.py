@@ -12,8 +12,8 @@ import re
 import pytest
 
 from engine import pipeline
-from ui import dag
 from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
+from ui import dag
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 TABS = ("Code", "Config", "Logs", "Outputs")
