@@ -1,6 +1,7 @@
 """What every page shares: the one Lab per server process, the selection (mirrored in the URL), and formatting."""
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -235,9 +236,14 @@ def model_versions(_lab: Lab, uri: str, stamp: tuple = ()) -> list[dict]:
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
-def artifact(_lab: Lab, uri: str, run_id: str, path: str) -> bytes:
-    """One artifact's bytes (artifacts never change once logged, so they are kept longer)."""
-    return _lab.tracking.artifact_bytes(run_id, path)
+def artifact_image(_lab: Lab, uri: str, run_id: str, path: str) -> str:
+    """A PNG artifact as a data URI for st.image (artifacts never change once logged, so they are kept longer).
+
+    The page carries the picture itself. Given bytes, st.image serves them from a media URL that Streamlit drops
+    at the session's next page run: a browser that asks for it after a page switch, or late on a busy machine,
+    gets a 404 and a broken image.
+    """
+    return "data:image/png;base64," + base64.b64encode(_lab.tracking.artifact_bytes(run_id, path)).decode()
 
 
 def state_stamp(lab: Lab, run: dict | None) -> tuple:

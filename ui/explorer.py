@@ -97,7 +97,7 @@ def _artifacts(lab, run_id: str, paths: list[str]) -> None:
     with st.expander(f"Artifacts ({len(paths)})", expanded=any(p.endswith(".png") for p in paths)):
         for path in paths:
             if path.endswith(".png"):
-                st.image(common.artifact(lab, lab.tracking.uri, run_id, path), caption=path)
+                st.image(common.artifact_image(lab, lab.tracking.uri, run_id, path), caption=path)
             else:
                 st.caption(f"{icons.FILE} {path}")
 

@@ -97,7 +97,7 @@ def shap(lab, o: dict) -> None:
         st.altair_chart(charts.importance_bars(s["importance"]), width="stretch")
     if s.get("artifact") and o.get("mlflow_run_id"):
         try:
-            png = common.artifact(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
+            png = common.artifact_image(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
             st.image(png, caption=f"{s['artifact']} of MLflow run {o['mlflow_run_id']}")
         except Exception as exc:  # MLflow down or artifact gone: say so, keep the rest of the page
             st.warning(f"Could not load {s['artifact']} from MLflow: {common.first_line(exc)}")

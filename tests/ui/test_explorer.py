@@ -2,6 +2,8 @@
 tokens both ways), and the newest run's details with its artifacts."""
 from __future__ import annotations
 
+import base64
+
 from tests.ui.conftest import frame_with
 from ui.explorer import PER_PAGE
 
@@ -56,4 +58,10 @@ def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_la
     files = [c.value for c in artifacts.caption]
     listed = {f":material/description: {path}" for path in ("shap/importance.csv", "eval/confusion_matrix.json")}
     assert listed <= set(files)
-    assert [image.captions for image in artifacts.image] == [["shap/beeswarm.png"]]
+    [image] = artifacts.image
+    assert image.captions == ["shap/beeswarm.png"]
+    # The page carries the picture itself: a media URL is dropped at the session's next page run, and a browser
+    # that fetched it after a page switch got a 404 (a console error, and a broken image).
+    url = image.proto.imgs[0].url
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == lab.tracking.artifact_bytes(mlflow_id, "shap/beeswarm.png")
