@@ -97,8 +97,8 @@ def shap(lab, o: dict) -> None:
         st.altair_chart(charts.importance_bars(s["importance"]), width="stretch")
     if s.get("artifact") and o.get("mlflow_run_id"):
         try:
-            png = common.artifact_image(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
-            st.image(png, caption=f"{s['artifact']} of MLflow run {o['mlflow_run_id']}")
+            image = common.artifact_image(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
+            st.image(image, caption=f"{s['artifact']} of MLflow run {o['mlflow_run_id']}")
         except Exception as exc:  # MLflow down or artifact gone: say so, keep the rest of the page
             st.warning(f"Could not load {s['artifact']} from MLflow: {common.first_line(exc)}")
 
