@@ -88,10 +88,12 @@ class Outage:
                 self._delay = min(self._delay * 2, MAX_BACKOFF)
             self._next_try = now + self._delay
 
-    def ok(self) -> None:
-        """Record a successful call; say once that the outage is over."""
+    def ok(self, began: float) -> None:
+        """Record a successful call that began at monotonic time `began`; say once that the outage is over.
+
+        A call that began before the outage did (a slow one in another thread) proves nothing about now."""
         with self._lock:
-            if self.since is not None:
+            if self.since is not None and began >= self.since:
                 log.warning("%s answers again after %.0f s", self.what, time.monotonic() - self.since)
                 self.since, self.steady_since, self._delay = None, time.monotonic(), 0.0
 
@@ -333,6 +335,7 @@ class Runner:
         """One short scheduler tick: reap dead workers' steps, then hand queued steps to free worker threads."""
         if self._stopping.is_set() or self.outage.wait() > 0:
             return
+        began = time.monotonic()
         try:
             self.reap_when_steady()
             self._fill()
@@ -342,7 +345,7 @@ class Runner:
             else:
                 log.exception("runner tick failed")
             return
-        self.outage.ok()
+        self.outage.ok(began)
 
     def _fill(self) -> None:
         with self._cond:
@@ -387,6 +390,7 @@ class Runner:
         then forget runners that died without deregistering."""
         forgot_at = float("-inf")
         while not self._stopping.is_set():
+            began = time.monotonic()
             try:
                 ids = list(self._live)
                 alive = self.store.heartbeat(ids)
@@ -400,7 +404,7 @@ class Runner:
                 else:
                     log.exception("heartbeat failed")
             else:
-                self.outage.ok()
+                self.outage.ok(began)
                 for step_id in set(ids) - alive:  # marked interrupted (or released) elsewhere: stop its processes
                     ctx = self._live.get(step_id)
                     if ctx is not None:
@@ -449,6 +453,7 @@ class Runner:
     def _patiently(self, call):
         """`call()`, retried with backoff while the database is away; None if this runner stops meanwhile."""
         while True:
+            began = time.monotonic()
             try:
                 result = call()
             except Exception as exc:
@@ -459,7 +464,7 @@ class Runner:
                     return None
                 self._stopping.wait(max(0.2, self.outage.wait()))
             else:
-                self.outage.ok()
+                self.outage.ok(began)
                 return result
 
     def _finish_ok(self, ctx: StepContext, outputs: dict) -> None:

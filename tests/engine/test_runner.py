@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from engine import pipeline
 from engine.config import EXPERIMENT, RUN_TAGS
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
-from engine.runner import StepContext
+from engine.runner import Outage, StepContext
 from engine.states import RESTING, RunStatus, StepStatus
 from engine.store import steps as steps_table
 from tests.conftest import ROOT, STALE, wait_until
@@ -375,6 +376,24 @@ def test_a_failing_heartbeat_is_logged_and_beating_goes_on(lab, monkeypatch, cap
     assert len(calls) == 3  # it went on beating after the failure
     assert [r.getMessage() for r in caplog.records] == ["heartbeat failed"]
     assert "a bug in the heartbeat" in caplog.text
+
+
+def test_a_call_that_began_before_an_outage_does_not_end_it(caplog):
+    # Seen under load: one thread's call failed (the outage began), then a slower call of another thread that had
+    # begun before the database went away returned fine and was taken as "answers again"; the next failure warned
+    # a second time. Only a call that began after the outage did may end it.
+    outage = Outage("the database")
+    down = ConnectionRefusedError("connection refused")
+    with caplog.at_level(logging.WARNING, logger="engine.runner"):
+        in_flight = time.monotonic()  # began while the database still answered
+        outage.failed(down)
+        outage.ok(in_flight)
+        outage.failed(down)  # still the same outage: no second warning
+        assert outage.since is not None
+        outage.ok(time.monotonic())
+    assert [r.getMessage().split(" (")[0].split(" after ")[0] for r in caplog.records] == [
+        "the database is unreachable", "the database answers again"]
+    assert outage.since is None
 
 
 # ---- interruption is per run and atomic (a killed worker had two steps running) ------------------------------
