@@ -238,8 +238,8 @@ class Autopilot:
         self._start_stream()
         self._cycle(2, "demo: retrain on fresh claims", self.seeds[1])
         self._rollback()
-        self._show_drift()
-        self.say("Lifecycle complete: two promotions, live traffic, a rollback and a drift alarm, all in the run "
+        alarm = "a drift alarm" if self._show_drift() else "a drift watch with no alarm yet"
+        self.say(f"Lifecycle complete: two promotions, live traffic, a rollback and {alarm}, all in the run "
                  "history, the registry, the stream's snapshots and the audit trail.", "success")
 
     def _cycle(self, n: int, message: str, seed) -> None:
@@ -289,11 +289,12 @@ class Autopilot:
                  "models:/claims-settlement-rf@champion; every claim is stored with its decision, and its true "
                  "outcome arrives later.")
 
-    def _show_drift(self) -> None:
-        """Turn on inflation and wait for a snapshot after it that shows major drift (or say what it shows)."""
+    def _show_drift(self) -> bool:
+        """Turn on inflation and wait for a snapshot after it that shows major drift (or say what it shows);
+        whether one did."""
         self._check_stop()
         if not self.lab.stream.status()["producer"]["alive"]:
-            return
+            return False
         since = self.lab.stream.state()["next_seq"]
         self.lab.stream.start(rate=min(DRIFT_RATE, self.lab.stream.max_rate), scenario="inflation", ramp=0,
                               by=self.by)
@@ -312,6 +313,7 @@ class Autopilot:
             self.say("No major drift yet; the Claims panel keeps watching.", "warning")
         self.lab.stream.stop(by=self.by)
         self.say("Stopped the stream; start it again from the Claims panel.")
+        return snap is not None
 
     def _wait_for(self, predicate, seconds: float):
         deadline = time.monotonic() + seconds

@@ -43,6 +43,15 @@ def test_plays_the_whole_lifecycle_and_leaves_an_ordinary_history(played):
     assert {("demo", "commit"), ("demo", "continue"), ("demo", "approve"), ("demo", "rollback")} <= actions
     text = _messages(lab, session["id"])
     assert "Quick train succeeded" in text and "Rolled production back" in text
+    closing = narration(lab, session["id"])[-1]["message"]  # it claims a drift alarm only when it saw one
+    assert closing.startswith("Lifecycle complete")
+    assert ("Drift is major" in text) == ("a drift alarm" in closing) == ("no alarm yet" not in closing), closing
+
+
+def test_the_drift_act_reports_no_alarm_when_no_producer_streams(played):
+    # It used to end "... and a drift alarm" even after saying "No major drift yet" (a saturated demo server).
+    # Here nothing produces claims (the lab's runner is not started), so no alarm can be seen.
+    assert Autopilot(played, poll=0.1)._show_drift() is False
 
 
 def test_a_failing_run_is_narrated_and_the_demo_stops_cleanly(ticking_lab):
