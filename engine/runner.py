@@ -192,6 +192,14 @@ class StepContext:
         self._procs.append(proc)
         return proc
 
+    def pytest(self, args: list[str], env: dict, output: Path):
+        """Start `pytest ARGS` in a fresh child of this worker's warm interpreter (engine/warm.py), its output going
+        to `output`; like popen's processes, it dies with the step and with this worker."""
+        from engine import warm
+        run = warm.pytest(args, env, warm.ROOT, output)
+        self._procs.append(run)
+        return run
+
     def kill_subprocesses(self) -> None:
         """SIGKILL the process group of every subprocess this step started that is still running."""
         for proc in self._procs:

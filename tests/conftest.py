@@ -339,6 +339,21 @@ def children_of(pid: int) -> list[int]:
     return [p for p, parent, _ in _live_processes() if parent == pid]
 
 
+def descendants_of(pid: int) -> list[int]:
+    """Live processes below `pid`: its children, their children, and so on."""
+    processes = list(_live_processes())
+    found, parents = [], {pid}
+    while parents:
+        parents = {p for p, parent, _ in processes if parent in parents}
+        found += sorted(parents)
+    return found
+
+
+def suites_of(worker: subprocess.Popen) -> list[int]:
+    """The ci_tests suites a worker process runs right now: children of its warm pytest helper (engine/warm.py)."""
+    return [suite for child in children_of(worker.pid) for suite in children_of(child)]
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie."""
     return any(p == pid for p, _, _ in _live_processes())

@@ -1,4 +1,4 @@
-"""Run the ML test suite (ci_tests_suite/) in a subprocess on this run's CI sample; counts come from JUnit XML."""
+"""Run the ML test suite (ci_tests_suite/) in a child process on this run's CI sample; counts come from JUnit XML."""
 import os
 import subprocess
 import sys
@@ -20,23 +20,29 @@ def run(ctx) -> dict:
         sample = failures.format_amounts_as_text(sample)
     sample_path, junit = ctx.run_dir / "ci_sample.pkl", ctx.run_dir / f"junit-{ctx.step['attempt']}.xml"
     sample.to_pickle(sample_path)
-    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(ROOT),
-           f"--junitxml={junit}"]
-    ctx.log("$ " + " ".join(cmd[2:]))
+    args = [str(SUITE), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(ROOT), f"--junitxml={junit}"]
+    ctx.log("$ pytest " + " ".join(args))
     # No plugin autoload: the suite needs none, and the installed ones cost a third of a second to import.
     env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "LAB_CI_MIN_ROC_AUC": str(p["min_roc_auc"]),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    # ctx.popen: its own process group, killed with the step (and with the worker, even on kill -9)
-    proc = ctx.popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # A fresh child of the warm interpreter (engine/warm.py): its own process group, killed with the step (and
+    # with the worker, even on kill -9)
+    output_path = ctx.run_dir / f"pytest-{ctx.step['attempt']}.log"
+    proc = ctx.pytest(args, env=env, output=output_path)
     lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does
+    timed_out = False
     try:
-        output, _ = proc.communicate(timeout=p["timeout_seconds"])
+        proc.wait(timeout=p["timeout_seconds"])
     except subprocess.TimeoutExpired:
         proc.kill()
-        output = proc.communicate()[0] + f"\nkilled after {p['timeout_seconds']} s (timeout_seconds in ci_tests.yaml)"
+        proc.wait()
+        timed_out = True
+    output = output_path.read_text(errors="replace") if output_path.exists() else ""
     for line in output.splitlines():
         ctx.log(line, "ERROR" if line.startswith(("FAILED", "E ")) else "INFO")
+    if timed_out:
+        ctx.log(f"killed after {p['timeout_seconds']} s (timeout_seconds in ci_tests.yaml)")
     tests = parse_junit(junit)
     outputs = {"tests": tests, "passed": sum(t["outcome"] == "passed" for t in tests),
                "failed": sum(t["outcome"] == "failed" for t in tests),

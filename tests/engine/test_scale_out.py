@@ -19,12 +19,12 @@ from engine.lab import Lab
 from engine.states import RESTING
 from tests.conftest import (
     alive,
-    children_of,
     cli_env,
     group_members,
     kill_group,
     make_settings,
     start_worker,
+    suites_of,
     wait_until,
 )
 
@@ -94,9 +94,9 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
     wait_until(held.exists, what="the ci_tests suite to start (and hold)")
     running = pg_lab.store.step(run_id, "ci_tests")
     suite = int(held.read_text())
-    # ci_tests runs pytest in a child process with a process group of its own: kill the worker's group, as a
-    # crashed host would, and the child dies with its parent
-    assert running["status"] == "running" and suite in children_of(proc.pid)
+    # ci_tests runs pytest in a child of the worker's warm helper, in a process group of its own: kill the
+    # worker's group, as a crashed host would, and the helper and its child die with it
+    assert running["status"] == "running" and suite in suites_of(proc)
     kill_group(proc, signal.SIGKILL)
     wait_until(lambda: group_members(proc.pid) == [] and not alive(suite), timeout=30,
                what="the worker's processes to die")

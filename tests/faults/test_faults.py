@@ -20,12 +20,13 @@ from engine.lab import Lab
 from tests.conftest import (
     ROOT,
     alive,
-    children_of,
     cli_env,
+    descendants_of,
     engine_cli,
     kill_group,
     make_settings,
     start_worker,
+    suites_of,
     wait_until,
 )
 from tests.faults.conftest import MLFLOW_PASSWORD, PG_PASSWORD
@@ -133,10 +134,10 @@ def test_kill_9_with_two_steps_running_interrupts_the_runs_whole_and_retry_compl
 
     def both_suites_held():
         running = [s for r in run_ids for s in pg_lab.store.steps_of(r) if s["status"] == "running"]
-        children = children_of(proc.pid)
-        return [s["name"] for s in running] == ["ci_tests", "ci_tests"] and len(children) == 2 and children
-    children = wait_until(both_suites_held, timeout=RUN_DEADLINE, interval=0.05,
-                          what="both runs' ci_tests running, each with its held suite")
+        return [s["name"] for s in running] == ["ci_tests", "ci_tests"] and len(suites_of(proc)) == 2
+    wait_until(both_suites_held, timeout=RUN_DEADLINE, interval=0.05,
+               what="both runs' ci_tests running, each with its held suite")
+    children = descendants_of(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)  # the worker only: its step subprocesses must die with it
     proc.wait(30)
     wait_until(lambda: not any(alive(c) for c in children), timeout=30, what="the step subprocesses to die")
@@ -164,9 +165,9 @@ def test_sigterm_lets_the_worker_release_its_step_and_exit_cleanly(pg_lab, worke
     env = {**cli_env(pg_lab.settings), "LAB_SHUTDOWN_GRACE_SECONDS": "0.1"}
     proc = worker(env)
     run_id = pg_lab.commit(seed=75, message="shutdown")
-    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests")["status"] == "running" and children_of(proc.pid),
-               timeout=RUN_DEADLINE, interval=0.05, what="ci_tests running with its subprocess")
-    children = children_of(proc.pid)
+    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests")["status"] == "running" and suites_of(proc),
+               timeout=RUN_DEADLINE, interval=0.05, what="ci_tests running with its suite")
+    children = descendants_of(proc.pid)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(60) == 0, log_of(proc)
     wait_until(lambda: not any(alive(c) for c in children), timeout=30, what="the step subprocesses to die")

@@ -3,11 +3,9 @@ that leaves no JUnit report, and the lint gate. The step gets a plain context (i
 test's changes passed in); tests/engine/test_runner.py runs it inside real pipeline runs."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from engine import pipeline
+from engine import pipeline, warm
 from engine.errors import GateFailed
 from engine.steps import ci_tests
 
@@ -26,8 +24,8 @@ class Context:
     def mode(self, name: str) -> bool:
         return name in self.modes
 
-    def popen(self, cmd, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(cmd, start_new_session=True, **kwargs)  # its own group, as StepContext's
+    def pytest(self, args, env, output):
+        return warm.pytest(args, env, warm.ROOT, output)  # what StepContext.pytest does, minus the bookkeeping
 
     def log(self, message: str, level: str = "INFO") -> None:
         self.lines.append((level, message))
