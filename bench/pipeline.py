@@ -4,7 +4,8 @@
 
 One warm process (like a dashboard server), embedded SQLite state and MLflow store in a temp dir. A warm-up
 lifecycle runs first (imports, MLflow schema, a first champion), then each measured repetition times:
-  CI      commit -> ci_complete           vs  raw: the CI pytest subprocess alongside generate, validate, fit,
+  CI      commit -> ci_complete           vs  raw: the CI pytest run (a fork of the warm interpreter the
+                                                  engine keeps, engine/warm.py) alongside generate, validate, fit,
                                                   score and an MLflow run with params, metrics and dataset
   CD      continue -> awaiting_approval   vs  raw: generate, split, fit, threshold search, score, SHAP + PNG,
                                                   MLflow run with three digested datasets, register,
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import Lab, Settings
+from engine import Lab, Settings, warm
 from engine.ml import gates
 from engine.ml import model as M
 from engine.ml.claims import derived_seed, generate_claims, label_array
@@ -71,11 +72,11 @@ def raw_ci(tracking, seed: int, tmp: Path) -> None:
     sample_path = tmp / f"ci-{seed}.pkl"
     generate_claims(ci["sample_rows"], seed, WINDOW).to_pickle(sample_path)
     root = Path(__file__).parents[1]
-    tests = subprocess.Popen([sys.executable, "-m", "pytest", str(SUITE), "-c", str(SUITE / "pytest.ini"),
-                              "--rootdir", str(root), f"--junitxml={tmp / 'junit.xml'}"], stdout=subprocess.DEVNULL,
-                             env={**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTHONPATH": str(root),
-                                  "LAB_CI_MIN_ROC_AUC": str(ci["min_roc_auc"]),
-                                  "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=root)
+    tests = warm.pytest([str(SUITE), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(root),
+                         f"--junitxml={tmp / 'junit.xml'}"],
+                        {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "PYTHONPATH": str(root),
+                         "LAB_CI_MIN_ROC_AUC": str(ci["min_roc_auc"]), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+                        root, tmp / "pytest.log")
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "engine/ml"], capture_output=True,
                           cwd=Path(__file__).parents[1])
     feed = generate_claims(spec("data_validation").params()["rows"], seed, WINDOW)

@@ -12,13 +12,10 @@ back.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 import traceback
@@ -106,12 +103,6 @@ class Outage:
         return 0.0 if self.since is not None else time.monotonic() - self.steady_since
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: have the kernel SIGKILL this child when the worker that started it dies, even by kill -9."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class StepContext:
     """What a step sees: its run, its parameters, upstream outputs, a logger into the store, MLflow."""
 
@@ -124,7 +115,7 @@ class StepContext:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._tracking = None
         self._unsent: list[tuple[str, str]] = []
-        self._procs: list[subprocess.Popen] = []
+        self._runs: list = []  # engine.warm.Run: the pytest runs this step started
 
     def log(self, message: str, level: str = "INFO") -> None:
         """Write a log line the dashboard shows while the step runs (kept and sent later if the database is away)."""
@@ -186,26 +177,18 @@ class StepContext:
         failures.check_name(name)
         return name in self.modes
 
-    def popen(self, cmd: list[str], **kwargs) -> subprocess.Popen:
-        """Start a subprocess in its own process group; the group dies with the step, and with this worker."""
-        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
-        self._procs.append(proc)
-        return proc
-
     def pytest(self, args: list[str], env: dict, output: Path):
         """Start `pytest ARGS` in a fresh child of this worker's warm interpreter (engine/warm.py), its output going
-        to `output`; like popen's processes, it dies with the step and with this worker."""
+        to `output`. It has a process group of its own, which dies with the step and with this worker."""
         from engine import warm
         run = warm.pytest(args, env, warm.ROOT, output)
-        self._procs.append(run)
+        self._runs.append(run)
         return run
 
     def kill_subprocesses(self) -> None:
-        """SIGKILL the process group of every subprocess this step started that is still running."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+        """SIGKILL the process group of every pytest run this step started that is still running."""
+        for run in self._runs:
+            run.kill()
 
 
 _PREPARED: set[str] = set()

@@ -493,19 +493,20 @@ def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url):
 
 # ---- a step's subprocesses die with the step -------------------------------------------------------------------
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_step_interrupted_elsewhere_has_its_subprocess_group_killed(lab):
+def test_a_step_interrupted_elsewhere_has_its_subprocess_group_killed(lab, tmp_path):
     """Another runner marks the run interrupted; this runner's heartbeat notices and kills the step's processes."""
     run_id = lab.commit(seed=19)
     step = lab.store.claim_step(lab.runner.worker_id)
     ctx = StepContext(lab.store, lab.settings, lab.store.get_run(run_id), step)
-    child = ctx.popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    (tmp_path / "test_hold.py").write_text("import threading\ndef test_hold():\n    threading.Event().wait()\n")
+    child = ctx.pytest([str(tmp_path / "test_hold.py"), "-p", "no:cacheprovider"],
+                       {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, tmp_path / "out.log")
     assert os.getpgid(child.pid) == child.pid != os.getpgid(0)  # a process group of its own
     lab.runner._live[step["id"]] = ctx
     lab.runner._start_heartbeat()
     with lab.store.tx() as c:
         lab.store.interrupt_run(c, run_id, "reaped by another runner")
-    wait_until(lambda: child.poll() is not None, timeout=60, what="the step's subprocess to be killed")
-    assert child.returncode == -signal.SIGKILL
+    assert child.wait(timeout=60) == -signal.SIGKILL
 
 
 def test_a_process_exiting_with_a_started_runner_logs_no_scheduler_traceback(tmp_path):
