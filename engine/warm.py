@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 300  # seconds for the helper to fork a run (its first one waits for the imports); then it is killed
 PRELOAD = ("pytest", "pandas", "engine.pipeline", "engine.ml.claims", "engine.ml.model", "engine.ml.validation")
 
 
@@ -82,7 +83,9 @@ class _Helper:
             self.proc.stdin.write(json.dumps({"id": run_id, "args": args, "env": env, "cwd": str(cwd),
                                               "output": str(output)}) + "\n")
             self.proc.stdin.flush()
-        run._started.wait()
+        if not run._started.wait(START_TIMEOUT):
+            self.proc.kill()  # a helper that cannot fork is of no use; its end ends the run (see _read)
+            run._started.wait()
         return run
 
     def _read(self) -> None:
