@@ -122,7 +122,7 @@ def pytest(args: list[str], env: dict, cwd: Path, output: Path) -> Run:
         helper = _helper
     try:
         return helper.start(args, env, cwd, output)
-    except (BrokenPipeError, OSError):  # it died between the check and the request: start a new one once
+    except OSError:  # a broken pipe: it died between the check and the request: start a new one once
         with _helper_lock:
             if _helper is helper:
                 _helper = _Helper()
