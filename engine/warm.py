@@ -60,11 +60,16 @@ class Run:
         self._ended.set()
 
 
+def python_path(env: dict) -> str:
+    """PYTHONPATH that puts the repository first, then whatever `env` already had."""
+    return os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+
+
 class _Helper:
     """The parent's side: the helper process, and a thread that hands its answers to the runs waiting on them."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": python_path(os.environ)}
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.warm"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
         self.runs: dict[int, Run] = {}
@@ -154,6 +159,8 @@ def _child(request: dict, helper: int) -> None:  # pragma: no cover - runs in th
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
+        os.close(out)
+        os.close(null)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])

@@ -5,7 +5,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from engine import failures
+from engine import failures, warm
 from engine.errors import GateFailed
 from engine.ml.claims import generate_claims
 
@@ -25,7 +25,7 @@ def run(ctx) -> dict:
     # No plugin autoload: the suite needs none, and the installed ones cost a third of a second to import.
     env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "LAB_CI_MIN_ROC_AUC": str(p["min_roc_auc"]),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": warm.python_path(os.environ)}
     # A fresh child of the warm interpreter (engine/warm.py): its own process group, killed with the step (and
     # with the worker, even on kill -9)
     output_path = ctx.run_dir / f"pytest-{ctx.step['attempt']}.log"
