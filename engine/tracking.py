@@ -20,6 +20,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.utils import _infer_schema
 
 from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_url
 from engine.ml.claims import TARGET
@@ -40,6 +42,28 @@ def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
                  text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__)
     return MlflowUnreachable(f"MLflow at {mask_url(uri)} is unreachable ({cause}); start the server or fix "
                              f"MLFLOW_TRACKING_URI, or turn the mlflow_connection failure mode off")
+
+
+def frame_schema(frame: pd.DataFrame) -> Schema | None:
+    """The schema MLflow infers for a dataset record of `frame` (None where it cannot infer one), without its
+    scan of every value in Python: about a second per 40,000-claim frame, most of a dataset record's cost.
+
+    As in MLflow, a column's type follows from its dtype; a text column (object or categorical) is recognised by
+    pandas' C scan instead, `required` means no value is missing, and any other object column keeps MLflow's
+    own inference.
+    """
+    specs = []
+    try:
+        for name, col in frame.items():
+            values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col
+            if col.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=True) == "string":
+                kind = DataType.string
+            else:  # numbers, booleans and times: the dtype decides, so one row is enough
+                kind = _infer_schema(col if col.dtype.kind == "O" else col.iloc[:1]).inputs[0].type
+            specs.append(ColSpec(kind, name=name, required=not col.isna().any()))
+    except MlflowException:
+        return None  # e.g. an object column holding several types
+    return Schema(specs)
 
 
 class Tracking:
@@ -92,6 +116,7 @@ class Tracking:
         with _quiet_mlflow():  # its integer-column hint is about model signatures, not a dataset record
             ds = mlflow.data.from_pandas(frame, name=name, targets=TARGET if TARGET in frame else None,
                                          digest=digest)
+            ds.__dict__["schema"] = frame_schema(frame)  # a cached_property: set first, MLflow's scan is skipped
             entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
                                                                                          context)])])

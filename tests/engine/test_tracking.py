@@ -84,3 +84,32 @@ def test_loading_a_model_leaves_the_global_tracking_uri_as_it_was(played, monkey
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+
+
+def _odd_frames():
+    """Claims as the lab makes them, and the shapes a broken export can take."""
+    import numpy as np
+    import pandas as pd
+
+    from engine.ml.claims import generate_claims
+    claims = generate_claims(500, seed=7)
+    every = np.arange(len(claims))
+    return {
+        "claims": claims,
+        "no rows": claims.iloc[:0],
+        "missing amounts": claims.assign(billed_amount=claims["billed_amount"].where(every % 7 > 0)),
+        "missing categories": claims.assign(cpt_bucket=claims["cpt_bucket"].where(every % 5 > 0)),
+        "missing dates": claims.assign(service_date=claims["service_date"].where(every % 3 > 0)),
+        "text ids": claims.assign(claim_id=claims["claim_id"].astype(str)),
+        "numbers as objects": claims.assign(patient_age=pd.Series(every, dtype=object)),
+        "booleans and int32": claims.assign(flag=every % 2 == 0, small=every.astype(np.int32)),
+        "several types in a column": claims.assign(note=["1", 2] * (len(claims) // 2)),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_odd_frames()))
+def test_a_dataset_record_has_the_schema_mlflow_itself_infers(kind):
+    frame = _odd_frames()[kind]
+    with T._quiet_mlflow():
+        expected = mlflow.data.from_pandas(frame).schema  # MLflow's own scan of every value
+        assert T.frame_schema(frame) == expected
