@@ -30,6 +30,8 @@ from engine.ml.serving import ServedModel
 _FLUENT = threading.RLock()
 # Error codes that mean "not there" rather than "could not ask".
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
+# How SQLite and PostgreSQL report a unique key that another writer took first.
+_DUPLICATE_KEY = ("UNIQUE constraint failed", "duplicate key value violates unique constraint")
 
 
 class MlflowUnreachable(RuntimeError):
@@ -118,8 +120,15 @@ class Tracking:
                                          digest=digest)
             ds.__dict__["schema"] = frame_schema(frame)  # a cached_property: set first, MLflow's scan is skipped
             entity = ds._to_mlflow_entity()
-        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context",
-                                                                                         context)])])
+        inputs = [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
+        try:
+            self.client.log_inputs(run_id, datasets=inputs)
+        except MlflowException as exc:
+            # MLflow looks a dataset up, then inserts it: two runs logging the same data at once (same seed and
+            # window) can both miss it, and the second insert breaks the unique key. Then it exists: log again.
+            if not any(word in str(exc) for word in _DUPLICATE_KEY):
+                raise
+            self.client.log_inputs(run_id, datasets=inputs)
         return ds.digest
 
     def log_file(self, run_id: str, filename: str, data: bytes | str, folder: str | None = None) -> None:

@@ -113,3 +113,41 @@ def test_a_dataset_record_has_the_schema_mlflow_itself_infers(kind):
     with T._quiet_mlflow():
         expected = mlflow.data.from_pandas(frame).schema  # MLflow's own scan of every value
         assert T.frame_schema(frame) == expected
+
+
+def test_a_run_that_loses_the_race_to_record_the_same_dataset_records_it_anyway(tmp_path, mlflow_template):
+    """Two runs of one seed and window log the same dataset at once; MLflow looks it up, then inserts it, so the
+    slower one breaks the unique key. Forced here: the other run records it right before the first attempt
+    fails as MLflow fails then."""
+    import shutil
+
+    from engine.ml.claims import generate_claims
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    tracking = T.Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "artifacts").as_uri())
+    winner, loser = (tracking.start_run(name, {}) for name in ("winner", "loser"))
+    frame = generate_claims(300, seed=7)
+    real = tracking.client.log_inputs
+    attempts = []
+
+    def lose_the_race_once(run_id, datasets):
+        attempts.append(run_id)
+        if len(attempts) == 1:
+            real(winner, datasets=datasets)
+            raise mlflow.exceptions.MlflowException(
+                "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+                "datasets.digest")
+        return real(run_id, datasets=datasets)
+
+    tracking.client.log_inputs = lose_the_race_once
+    digest = tracking.log_dataset(loser, frame, name="claims-train", context="training", digest="d1")
+    assert digest == "d1" and attempts == [loser, loser]
+    for run_id in (winner, loser):
+        (dataset,) = [i.dataset for i in tracking.client.get_run(run_id).inputs.dataset_inputs]
+        assert (dataset.name, dataset.digest) == ("claims-train", "d1")
+
+    def fails_otherwise(run_id, datasets):
+        raise mlflow.exceptions.MlflowException("database is locked")
+
+    tracking.client.log_inputs = fails_otherwise
+    with pytest.raises(mlflow.exceptions.MlflowException, match="database is locked"):
+        tracking.log_dataset(loser, frame, name="claims-other", context="training", digest="d2")
