@@ -60,16 +60,11 @@ class Run:
         self._ended.set()
 
 
-def python_path(env: dict) -> str:
-    """PYTHONPATH that puts the repository first, then whatever `env` already had."""
-    return os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-
-
 class _Helper:
     """The parent's side: the helper process, and a thread that hands its answers to the runs waiting on them."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": python_path(os.environ)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.warm"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
         self.runs: dict[int, Run] = {}
@@ -115,6 +110,11 @@ class _Helper:
 
 _helper: _Helper | None = None
 _helper_lock = threading.Lock()
+
+
+def started() -> bool:
+    """Whether this process has a live helper, so the next run forks at once (the first one waits for imports)."""
+    return _helper is not None and _helper.alive()
 
 
 def pytest(args: list[str], env: dict, cwd: Path, output: Path) -> Run:

@@ -23,9 +23,12 @@ def run(ctx) -> dict:
     args = [str(SUITE), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(ROOT), f"--junitxml={junit}"]
     ctx.log("$ pytest " + " ".join(args))
     # No plugin autoload: the suite needs none, and the installed ones cost a third of a second to import.
+    # The repository is on the warm interpreter's path already; PYTHONPATH passes on only the caller's own.
     env = {**os.environ, "LAB_CI_SAMPLE": str(sample_path), "LAB_CI_MIN_ROC_AUC": str(p["min_roc_auc"]),
-           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-           "PYTHONPATH": warm.python_path(os.environ)}
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    if not warm.started():
+        ctx.log("starting the warm pytest interpreter (once per process: it imports pytest, pandas and "
+                "scikit-learn, which takes a few seconds, then forks every suite run from them)")
     # A fresh child of the warm interpreter (engine/warm.py): its own process group, killed with the step (and
     # with the worker, even on kill -9)
     output_path = ctx.run_dir / f"pytest-{ctx.step['attempt']}.log"
