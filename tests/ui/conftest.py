@@ -12,6 +12,7 @@ Stores with finished runs are built once per session (here, or in tests/conftest
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from tests.conftest import ROOT, built_once, copy_store, lab_env, make_settings,
 
 APP = str(ROOT / "app.py")
 WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_installed_components_once():
+    """Each new AppTest reads the metadata of every installed package, looking for Streamlit components: about a
+    third of a second, a sixth of these tests' CPU. The installed packages cannot change during a test run, so
+    the scan (a function of nothing) runs once per process and the apps share its answer."""
+    from streamlit.components.v2 import manifest_scanner
+    scan = manifest_scanner.scan_component_manifests
+    manifest_scanner.scan_component_manifests = functools.cache(scan)
+    yield
+    manifest_scanner.scan_component_manifests = scan
 
 
 def _clear_streamlit_caches() -> None:
