@@ -353,6 +353,7 @@ def test_cli_stream_commands(slab):
     assert stop.returncode == 0 and json.loads(stop.stdout)["enabled"] is False
 
 
+@SQLITE_ONLY  # scoring reads MLflow, never the state store: store-independent
 @pytest.mark.parametrize("args, field_message", [
     (["--json", "not json"], "--json is not valid JSON"),
     (["--json", "[1, 2]"], "--json must be a JSON object"),
@@ -372,6 +373,7 @@ def test_cli_score_refuses_each_bad_input_with_its_own_message(slab, args, field
     assert field_message in done.stderr
 
 
+@SQLITE_ONLY  # store-independent, as above
 def test_cli_score_by_fields_matches_lab_score(slab):
     import json
     done = engine_cli(cli_env(slab.settings), "score", "--cpt-bucket", "Surgery", "--provider-type", "Hospital",
