@@ -1,6 +1,6 @@
 """Demo memory bench: the Streamlit server's RSS through a whole autopilot lifecycle and a live stream.
 
-    python -m bench.demo_memory [--sessions 10] [--stream-minutes 10] [--rate 20]
+    python -m bench.demo_memory [--sessions 10] [--stream-minutes 10] [--rate the demo's cap]
     # table on stdout, bench/results/demo_memory.json
 
 The server is a real `streamlit run app.py` on a free loopback port, in embedded mode over a fresh temporary
@@ -427,10 +427,13 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10, help="browser pages on the dashboard (default 10)")
     parser.add_argument("--stream-minutes", type=float, default=10, help="minutes of stream after the lifecycle")
-    parser.add_argument("--rate", type=float, default=20.0,
+    parser.add_argument("--rate", type=float,
                         help="claims per second in the stream phase (default: the public demo's cap, "
-                             "LAB_DEMO_MAX_STREAM_RATE, which a higher rate exceeds)")
+                             "LAB_DEMO_MAX_STREAM_RATE, 20 unless set; a higher rate is refused)")
     args = parser.parse_args(argv)
+    if args.rate is None:
+        from engine import Settings
+        args.rate = Settings.from_env().demo_max_stream_rate  # what the demo server below will allow
     if args.sessions < 1 or args.stream_minutes <= 0 or args.rate <= 0:
         parser.error("--sessions must be at least 1, --stream-minutes and --rate more than 0")
     if not Path(CHROMIUM).exists():

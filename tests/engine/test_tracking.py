@@ -9,7 +9,7 @@ import pytest
 
 from engine import tracking as T
 from engine.lab import Lab
-from tests.conftest import copy_store, store_settings
+from tests.conftest import copy_store, make_settings, store_settings
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +119,9 @@ def test_a_run_that_loses_the_race_to_record_the_same_dataset_records_it_anyway(
     """Two runs of one seed and window log the same dataset at once; MLflow looks it up, then inserts it, so the
     slower one breaks the unique key. Forced here: the other run records it right before the first attempt
     fails as MLflow fails then."""
-    import shutil
-
     from engine.ml.claims import generate_claims
-    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
-    tracking = T.Tracking(f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "artifacts").as_uri())
+    settings = make_settings(tmp_path, mlflow_template=mlflow_template)
+    tracking = T.Tracking(settings.tracking_uri, settings.artifact_root)
     winner, loser = (tracking.start_run(name, {}) for name in ("winner", "loser"))
     frame = generate_claims(300, seed=7)
     real = tracking.client.log_inputs
