@@ -1,13 +1,17 @@
-"""A warm interpreter for the pytest runs of the ci_tests step.
+"""A warm interpreter: `python -m MODULE ARGS` in a fresh fork of a process that imported the heavy modules once.
 
-Starting Python and importing pytest, pandas and scikit-learn costs about 2.5 s of CPU, five times what the
-suite itself needs. So a process that runs steps keeps one helper process, started at its first suite run, that
-has imported them once and forks a fresh child for every run. The child is a separate process like any other:
-its own process group, its own output file and exit code. The kernel SIGKILLs it if the helper dies, and the
-helper ends, taking its children along, when the process that started it goes away (its stdin closes, even on
-kill -9). The helper ignores SIGINT and SIGTERM, so a worker's graceful shutdown decides what its steps do.
+Its user is the ci_tests step. Starting Python and importing pytest, pandas and scikit-learn costs about 2.5 s of
+CPU, five times what the suite itself needs. So a process that runs steps keeps one helper process, started at its
+first suite run, that has imported them once and forks a fresh child for every run (`pytest`). The tests run the
+CLI, workers and dashboard servers the same way, through `Warm` helpers of their own.
 
-Protocol, one JSON object per line: the parent writes {"id", "args", "env", "cwd", "output"}; the helper answers
+The child is a separate process like any other: its own process group, environment, argv, output files and exit
+code. The kernel SIGKILLs it if the helper dies, and the helper ends, taking its children along, when the process
+that started it goes away (its stdin closes, even on kill -9). The helper ignores SIGINT and SIGTERM, so a worker's
+graceful shutdown decides what its steps do; a child starts with the default handlers.
+
+Protocol, one JSON object per line: the parent writes {"id", "module", "args", "env", "cwd", "output", "errors"}
+(stdout goes to the file `output`, stderr to `errors`, or to `output` as well when it is null); the helper answers
 {"id", "pid"} once it forked and {"id", "exit"} once the child ended (a negative exit is the signal that killed it).
 
 The helper runs the code it imported when it started; the lab's code does not change while a process runs.
@@ -32,7 +36,7 @@ PRELOAD = ("pytest", "pandas", "engine.pipeline", "engine.ml.claims", "engine.ml
 
 
 class Run:
-    """A pytest run in a child of the helper; like subprocess.Popen: pid, poll(), wait(timeout), returncode."""
+    """A run in a child of the helper; like subprocess.Popen: pid, poll(), wait(timeout), returncode."""
 
     def __init__(self, args: list[str]):
         self.args = args
@@ -63,10 +67,10 @@ class Run:
 class _Helper:
     """The parent's side: the helper process, and a thread that hands its answers to the runs waiting on them."""
 
-    def __init__(self):
+    def __init__(self, preload: tuple[str, ...]):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.warm"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine.warm", *preload], cwd=ROOT, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.runs: dict[int, Run] = {}
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
@@ -75,13 +79,12 @@ class _Helper:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def start(self, args: list[str], env: dict, cwd: Path, output: Path) -> Run:
-        run = Run(args)
+    def start(self, request: dict) -> Run:
+        run = Run(request["args"])
         with self.lock:
             run_id = next(self.ids)
             self.runs[run_id] = run
-            self.proc.stdin.write(json.dumps({"id": run_id, "args": args, "env": env, "cwd": str(cwd),
-                                              "output": str(output)}) + "\n")
+            self.proc.stdin.write(json.dumps({"id": run_id, **request}) + "\n")
             self.proc.stdin.flush()
         if not run._started.wait(START_TIMEOUT):
             self.proc.kill()  # a helper that cannot fork is of no use; its end ends the run (see _read)
@@ -108,31 +111,49 @@ class _Helper:
             run._ended_with(-signal.SIGKILL)
 
 
-_helper: _Helper | None = None
-_helper_lock = threading.Lock()
+class Warm:
+    """A helper process that imported `preload` once, started on first use (and again if it died)."""
+
+    def __init__(self, preload: tuple[str, ...]):
+        self.preload = preload
+        self._helper: _Helper | None = None
+        self._lock = threading.Lock()
+
+    def started(self) -> bool:
+        """Whether the helper is alive, so the next run forks at once (the first one waits for the imports)."""
+        return self._helper is not None and self._helper.alive()
+
+    def run(self, module: str, args: list[str], env: dict, cwd: Path, output: Path, errors: Path | None = None) -> Run:
+        """Start `python -m MODULE ARGS` in a fresh child of the helper, with environment `env`, in `cwd`, its
+        stdout going to `output` and its stderr to `errors` (default: `output` too)."""
+        request = {"module": module, "args": args, "env": env, "cwd": str(cwd), "output": str(output),
+                   "errors": str(errors) if errors else None}
+        with self._lock:
+            if not self.started():
+                self._helper = _Helper(self.preload)
+            helper = self._helper
+        try:
+            return helper.start(request)
+        except OSError:  # a broken pipe: it died between the check and the request: start a new one once
+            with self._lock:
+                if self._helper is helper:
+                    self._helper = _Helper(self.preload)
+                helper = self._helper
+            return helper.start(request)
+
+
+_PYTEST = Warm(PRELOAD)
 
 
 def started() -> bool:
-    """Whether this process has a live helper, so the next run forks at once (the first one waits for imports)."""
-    return _helper is not None and _helper.alive()
+    """Whether this process's pytest helper is alive (the next suite run forks at once)."""
+    return _PYTEST.started()
 
 
 def pytest(args: list[str], env: dict, cwd: Path, output: Path) -> Run:
     """Start `pytest ARGS` in a fresh child of this process's warm helper (started on first use), with environment
     `env`, in `cwd`, its stdout and stderr going to `output`."""
-    global _helper
-    with _helper_lock:
-        if _helper is None or not _helper.alive():
-            _helper = _Helper()
-        helper = _helper
-    try:
-        return helper.start(args, env, cwd, output)
-    except OSError:  # a broken pipe: it died between the check and the request: start a new one once
-        with _helper_lock:
-            if _helper is helper:
-                _helper = _Helper()
-            helper = _helper
-        return helper.start(args, env, cwd, output)
+    return _PYTEST.run("pytest", args, env, cwd, output)
 
 
 # ---- the helper's side -------------------------------------------------------------------------------------------
@@ -154,20 +175,18 @@ def _child(request: dict, helper: int) -> None:  # pragma: no cover - runs in th
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the helper
         if os.getppid() != helper:
             os._exit(code)  # the helper died before the line above
-        out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        out = os.open(request["output"], flags, 0o644)
+        err = os.open(request["errors"], flags, 0o644) if request.get("errors") else os.dup(out)
         null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
-        os.close(null)
+        for fd, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
         sys.path[:0] = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.argv = ["pytest", *request["args"]]
-        import pytest as pytest_module
-        code = int(pytest_module.main(request["args"]))
+        code = _main(request["module"], request["args"])
     except BaseException:
         import traceback
         traceback.print_exc()
@@ -178,13 +197,34 @@ def _child(request: dict, helper: int) -> None:  # pragma: no cover - runs in th
         os._exit(code)
 
 
-def serve() -> None:
-    """The helper: import PRELOAD, then fork a child per request until stdin closes."""
+def _main(module: str, args: list[str]) -> int:  # pragma: no cover - runs in the forked child
+    """`python -m MODULE ARGS` here: its exit code (pytest through its API, which takes no interpreter exit)."""
+    sys.argv = [module, *args]
+    if module == "pytest":
+        import pytest as pytest_module
+        return int(pytest_module.main(args))
+    import runpy
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as done:  # what the interpreter does with it
+        if done.code is None or isinstance(done.code, int):
+            return done.code or 0
+        print(done.code, file=sys.stderr)
+        return 1
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def serve(preload: list[str]) -> None:
+    """The helper: import `preload`, then fork a child per request until stdin closes."""
     import importlib
     global _PROTOCOL
     _PROTOCOL = os.dup(1)
     os.dup2(2, 1)
-    for name in PRELOAD:
+    for name in preload:
         importlib.import_module(name)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -231,4 +271,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1:])

@@ -11,20 +11,15 @@ generous deadlines (the machine is small and shared); nothing here asserts a tim
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, copy_store, free_port, make_settings, store_settings, wait_serving, wait_until
+from tests.conftest import ROOT, cli_env, copy_store, make_settings, store_settings, wait_until
+from tests.e2e.conftest import serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 CI_DEADLINE = 300  # seconds for a whole CI run (tests in a subprocess, training, MLflow) on a busy small machine
 
 
@@ -32,26 +27,6 @@ CI_DEADLINE = 300  # seconds for a whole CI run (tests in a subprocess, training
 def server_env(tmp_path, mlflow_template) -> dict[str, str]:
     """Environment of an empty lab in tmp_path: the server, the CLI and test Labs all use it."""
     return cli_env(make_settings(tmp_path / "lab", None, mlflow_template))
-
-
-@contextmanager
-def serving(env: dict[str, str], log: Path):
-    """A dashboard server on a free port over the lab `env` names; terminated whatever happens."""
-    port = free_port()
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture
@@ -76,29 +51,6 @@ def lab(server_env):
     lab = Lab(Settings.from_env(server_env))
     yield lab
     lab.close()
-
-
-@pytest.fixture
-def chromium():
-    """Debian's chromium; skipped where it is absent, unless CI is set (then its absence is a failure)."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set, so the browser test is mandatory)")
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture
-def browser(chromium):
-    """A headless Chromium (Playwright driving the system browser)."""
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_page(browser, url: str, width: int = 1440, height: int = 1000, wait: bool = True):

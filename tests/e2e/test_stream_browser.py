@@ -16,7 +16,7 @@ import pytest
 
 from engine.stream import MAX_LAG_SECONDS
 from tests.conftest import ROOT, wait_until
-from tests.e2e.test_browser import CHROMIUM_ARGS, chromium, serving  # noqa: F401 (chromium: a fixture)
+from tests.e2e.conftest import serving
 
 DEADLINE = 120  # seconds for anything the server does on a busy 2-core machine
 
@@ -52,17 +52,6 @@ def reader(env):
     lab = Lab(Settings.from_env(env))
     yield lab
     lab.store.dispose()
-
-
-@pytest.fixture
-def browser(chromium):  # noqa: F811 (the fixture imported above)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _no_exception(page) -> None:

@@ -43,9 +43,9 @@ def snapshot(env):
     store.dispose()
 
 
-def cli(env, *args, expect: int | None = None):
+def cli(env, *args, expect: int | None = None, cold: bool = False):
     """Run the CLI; check the exit code when `expect` is given (showing stderr when it differs)."""
-    proc = engine_cli(env, *args)
+    proc = engine_cli(env, *args, cold=cold)
     if expect is not None:
         assert proc.returncode == expect, f"{args}: exit {proc.returncode}\n{proc.stderr}"
     return proc
@@ -57,8 +57,8 @@ def cli_json(env, *args, expect: int = 0):
 
 @pytest.fixture(scope="module")
 def healthy(env):
-    """`commit --sha --message --wait` on a clean lab: (process, its JSON)."""
-    proc = cli(env, "commit", "--sha", SHA, "--message", "fix: round amounts", "--seed", "21", "--wait")
+    """`commit --sha --message --wait` on a clean lab, in a new interpreter: (process, its JSON)."""
+    proc = cli(env, "commit", "--sha", SHA, "--message", "fix: round amounts", "--seed", "21", "--wait", cold=True)
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
@@ -133,6 +133,14 @@ def test_commit_under_training_error_exits_1(failing):
     assert steps["ci_tests"]["status"] == "failed"
     assert "could not convert string to float" in steps["ci_tests"]["error"]
     assert f"run {run['id']}: failed" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [("status",), ("runs", "--csv"), ("status", "999"), ("approve", "1", "--by", "eve")],
+                         ids=["exit 0", "csv", "exit 2", "exit 3"])
+def test_the_warm_cli_answers_exactly_as_a_new_interpreter_does(env, healthy, failing, args):
+    """The tests run the CLI as forks of a warm interpreter (tests/conftest.py); a new interpreter says the same."""
+    warm, cold = cli(env, *args), cli(env, *args, cold=True)
+    assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr)
 
 
 # ---- bad input: exit 2 ----------------------------------------------------------------------------------------

@@ -52,9 +52,29 @@ def test_a_killed_run_ends_with_sigkill_and_the_next_run_still_starts(tmp_path):
 def test_a_dead_helper_takes_its_runs_along_and_a_new_one_starts(tmp_path):
     held = start(tmp_path, write_suite(tmp_path, "import threading\n"
                                                  "def test_hold():\n    threading.Event().wait()\n"))
-    helper = warm._helper.proc
+    helper = warm._PYTEST._helper.proc
     helper.kill()  # as if the OOM killer chose it
     assert held.wait(timeout=60) == -signal.SIGKILL
     wait_until(lambda: not alive(held.pid), timeout=60, what="the held run to die with its helper")
     ok = start(tmp_path, write_suite(tmp_path, "def test_ok():\n    pass\n"))
-    assert ok.wait(timeout=300) == 0 and warm._helper.proc.pid != helper.pid
+    assert ok.wait(timeout=300) == 0 and warm._PYTEST._helper.proc.pid != helper.pid
+
+
+@pytest.mark.parametrize("ending, code, said", [("", 0, ""), ("sys.exit(3)", 3, ""),
+                                                ("sys.exit('bad input')", 1, "bad input\n"),
+                                                ("raise SystemExit", 0, "")])
+def test_a_module_run_has_its_own_stdout_stderr_argv_and_exit_code(tmp_path, ending, code, said):
+    (tmp_path / "probe.py").write_text("import os, sys\n"
+                                       "print('out', __name__, sys.argv[1:], os.environ['LAB_WARM_PROBE'])\n"
+                                       "print('err', file=sys.stderr)\n" + ending + "\n")
+    cli = warm.Warm(("json",))
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    run = cli.run("probe", ["a", "b c"], {**os.environ, "PYTHONPATH": str(tmp_path), "LAB_WARM_PROBE": "yes"},
+                  tmp_path, out, err)
+    try:
+        assert run.wait(timeout=300) == code
+    finally:
+        cli._helper.proc.stdin.close()
+        cli._helper.proc.wait(timeout=60)
+    assert out.read_text() == "out __main__ ['a', 'b c'] yes\n"
+    assert err.read_text() == "err\n" + said

@@ -92,16 +92,16 @@ def test_lint_issues_fail_the_step_after_the_tests_pass(tmp_path, monkeypatch):
 
 
 def test_only_the_first_suite_run_of_a_process_says_it_starts_the_warm_interpreter(tmp_path, monkeypatch):
-    monkeypatch.setattr(warm, "_helper", None)  # as in a process that has not run a suite yet
+    monkeypatch.setattr(warm._PYTEST, "_helper", None)  # as in a process that has not run a suite yet
     contexts = [Context(tmp_path / f"run{n}", lint=False) for n in (1, 2)]
     try:
         for ctx in contexts:
             ctx.run_dir.mkdir()
             ci_tests.run(ctx)
     finally:
-        if warm._helper is not None:
-            warm._helper.proc.stdin.close()  # this test's own helper ends (and the worker's is put back)
-            warm._helper.proc.wait(timeout=60)
+        if warm._PYTEST._helper is not None:
+            warm._PYTEST._helper.proc.stdin.close()  # this test's own helper ends (and the worker's is put back)
+            warm._PYTEST._helper.proc.wait(timeout=60)
     starting = [[m for _, m in ctx.lines if m.startswith("starting the warm pytest interpreter")] for ctx in contexts]
     assert [len(s) for s in starting] == [1, 0]
     assert "once per process" in starting[0][0]

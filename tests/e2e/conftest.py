@@ -1,0 +1,75 @@
+"""The browser tests' setup: a dashboard server, and one headless Chromium per test process.
+
+Chromium (with Playwright's driver) is launched once per pytest process and shared by the browser tests it runs;
+each page a test opens has a browser context of its own (`Browser.new_page`: no cookies, storage or session
+shared with another page), closed when the test ends.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, kill_group, wait_serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+_DASHBOARD = None
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path):
+    """A dashboard server (`python -m streamlit run app.py`) on a free port over the lab `env` names, in a fresh
+    child of a warm interpreter that imported Streamlit and the engine once (engine/warm.py); its own process
+    group, ended with SIGTERM (then SIGKILL) whatever happens."""
+    global _DASHBOARD
+    from engine import warm
+    if _DASHBOARD is None:
+        _DASHBOARD = warm.Warm(("streamlit.web.cli", "engine.lab", "engine.tracking", "engine.stream",
+                                "engine.ml.model"))
+    port = free_port()
+    proc = _DASHBOARD.run("streamlit", ["run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+                                        "--server.headless", "true"], env, ROOT, log)
+    try:
+        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        kill_group(proc, signal.SIGTERM, timeout=15)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium; skipped where it is absent, unless CI is set (then its absence is a failure)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so the browser test is mandatory)")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def _chromium_browser(chromium):
+    """The headless Chromium of this test process (Playwright driving the system browser)."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser(_chromium_browser):
+    """The shared Chromium; every page a test opens with `browser.new_page(...)` lives in a context of its own,
+    and all of them are closed when the test ends."""
+    yield _chromium_browser
+    for context in _chromium_browser.contexts:
+        context.close()
