@@ -172,7 +172,9 @@ def _child(request: dict, helper: int) -> None:  # pragma: no cover - runs in th
             signal.signal(sig, signal.SIG_DFL)
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the helper
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the helper
+        libc.prctl(15, request["module"].encode()[:15])  # PR_SET_NAME: `ps -o comm`/`top` show what it runs
         if os.getppid() != helper:
             os._exit(code)  # the helper died before the line above
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC

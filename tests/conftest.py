@@ -288,21 +288,21 @@ def lifecycle_copy(tmp_path):
 
 
 # ---- processes ----------------------------------------------------------------------------------------------------
-# The CLI and workers run as `python -m engine ...` in fresh children of a warm interpreter that imported the engine,
-# MLflow and scikit-learn once (engine/warm.py): each its own process and process group, with its own environment,
-# argv, stdout, stderr and exit code, without paying 0.5-4 s of imports per process. `cold=True` starts a new
-# interpreter instead, to cover what happens before the CLI's own code runs.
-_ENGINE = None
+# The CLI, workers and servers run as `python -m MODULE ...` in fresh children of a warm interpreter that imported
+# the engine, MLflow and scikit-learn once (engine/warm.py): each its own process and process group, with its own
+# environment, argv, stdout, stderr and exit code, without paying 0.5-4 s of imports per process. `cold=True`
+# starts a new interpreter instead, to cover what happens before the CLI's own code runs.
+_WARM = None
 
 
-def engine_process(args: list[str], env: dict, output: Path, errors: Path | None = None):
-    """Start `python -m engine ARGS` in a fresh child of this test process's warm interpreter (like Popen: pid,
+def python_module(module: str, args: list[str], env: dict, output: Path, errors: Path | None = None, cwd: Path = ROOT):
+    """Start `python -m MODULE ARGS` in a fresh child of this test process's warm interpreter (like Popen: pid,
     poll(), wait(timeout), returncode, kill()); stdout to `output`, stderr to `errors` (default: `output`)."""
-    global _ENGINE
+    global _WARM
     from engine import warm
-    if _ENGINE is None:
-        _ENGINE = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.csvsafe", "engine.ml.model"))
-    return _ENGINE.run("engine", list(args), env, ROOT, output, errors)
+    if _WARM is None:
+        _WARM = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.csvsafe", "engine.ml.model"))
+    return _WARM.run(module, list(args), env, cwd, output, errors)
 
 
 def engine_cli(env: dict, *args: str, timeout: float = 300, cold: bool = False) -> subprocess.CompletedProcess:
@@ -312,7 +312,7 @@ def engine_cli(env: dict, *args: str, timeout: float = 300, cold: bool = False) 
                               text=True, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="lab-cli-") as tmp:
         out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
-        run = engine_process(list(args), env, out, err)
+        run = python_module("engine", list(args), env, out, err)
         try:
             run.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -326,7 +326,7 @@ def engine_cli(env: dict, *args: str, timeout: float = 300, cold: bool = False) 
 def start_worker(env: dict, log_path: Path):
     """Start `python -m engine worker` (its own process group, so its step subprocesses die with it), its output
     going to `log_path`."""
-    return engine_process(["worker"], env, log_path)
+    return python_module("engine", ["worker"], env, log_path)
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL, timeout: float = 30) -> None:

@@ -27,7 +27,7 @@ from engine.lab import Lab
 from engine.runner import Outage, StepContext
 from engine.states import RESTING, RunStatus, StepStatus
 from engine.store import steps as steps_table
-from tests.conftest import ROOT, STALE, wait_until
+from tests.conftest import ROOT, STALE, python_module, wait_until
 
 CI = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 NOT_CI = [s.name for s in pipeline.STEPS if s.stage != "CI"]
@@ -478,15 +478,16 @@ def test_a_runner_never_interrupts_its_own_live_step(lab):
 
 # ---- MLflow's schema on a fresh PostgreSQL backend: workers starting together --------------------------------
 @pytest.mark.postgres
-def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url):
+def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url, tmp_path):
     """Three processes create MLflow's schema at once; the advisory lock lets one migrate, the others wait."""
-    code = ("import sys; from engine.runner import prepare_mlflow_backend; from engine.tracking import Tracking; "
-            "prepare_mlflow_backend(sys.argv[1]); Tracking(sys.argv[1]).experiment_id(); print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    results = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
-    assert all(out.strip() == "ok" for out, _ in results)
+    (tmp_path / "race_probe.py").write_text(
+        "import sys\nfrom engine.runner import prepare_mlflow_backend\nfrom engine.tracking import Tracking\n"
+        "prepare_mlflow_backend(sys.argv[1])\nTracking(sys.argv[1]).experiment_id()\nprint('ok')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    procs = [python_module("race_probe", [pg_url], env, tmp_path / f"out{i}", tmp_path / f"err{i}") for i in range(3)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0, 0], [(tmp_path / f"err{i}").read_text()[-2000:] for i in range(3)]
+    assert all((tmp_path / f"out{i}").read_text().strip() == "ok" for i in range(3))
     from engine.tracking import Tracking
     assert [e.name for e in Tracking(pg_url).client.search_experiments()].count(EXPERIMENT) == 1
 

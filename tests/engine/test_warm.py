@@ -63,9 +63,9 @@ def test_a_dead_helper_takes_its_runs_along_and_a_new_one_starts(tmp_path):
 @pytest.mark.parametrize("ending, code, said", [("", 0, ""), ("sys.exit(3)", 3, ""),
                                                 ("sys.exit('bad input')", 1, "bad input\n"),
                                                 ("raise SystemExit", 0, "")])
-def test_a_module_run_has_its_own_stdout_stderr_argv_and_exit_code(tmp_path, ending, code, said):
+def test_a_module_run_has_its_own_stdout_stderr_argv_name_and_exit_code(tmp_path, ending, code, said):
     (tmp_path / "probe.py").write_text("import os, sys\n"
-                                       "print('out', __name__, sys.argv[1:], os.environ['LAB_WARM_PROBE'])\n"
+                                       "print('out', __name__, sys.argv[1:], os.environ['LAB_WARM_PROBE'], open('/proc/self/comm').read())\n"
                                        "print('err', file=sys.stderr)\n" + ending + "\n")
     cli = warm.Warm(("json",))
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
@@ -76,5 +76,5 @@ def test_a_module_run_has_its_own_stdout_stderr_argv_and_exit_code(tmp_path, end
     finally:
         cli._helper.proc.stdin.close()
         cli._helper.proc.wait(timeout=60)
-    assert out.read_text() == "out __main__ ['a', 'b c'] yes\n"
+    assert out.read_text() == "out __main__ ['a', 'b c'] yes probe\n\n"  # comm: `ps` shows what the child runs
     assert err.read_text() == "err\n" + said

@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import free_port, kill_group, wait_until
+from tests.conftest import free_port, kill_group, python_module, wait_until
 
 PG_BIN = Path(os.environ.get("LAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_PASSWORD = "pg-Secret-7731"          # trust auth ignores it; the lab must never show it
@@ -112,25 +111,24 @@ class MlflowServer:
 
     def __init__(self, root: Path):
         self.root, self.port = root, free_port()
-        self.proc: subprocess.Popen | None = None
+        self.proc, self.starts = None, 0
 
     @property
     def uri(self) -> str:
         return f"http://lab:{MLFLOW_PASSWORD}@127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = open(self.root / "mlflow-server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--artifacts-destination", str(self.root / "artifacts")],
-            cwd=self.root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-        log.close()
+        self.starts += 1
+        self.log = self.root / f"mlflow-server-{self.starts}.log"  # one per start: a restart keeps the first's
+        self.proc = python_module(
+            "mlflow", ["server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                       "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                       "--artifacts-destination", str(self.root / "artifacts")],
+            {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, self.log, cwd=self.root)
         wait_until(self._answers, timeout=180, interval=0.5, what="the MLflow server to answer")
 
     def _answers(self) -> bool:
-        assert self.proc.poll() is None, (self.root / "mlflow-server.log").read_text()[-3000:]
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                 s.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
