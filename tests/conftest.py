@@ -292,7 +292,7 @@ def lifecycle_copy(tmp_path):
 # the engine, MLflow and scikit-learn once (engine/warm.py): each its own process and process group, with its own
 # environment, argv, stdout, stderr and exit code, without paying 0.5-4 s of imports per process. `cold=True`
 # starts a new interpreter instead, to cover what happens before the CLI's own code runs.
-_WARM = None
+_WARM = None  # made on first use, like every import of the engine here
 
 
 def python_module(module: str, args: list[str], env: dict, output: Path, errors: Path | None = None, cwd: Path = ROOT):
@@ -301,7 +301,7 @@ def python_module(module: str, args: list[str], env: dict, output: Path, errors:
     global _WARM
     from engine import warm
     if _WARM is None:
-        _WARM = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.csvsafe", "engine.ml.model"))
+        _WARM = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.ml.model"))
     return _WARM.run(module, list(args), env, cwd, output, errors)
 
 
@@ -329,8 +329,9 @@ def start_worker(env: dict, log_path: Path):
     return python_module("engine", ["worker"], env, log_path)
 
 
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
-    """Send `sig` to a process group we started and reap its leader; SIGKILL whatever is left of the group."""
+def kill_group(proc, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
+    """Send `sig` to a process group we started (a Popen, or a warm.Run from python_module) and reap its leader;
+    SIGKILL whatever is left of the group."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, sig)

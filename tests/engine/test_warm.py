@@ -65,7 +65,8 @@ def test_a_dead_helper_takes_its_runs_along_and_a_new_one_starts(tmp_path):
                                                 ("raise SystemExit", 0, "")])
 def test_a_module_run_has_its_own_stdout_stderr_argv_name_and_exit_code(tmp_path, ending, code, said):
     (tmp_path / "probe.py").write_text("import os, sys\n"
-                                       "print('out', __name__, sys.argv[1:], os.environ['LAB_WARM_PROBE'], open('/proc/self/comm').read())\n"
+                                       "name = open('/proc/self/comm').read()\n"
+                                       "print('out', __name__, sys.argv[1:], os.environ['LAB_WARM_PROBE'], name)\n"
                                        "print('err', file=sys.stderr)\n" + ending + "\n")
     cli = warm.Warm(("json",))
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
