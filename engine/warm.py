@@ -80,7 +80,7 @@ class _Helper:
         return self.proc.poll() is None
 
     def start(self, request: dict) -> Run:
-        run = Run(request["args"])
+        run = Run(["python", "-m", request["module"], *request["args"]])
         with self.lock:
             run_id = next(self.ids)
             self.runs[run_id] = run
@@ -200,12 +200,9 @@ def _child(request: dict, helper: int) -> None:  # pragma: no cover - runs in th
 
 
 def _main(module: str, args: list[str]) -> int:  # pragma: no cover - runs in the forked child
-    """`python -m MODULE ARGS` here: its exit code (pytest through its API, which takes no interpreter exit)."""
-    sys.argv = [module, *args]
-    if module == "pytest":
-        import pytest as pytest_module
-        return int(pytest_module.main(args))
+    """Run `python -m MODULE ARGS` here, as the interpreter would; its exit code."""
     import runpy
+    sys.argv = [module, *args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as done:  # what the interpreter does with it

@@ -289,9 +289,9 @@ def lifecycle_copy(tmp_path):
 
 # ---- processes ----------------------------------------------------------------------------------------------------
 # The CLI, workers and servers run as `python -m MODULE ...` in fresh children of a warm interpreter that imported
-# the engine, MLflow and scikit-learn once (engine/warm.py): each its own process and process group, with its own
-# environment, argv, stdout, stderr and exit code, without paying 0.5-4 s of imports per process. `cold=True`
-# starts a new interpreter instead, to cover what happens before the CLI's own code runs.
+# the engine, MLflow, scikit-learn and Streamlit once (engine/warm.py): each its own process and process group, with
+# its own environment, argv, stdout, stderr and exit code, without paying 0.5-4 s of imports per process.
+# `cold=True` starts a new interpreter instead, to cover what happens before the CLI's own code runs.
 _WARM = None  # made on first use, like every import of the engine here
 
 
@@ -301,7 +301,7 @@ def python_module(module: str, args: list[str], env: dict, output: Path, errors:
     global _WARM
     from engine import warm
     if _WARM is None:
-        _WARM = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.ml.model"))
+        _WARM = warm.Warm(("engine.lab", "engine.tracking", "engine.stream", "engine.ml.model", "streamlit.web.cli"))
     return _WARM.run(module, list(args), env, cwd, output, errors)
 
 

@@ -13,29 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, kill_group, wait_serving
+from tests.conftest import free_port, kill_group, python_module, wait_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 
 
-_DASHBOARD = None
-
-
 @contextmanager
 def serving(env: dict[str, str], log: Path):
-    """A dashboard server (`python -m streamlit run app.py`) on a free port over the lab `env` names, in a fresh
-    child of a warm interpreter that imported Streamlit and the engine once (engine/warm.py); its own process
-    group, ended with SIGTERM (then SIGKILL) whatever happens."""
-    global _DASHBOARD
-    from engine import warm
-    if _DASHBOARD is None:
-        _DASHBOARD = warm.Warm(("streamlit.web.cli", "engine.lab", "engine.tracking", "engine.stream",
-                                "engine.ml.model"))
+    """A dashboard server (`python -m streamlit run app.py`, a warm fork: tests/conftest.py) on a free port over the
+    lab `env` names; its own process group, ended with SIGTERM (then SIGKILL) whatever happens."""
     port = free_port()
-    proc = _DASHBOARD.run("streamlit", ["run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-                                        "--server.headless", "true"], env, ROOT, log)
+    proc = python_module("streamlit", ["run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+                                       "--server.headless", "true"], env, log)
     try:
         wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
         yield f"http://127.0.0.1:{port}/"

@@ -111,7 +111,7 @@ class MlflowServer:
 
     def __init__(self, root: Path):
         self.root, self.port = root, free_port()
-        self.proc, self.starts = None, 0
+        self.proc, self.starts, self.log = None, 0, None
 
     @property
     def uri(self) -> str:
