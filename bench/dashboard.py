@@ -22,12 +22,13 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from bench.serving import healthy, launch_chromium, start_dashboard, stop_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
@@ -94,32 +95,18 @@ def rerun_times(data: Path, reruns: int) -> list[float]:
     return out
 
 
-def _serve(data: Path, **env):
-    """A `streamlit run app.py` over `data` on a free port; returns (process, base URL) once it answers."""
-    import socket
-    import urllib.request
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
-                            env={**os.environ, **lab_env(data), "PYTHONPATH": str(ROOT), **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _serve(data: Path, **env) -> tuple[subprocess.Popen, str]:
+    """A dashboard server over `data` (its output in `data`/../streamlit-<name>.log); returns (process, base URL)
+    once it answers."""
+    log = data.parent / f"streamlit-{data.name}.log"
+    proc, url = start_dashboard({**os.environ, **lab_env(data), "PYTHONPATH": str(ROOT), **env}, log)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("the dashboard did not start within 60 s")
-
-
-def _browser(p):
-    return p.chromium.launch(executable_path="/usr/bin/chromium",
-                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                   "--disable-component-update", "--no-first-run"])
+    while not healthy(url + "_stcore/health"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_dashboard(proc)
+            raise RuntimeError(f"the dashboard did not answer within 60 s; its log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    return proc, url
 
 
 def _page(browser, errors: list[str]):
@@ -138,7 +125,7 @@ def browser_times(data: Path, pages: int = 5) -> dict:
     header, dag, errors_per_session, raw_nav = [], [], [], 0
     try:
         with sync_playwright() as p:
-            browser = _browser(p)
+            browser = launch_chromium(p)
             for _ in range(pages + 1):
                 errors: list[str] = []
                 page = _page(browser, errors)
@@ -154,8 +141,7 @@ def browser_times(data: Path, pages: int = 5) -> dict:
                 page.close()
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_dashboard(proc)
     return {"header_cold_s": round(header[0], 2), "header_warm_s": round(statistics.median(header[1:]), 2),
             "dag_visible_s": round(statistics.median(dag[1:]), 2), "dag_visible_all_s": [round(t, 2) for t in dag],
             "console_errors_per_session": errors_per_session, "raw_page_list_seen": raw_nav}
@@ -187,7 +173,7 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
     lab = Lab(Settings.from_env(lab_env(data)))
     try:
         with sync_playwright() as p:
-            browser = _browser(p)
+            browser = launch_chromium(p)
             page = _page(browser, errors)
             page.goto(url)
             page.get_by_text("Claim ML CI/CD Lab").first.wait_for(state="visible", timeout=60_000)
@@ -201,8 +187,7 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
             browser.close()
     finally:
         lab.close()
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_dashboard(proc)
     stale, faded = sum(s > 0 for s, _ in samples), sum(f > 0 for _, f in samples)
 
     def share(n: int) -> float | None:

@@ -28,22 +28,19 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from bench.serving import CHROMIUM, descendants, healthy, launch_chromium, start_dashboard, stop_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "demo_memory.json"
 LIMIT_MB = 1024.0  # 1 GiB, a typical free-tier container
 SAMPLE_EVERY = 5.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 SERVE_DEADLINE = 180            # seconds until the fresh server answers its health check
 PAGE_DEADLINE = 180             # seconds for one page to show the dashboard, on a busy machine
 LIFECYCLE_DEADLINE = 45 * 60    # seconds for the whole autopilot session (about a minute on a quiet machine)
@@ -61,26 +58,6 @@ def _status_kb(pid: int, field: str, name: str = "status") -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def descendants(pid: int) -> list[int]:
-    """Every living descendant of `pid` (children, grandchildren, ...), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # The command name sits in parentheses and may hold spaces: the parent pid follows the last ')'.
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _command(pid: int) -> str:
@@ -129,43 +106,10 @@ class Sampler:
 
 
 # ---- the server -----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    """A port nothing listens on at the moment, on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_env(data: Path) -> dict[str, str]:
     """The server's (and the CLI's) environment: embedded mode over `data`, demo mode on."""
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
     return {**env, "LAB_DATA_DIR": str(data), "LAB_DEMO": "1", "PYTHONPATH": str(ROOT)}
-
-
-def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
-    """`streamlit run app.py` on 127.0.0.1:`port`, headless, its output in `log`."""
-    with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true",
-                                 "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Terminate the server, then any of its descendants it left behind (each by its pid)."""
-    left = descendants(proc.pid)
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    for pid in left:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 class ServerDied(RuntimeError):
@@ -188,15 +132,6 @@ def wait_until(predicate, deadline_s: float, what: str, pause, proc, log):
             return value
         pause(1.0)
     raise TimeoutError(f"{what} did not happen within {deadline_s:.0f} s")
-
-
-def healthy(url: str) -> bool:
-    """Whether the server answers its health check."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
 
 
 def cli(env: dict, *args: str) -> dict:
@@ -300,11 +235,10 @@ def run(sessions: int, stream_minutes: float, rate: float, tmp: Path) -> dict:
 
     data = tmp / "lab"
     data.mkdir()
-    env, port, log = server_env(data), free_port(), tmp / "streamlit.log"
-    url = f"http://127.0.0.1:{port}/"
+    env, log = server_env(data), tmp / "streamlit.log"
     result: dict = {"sessions": sessions, "stream_minutes": stream_minutes, "rate": rate, "clients": "chromium",
                     "machine": f"{os.cpu_count()} cores", "limit_mb": LIMIT_MB}
-    proc = start_server(env, port, log)
+    proc, url = start_dashboard(env, log)
     sampler = lab = None
     timings: dict[str, float] = {}
     try:
@@ -314,7 +248,7 @@ def run(sessions: int, stream_minutes: float, rate: float, tmp: Path) -> dict:
         timings["serving_s"] = time.monotonic() - started
         sampler = Sampler(proc.pid).start()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch_chromium(p)
             try:
                 sampler.phase = "pages"
                 pages = []
@@ -379,7 +313,7 @@ def run(sessions: int, stream_minutes: float, rate: float, tmp: Path) -> dict:
             sampler.stop()
         if lab:
             lab.close()
-        stop_server(proc)
+        stop_dashboard(proc)
     result["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     result["server_log_tracebacks"] = log.read_text().count("Traceback")
     result["server_log_errors"] = log_errors(log.read_text())

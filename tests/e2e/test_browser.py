@@ -171,7 +171,7 @@ def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab, 
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("width,height", [(390, 844)])  # the wide top menu is flaky to click headless
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
 def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, tmp_path, width, height):
     from playwright.sync_api import expect
     # Through the navigation, as a person gets there: a page's own URL opened cold makes Streamlit probe
