@@ -28,7 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.serving import healthy, launch_chromium, start_dashboard, stop_dashboard
+from bench.serving import launch_chromium, start_dashboard, stop_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
@@ -96,17 +96,10 @@ def rerun_times(data: Path, reruns: int) -> list[float]:
 
 
 def _serve(data: Path, **env) -> tuple[subprocess.Popen, str]:
-    """A dashboard server over `data` (its output in `data`/../streamlit-<name>.log); returns (process, base URL)
+    """A dashboard server over `data`, its output in `data`/../streamlit-<name>.log; returns (process, base URL)
     once it answers."""
-    log = data.parent / f"streamlit-{data.name}.log"
-    proc, url = start_dashboard({**os.environ, **lab_env(data), "PYTHONPATH": str(ROOT), **env}, log)
-    deadline = time.monotonic() + 60
-    while not healthy(url + "_stcore/health"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_dashboard(proc)
-            raise RuntimeError(f"the dashboard did not answer within 60 s; its log:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    return proc, url
+    return start_dashboard({**os.environ, **lab_env(data), "PYTHONPATH": str(ROOT), **env},
+                           data.parent / f"streamlit-{data.name}.log", deadline_s=60)
 
 
 def _page(browser, errors: list[str]):

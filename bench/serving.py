@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,16 +24,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_dashboard(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+def start_dashboard(env: dict[str, str], log: Path, deadline_s: float = 180) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` on a free loopback port, headless, with the whole environment `env` and its output in
-    `log`; returns (process, base URL) at once: wait for `healthy(url + "_stcore/health")` before using it."""
+    `log`; returns (process, base URL) once it answers its health check. If it exits or stays silent for
+    `deadline_s`, it is stopped and RuntimeError carries the end of its log."""
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.address", "127.0.0.1", "--server.headless", "true",
                                  "--browser.gatherUsageStats", "false"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}/"
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + deadline_s
+    while not healthy(url + "_stcore/health"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_dashboard(proc)
+            raise RuntimeError(f"the dashboard did not answer within {deadline_s:g} s (exit code {proc.returncode})"
+                               f"; the end of its log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    return proc, url
 
 
 def healthy(url: str) -> bool:
