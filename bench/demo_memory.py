@@ -367,7 +367,7 @@ def main(argv=None) -> dict:
         args.rate = Settings.from_env().demo_max_stream_rate  # what the demo server below will allow
     if args.sessions < 1 or args.stream_minutes <= 0 or args.rate <= 0:
         parser.error("--sessions must be at least 1, --stream-minutes and --rate more than 0")
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         parser.error(f"{CHROMIUM} is missing: apt-get install -y chromium")
     with tempfile.TemporaryDirectory(prefix="demo-memory-") as tmp:
         result = run(args.sessions, args.stream_minutes, args.rate, Path(tmp))

@@ -141,6 +141,14 @@ class Warm:
                 helper = self._helper
             return helper.start(request)
 
+    def close(self) -> None:
+        """End the helper, and with it any run still going; the next run starts a new one."""
+        with self._lock:
+            helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.proc.stdin.close()  # the helper's cue to end (see serve)
+            helper.proc.wait(timeout=60)
+
 
 _PYTEST = Warm(PRELOAD)
 

@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.serving import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port, kill_group, python_module, wait_serving
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 
 
 @contextmanager

@@ -75,7 +75,6 @@ def test_a_module_run_has_its_own_stdout_stderr_argv_name_and_exit_code(tmp_path
     try:
         assert run.wait(timeout=300) == code
     finally:
-        cli._helper.proc.stdin.close()
-        cli._helper.proc.wait(timeout=60)
+        cli.close()
     assert out.read_text() == "out __main__ ['a', 'b c'] yes probe\n\n"  # comm: `ps` shows what the child runs
     assert err.read_text() == "err\n" + said

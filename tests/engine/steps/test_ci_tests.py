@@ -99,9 +99,7 @@ def test_only_the_first_suite_run_of_a_process_says_it_starts_the_warm_interpret
             ctx.run_dir.mkdir()
             ci_tests.run(ctx)
     finally:
-        if warm._PYTEST._helper is not None:
-            warm._PYTEST._helper.proc.stdin.close()  # this test's own helper ends (and the worker's is put back)
-            warm._PYTEST._helper.proc.wait(timeout=60)
+        warm._PYTEST.close()  # this test's own helper ends (and the worker's is put back)
     starting = [[m for _, m in ctx.lines if m.startswith("starting the warm pytest interpreter")] for ctx in contexts]
     assert [len(s) for s in starting] == [1, 0]
     assert "once per process" in starting[0][0]
