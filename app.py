@@ -1,31 +1,56 @@
-"""Claim ML CI/CD Lab: the Streamlit entry point. Page config, navigation, and the engine once per process.
+"""Claim ML CI/CD Lab: the server. `streamlit run app.py` serves this st.App (Streamlit's ASGI entry point).
 
-Navigation sits at the top: `client.showSidebarNavigation = false` (.streamlit/config.toml) keeps Streamlit from
-showing the raw list of the pages/ folder before st.navigation has run, and it hides sidebar navigation too.
+The pages are drawn by navigation.py, for every visitor, and nothing else happens in this process: in embedded
+mode its lifespan starts the lab's worker (`python -m engine worker`, engine/supervisor.py), which runs the steps
+and the live stream, and stops it with the server. With LAB_APP_WORKER=0 (compose runs its own workers) it starts
+none, so app replicas and workers scale apart.
 """
-from pathlib import Path
+import asyncio
+import logging
+from contextlib import asynccontextmanager
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
-from ui import icons
-from ui.common import get_lab
-from ui.tour import TOUR
+from api import ROUTES  # the JSON API and GitHub webhook under /api (api/__init__.py)
+from engine.config import Settings
+from engine.errors import BadInput
+from engine.supervisor import Supervisor
+from ui import errors  # importing it masks passwords in every log record of this process
 
-HERE = Path(__file__).parent
-# The favicon is a file served by the app: a Material icon favicon is fetched from fonts.gstatic.com (a console
-# error wherever that is unreachable), and a page's own icon is not used once page_icon is set.
-st.set_page_config(page_title="Claim ML CI/CD Lab", page_icon=str(HERE / "ui" / "favicon.svg"), layout="wide")
-st.html(f"<style>{(HERE / 'ui' / 'theme.css').read_text()}</style>")
-get_lab()  # starts the background runner once per server process
+# Until the first st.navigation call, Streamlit treats an app with a pages/ folder beside its script in its older
+# multipage mode: the first visitor after a start who opened /registry got pages/registry.py alone, without
+# navigation.py (no page config, theme, menu or error guard). The pages here are only ever reached through
+# navigation.py. (An internal attribute: tests/test_app.py pins it.)
+PagesManager.uses_pages_directory = False
 
-pages = {
-    "Lab": [
-        st.Page("pages/dashboard.py", title="Dashboard", icon=icons.DASHBOARD, default=True),
-        st.Page("pages/runs.py", title="Run history", icon=icons.HISTORY),
-        st.Page("pages/registry.py", title="Model registry", icon=icons.REGISTRY),
-        st.Page("pages/drift.py", title="Drift and scoring", icon=icons.DRIFT),
-        st.Page("pages/demo.py", title="Demo autopilot", icon=icons.DEMO),
-    ],
-    "Walkthrough": [st.Page(fn, title=title, url_path=path, icon=icons.TOUR) for title, fn, path in TOUR],
-}
-st.navigation(pages, position="top").run()
+log = logging.getLogger("lab.app")
+
+
+def embedded_worker() -> Supervisor | None:
+    """The supervised worker of this data directory, or None when this deployment runs its workers elsewhere."""
+    try:
+        settings = Settings.from_env()
+    except BadInput as exc:  # the pages say the same to every visitor; the server log says it once
+        log.error("no worker started: %s", exc)
+        return None
+    if not settings.app_worker:
+        log.info("LAB_APP_WORKER is off: this server starts no worker; `python -m engine worker` processes run steps")
+        return None
+    return Supervisor(settings).start()
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    """Start the embedded worker with the server; stop it (its steps finish or go back to the queue) at the end."""
+    supervisor = embedded_worker()
+    try:
+        yield
+    finally:
+        if supervisor is not None:
+            await asyncio.to_thread(supervisor.stop)
+
+
+# on_script_error: what escapes a page, a callback or a fragment's timer rerun is shown as a short message and
+# logged masked (ui/errors.py); showErrorDetails = "none" in .streamlit/config.toml is the backstop.
+app = st.App("navigation.py", lifespan=lifespan, on_script_error=errors.on_script_error, routes=ROUTES)

@@ -80,7 +80,7 @@ def rerun_times(data: Path, reruns: int) -> list[float]:
     os.environ.update(lab_env(data))
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=120)
     at.run()
     at.run()  # warm: imports, caches
     if at.exception:

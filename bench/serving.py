@@ -1,12 +1,13 @@
 """A dashboard server and a headless Chromium, for the benches that drive the dashboard as a browser does
-(bench.dashboard, bench.demo_memory). The tests start theirs in tests/e2e/conftest.py, as forks of a warm
-interpreter; a bench starts a new interpreter, as a deployment does."""
+(bench.dashboard, bench.demo_memory, bench.visitors), each optionally pinned to cores. The tests start theirs in
+tests/e2e/conftest.py, as forks of a warm interpreter; a bench starts a new interpreter, as a deployment does."""
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -24,23 +25,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_dashboard(env: dict[str, str], log: Path, deadline_s: float = 180) -> tuple[subprocess.Popen, str]:
+def start_dashboard(env: dict[str, str], log: Path, deadline_s: float = 180,
+                    cpus: str | None = None) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` on a free loopback port, headless, with the whole environment `env` and its output in
     `log`; returns (process, base URL) once it answers its health check. If it exits or stays silent for
-    `deadline_s`, it is stopped and RuntimeError carries the end of its log."""
+    `deadline_s`, it is stopped and RuntimeError carries the end of its log. `cpus` (a taskset list, "0" or "0,2")
+    pins the server and every process it starts to those cores; taskset execs, so the pid is the server's."""
     port = free_port()
+    pin = ["taskset", "-c", cpus] if cpus else []
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        proc = subprocess.Popen([*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.address", "127.0.0.1", "--server.headless", "true",
                                  "--browser.gatherUsageStats", "false"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + deadline_s
-    while not healthy(url + "_stcore/health"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_dashboard(proc)
-            raise RuntimeError(f"the dashboard did not answer within {deadline_s:g} s (exit code {proc.returncode})"
-                               f"; the end of its log:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    try:
+        while not healthy(url + "_stcore/health"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_dashboard(proc)
+                raise RuntimeError(f"the dashboard did not answer within {deadline_s:g} s (exit code "
+                                   f"{proc.returncode}); the end of its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+    except KeyboardInterrupt:  # Ctrl-C while it starts: the caller never gets the process, so stop it here
+        stop_dashboard(proc)
+        raise
     return proc, url
 
 
@@ -90,6 +98,22 @@ def stop_dashboard(proc: subprocess.Popen) -> None:
             pass
 
 
-def launch_chromium(playwright):
-    """Debian's headless Chromium, driven by Playwright."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def launch_chromium(playwright, cpus: str | None = None):
+    """Debian's headless Chromium, driven by Playwright (sync or async: the async API returns an awaitable).
+    `cpus` (a taskset list) pins the browser and all its processes to those cores."""
+    return playwright.chromium.launch(executable_path=pinned(CHROMIUM, cpus) if cpus else CHROMIUM,
+                                      args=CHROMIUM_ARGS)
+
+
+def pinned(executable: Path, cpus: str) -> Path:
+    """A script that runs `executable` under `taskset -c cpus` (exec: the same pid), for launchers such as
+    Playwright that take a path and no command prefix. Written once per (executable, cpus) in the temp dir."""
+    script = Path(tempfile.gettempdir()) / f"bench-{executable.name}-cpus-{cpus.replace(',', '_')}.sh"
+    text = f'#!/bin/sh\nexec taskset -c {cpus} {executable} "$@"\n'
+    if not script.exists() or script.read_text() != text:
+        fd, tmp = tempfile.mkstemp(dir=script.parent, prefix=script.name)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, script)  # atomic: a concurrent bench never runs a half-written script
+    return script

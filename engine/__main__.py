@@ -12,19 +12,12 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 
 from engine.config import LIMITS, mask_url
-from engine.csvsafe import to_csv
-from engine.errors import BadInput, Refused
+from engine.errors import BadInput
 from engine.ml.claims import FEATURES, SCENARIOS
-from engine.states import RESTING, UNSUCCESSFUL, IllegalTransition, RunStatus
-
-RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
-                  "finished_at", "failure_modes")
-# Keys whose float values are epoch seconds; the CLI writes them as ISO 8601 UTC.
-TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "started_at", "heartbeat_at", "ts",
-                       "since", "until", "at"})
+from engine.output import RUN_CSV_FIELDS, failure, runs_csv, to_json  # noqa: F401 (tests import RUN_CSV_FIELDS)
+from engine.states import RESTING, UNSUCCESSFUL, RunStatus
 
 EPILOG = f"""\
 exit codes:
@@ -123,20 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def iso_times(obj):
-    """`obj` with epoch-second timestamps (keys in TIME_KEYS) written as ISO 8601 UTC strings."""
-    if isinstance(obj, dict):
-        return {k: (datetime.fromtimestamp(v, timezone.utc).isoformat()
-                    if k in TIME_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) else iso_times(v))
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [iso_times(v) for v in obj]
-    return obj
-
-
 def _out(obj) -> None:
-    json.dump(iso_times(obj), sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def _err(msg: str) -> None:
@@ -176,6 +157,8 @@ def _say_if_nobody_works(lab, run_id: int) -> None:
 
 def _worker(lab) -> int:
     """Run the scheduler until SIGTERM/SIGINT; then let steps finish (a grace period) or release them."""
+    from engine import logmask
+    logmask.install()  # its log is the server's too: MLflow's errors quote URLs, keys live in the environment
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
@@ -215,7 +198,7 @@ def run_command(args, lab) -> int:
     """Dispatch one parsed command; return the exit code."""
     cmd = args.cmd
     if cmd == "commit":
-        run_id = lab.commit(args.sha, args.message, args.seed, args.window, args.author)
+        run_id = lab.commit(args.sha, args.message, args.seed, args.window, args.author, trigger="cli")
         _err(f"run {run_id} queued")
         return _finish(lab, run_id, args.wait)
     if cmd == "continue":
@@ -286,8 +269,9 @@ def _claim_from_args(args) -> dict:
         return fields
     try:
         claim = json.loads(args.claim)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"--json is not valid JSON ({exc}); pass an object like "
+    except ValueError as exc:  # JSONDecodeError, or an integer past Python's 4,300-digit limit
+        reason = exc if isinstance(exc, json.JSONDecodeError) else "a number in it has too many digits"
+        raise BadInput(f"--json is not valid JSON ({reason}); pass an object like "
                        '\'{"cpt_bucket": "Surgery", "billed_amount": 1200, ...}\'') from None
     if not isinstance(claim, dict):
         raise BadInput("--json must be a JSON object with the claim's fields")
@@ -310,9 +294,7 @@ def _stream(lab, args) -> int:
     elif args.stream_cmd == "closed-loop":
         stream.set_closed_loop(args.state == "on", by="cli")
         _out(stream.status())
-    else:
-        if not 1 <= args.limit <= 100_000:
-            raise BadInput(f"--limit {args.limit} is out of range: use 1 to 100000")
+    else:  # stream.snapshots checks --limit
         from engine.stream import snapshot_rows  # pandas comes with it: only the commands that need it pay
         rows = snapshot_rows(stream.snapshots(args.limit))
         if args.csv:
@@ -322,26 +304,9 @@ def _stream(lab, args) -> int:
     return 0
 
 
-def runs_csv(rows: list[dict], fields=RUN_CSV_FIELDS) -> str:
-    """Runs as CSV text, one row per run, in the given order (times ISO 8601, formula cells neutralised)."""
-    return to_csv([{k: (";".join(v) if isinstance(v, list) else v) for k, v in iso_times(r).items()}
-                   for r in rows], fields)
-
-
-def _database_error(exc: Exception, url: str | None) -> str:
-    """One line for a database that did not answer, naming where it is (password masked) and what to check."""
-    from engine.runner import first_line
-    where = mask_url(url) if url else "the database"
-    cause = first_line(getattr(exc, "orig", None) or exc)
-    return (f"failed: the database at {where} did not answer in time or refused the connection ({cause}); "
-            "check that it runs and that DATABASE_URL points at it")
-
-
 def main(argv=None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
-    import sqlalchemy as sa
-
     from engine.config import Settings
     from engine.lab import Lab
     lab, settings, streams = None, None, (sys.stdout, sys.stderr)
@@ -351,18 +316,10 @@ def main(argv=None) -> int:
             sys.stdout, sys.stderr = _Redacted(sys.stdout, settings), _Redacted(sys.stderr, settings)
         lab = Lab(settings)
         return run_command(args, lab)
-    except BadInput as exc:
-        _err(f"error: {exc}")
-        return 2
-    except (IllegalTransition, Refused) as exc:
-        _err(f"refused: {exc} (nothing was changed)")
-        return 3
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        _err(_database_error(exc, settings.database_url if settings else None))
-        return 1
-    except Exception as exc:  # an unexpected error still gets a one-line message, not a traceback
-        _err(f"failed: {type(exc).__name__}: {exc}")
-        return 1
+    except Exception as exc:  # bad input 2, refused 3, anything else 1 with a one-line message, never a traceback
+        failed = failure(exc, settings.database_url if settings else None)
+        _err(failed.message)
+        return failed.exit_code
     finally:
         if lab is not None and args.cmd != "worker":
             lab.store.dispose()

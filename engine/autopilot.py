@@ -29,6 +29,7 @@ sessions = sa.Table(
     sa.Column("finished_at", sa.Float),
     sa.Column("outcome", sa.String(20)),             # done, failed, stopped or error; None while it plays
     sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("visitor", sa.String(120)),             # who pressed Play (engine/guard.py); None from the CLI
 )
 narration_log = sa.Table(
     "autopilot_log", meta,
@@ -47,6 +48,7 @@ HEARTBEAT_EVERY = 2.0
 STREAM_RATE = 20.0      # claims a second while the demo plays
 DRIFT_RATE = 1000.0     # faster during the drift act, so a drifted window fills in seconds
 DRIFT_WINDOW_SHARE = 3000  # claims after the scenario starts before a snapshot counts as showing it
+KEEP_SESSIONS = 100     # finished sessions kept with their narration (retention, Lab.tidy)
 _created: set[str] = set()
 
 
@@ -65,6 +67,9 @@ def ensure_tables(lab) -> None:
         # refused ("database is locked") when the runner commits in between.
         with lab.store.tx() as c:
             meta.create_all(c)
+            # A table made before sessions had a visitor gets the column (nullable: old sessions had none).
+            if "visitor" not in {col["name"] for col in sa.inspect(c).get_columns(sessions.name)}:
+                c.execute(sa.text(f"ALTER TABLE {sessions.name} ADD COLUMN visitor VARCHAR(120)"))
         _created.add(lab.store.url)
 
 
@@ -104,6 +109,33 @@ def session_runs(lab, session: int) -> list[int]:
                                                               narration_log.c.run_id.is_not(None))
                  .order_by(narration_log.c.id))
     return list(dict.fromkeys(r["run_id"] for r in rows))
+
+
+def stop_session(lab, session: int, visitor: str | None = None, operator_key: str | None = None) -> str:
+    """Ask a playing session to stop, for `visitor`: their own, or anyone's with the operator key (demo mode).
+
+    Returns what the page says; the session itself stops what it started (the stream included) and narrates it."""
+    row = next(iter(_read(lab, sa.select(sessions).where(sessions.c.id == int(session)))), None)
+    if not is_active(row):
+        raise Refused(f"demo session {session} is not playing; there is nothing to stop")
+    if visitor is not None and row["visitor"] != visitor:
+        lab.guard.operator(visitor, operator_key, "stopping an autopilot another visitor started")
+    request_stop(lab, row["id"])
+    return (f"Asked demo session {row['id']} to stop: it turns off the live stream if it started it, and says what "
+            "it stopped below. Runs it already started finish on their own.")
+
+
+def prune_sessions(lab, keep: int) -> int:
+    """Delete finished sessions but the newest `keep`, with their narration; return how many went."""
+    ensure_tables(lab)
+    with lab.store.tx() as c:
+        cutoff = c.execute(sa.select(sessions.c.id).order_by(sessions.c.id.desc()).offset(keep).limit(1)).scalar()
+        if cutoff is None:
+            return 0
+        old = sa.select(sessions.c.id).where(sessions.c.id <= cutoff, sessions.c.finished_at.is_not(None))
+        c.execute(sa.delete(narration_log).where(narration_log.c.session.in_(old)))
+        return c.execute(sa.delete(sessions).where(sessions.c.id <= cutoff,
+                                                   sessions.c.finished_at.is_not(None))).rowcount
 
 
 def request_stop(lab, session: int | None = None) -> int:
@@ -146,18 +178,20 @@ class Autopilot:
     """Plays the lifecycle once, narrating; `start()` runs it in a daemon thread, `stop()` ends it early."""
 
     def __init__(self, lab, by: str = "demo", seeds: tuple = (None, None), poll: float = 0.25,
-                 wait_timeout: float = 900.0):
-        self.lab, self.by, self.seeds = lab, by, seeds
+                 wait_timeout: float = 900.0, visitor: str | None = None):
+        self.lab, self.by, self.seeds, self.visitor = lab, by, seeds, visitor
         self.poll, self.wait_timeout = poll, wait_timeout
         self.session: int | None = None
         self.outcome: str | None = None
         self._thread: threading.Thread | None = None
         self._beat = 0.0
         self._seen: dict[int, dict[str, str]] = {}  # per run: the status each step was last narrated in
+        self._stream_was_on: bool | None = None  # before this session started the stream; None until it did
 
     # ---- control ------------------------------------------------------------------------------------------
     def open(self) -> int:
-        """Create this session's row with its opening narration (Refused while another session plays); return its id.
+        """Create this session's row with its opening narration (Refused while another session plays, at the
+        demo's cap on active runs, or when the visitor pressed Play moments ago); return its id.
 
         The opening lines go in the same transaction as the row, so a page that sees the session sees them too.
         """
@@ -169,9 +203,11 @@ class Autopilot:
                     if is_active(dict(r))]
             if busy:
                 raise Refused(f"the demo is already playing (session {busy[0]['id']}); stop it first")
+            self.lab.guard.capacity(c)  # its first action is a commit: refuse now rather than fail then
+            self.lab.guard.pace(c, self.visitor, "autopilot start", self.lab.settings.demo_commit_interval)
             now = time.time()
             self.session = c.execute(sa.insert(sessions).values(by=self.by, started_at=now, heartbeat_at=now,
-                                                                stop_requested=False)
+                                                                stop_requested=False, visitor=self.visitor)
                                      .returning(sessions.c.id)).scalar_one()
             for message, level in opening:
                 self._say(c, message, level)
@@ -211,16 +247,37 @@ class Autopilot:
         except Stopped:
             outcome = "stopped"
             left = ", ".join(f"run {r} is {self.lab.run(r)['status']}" for r in session_runs(self.lab, self.session))
-            self.say("Stopped on request" + (f" ({left})" if left else "") + ". A run keeps going on its own "
-                     "until it rests; carry it on from the dashboard.", "warning")
+            self.say("Stopped on request" + (f" ({left})" if left else "") + f". {self._stop_stream()} A run keeps "
+                     "going on its own until it rests; carry it on from the dashboard.", "warning")
         except Halted as exc:
             outcome = "failed"
-            self.say(f"{exc} The demo stops here; the run stays in the history for you to inspect.", "error")
+            self.say(f"{exc} The demo stops here; the run stays in the history for you to inspect. "
+                     f"{self._stop_stream()}", "error")
+        except Refused as exc:  # e.g. the public demo's cap on active runs, reached by others meanwhile
+            outcome = "failed"
+            self.say(f"The lab refused the autopilot's next action: {exc}. The demo stops here. "
+                     f"{self._stop_stream()}", "error")
         except Exception as exc:  # narrate anything unexpected instead of dying silently in a thread
             outcome = "error"
-            self.say(f"The autopilot hit an unexpected error: {type(exc).__name__}: {exc}", "error")
+            self.say(f"The autopilot hit an unexpected error: {type(exc).__name__}: {exc}. {self._stop_stream()}",
+                     "error")
         self._finish(outcome)
         return outcome
+
+    def _stop_stream(self) -> str:
+        """Turn off the live stream if this session turned it on; one sentence saying what happened to it."""
+        if self._stream_was_on is None:
+            return "It had not started the live stream."
+        if self._stream_was_on:
+            return "It left the live stream on: it was on before the demo started."
+        try:
+            if not self.lab.stream.state()["enabled"]:
+                return "The live stream it started is already off."
+            self.lab.stream.stop(by=self.by)
+        except Exception as exc:  # say so: the stream is the one thing it leaves running
+            return (f"It could not turn off the live stream it started ({type(exc).__name__}: {exc}); stop it on the "
+                    "dashboard's Claims panel.")
+        return "It turned off the live stream it had started."
 
     def _opening(self) -> list[tuple[str, str]]:
         """The session's first narration lines: what the play does, and a warning when failure modes are on."""
@@ -244,7 +301,7 @@ class Autopilot:
 
     def _cycle(self, n: int, message: str, seed) -> None:
         self._check_stop()
-        run_id = self.lab.commit(message=message, seed=seed, author=self.by)
+        run_id = self.lab.commit(message=message, seed=seed, author=self.by, trigger="autopilot")
         sha = self.lab.run(run_id)["sha"][:7]
         self.say(f"Commit {n}: fake commit {sha} ('{message}') started run {run_id}; CI begins.", run_id=run_id)
         self._await(run_id, RunStatus.CI_COMPLETE)
@@ -280,7 +337,9 @@ class Autopilot:
 
     def _start_stream(self) -> None:
         self._check_stop()
+        was_on = bool(self.lab.stream.state()["enabled"])
         self.lab.stream.start(rate=min(STREAM_RATE, self.lab.stream.max_rate), scenario="none", by=self.by)
+        self._stream_was_on = was_on
         if not self.lab.stream.status()["producer"]["alive"] and not self._wait_for(
                 lambda: self.lab.stream.status()["producer"]["alive"], 10):
             self.say("The claims stream is on, but no runner produces it in this process.", "warning")

@@ -22,3 +22,11 @@ class GateHeld(GateFailed):
 
 class Refused(Exception):
     """An action that the current state does not allow (exit code 3); nothing was changed."""
+
+
+class NotFound(BadInput):
+    """The run (or other thing) asked for does not exist (exit code 2, like any bad input; HTTP 404)."""
+
+
+class Limited(Refused):
+    """The public demo's cap or pacing refused an action that may work a little later (exit code 3; HTTP 429)."""

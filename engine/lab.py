@@ -6,11 +6,11 @@ nothing; the message says why and what to do instead.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import re
 import secrets
-import threading
 import time
 from functools import cached_property
 
@@ -18,11 +18,14 @@ import sqlalchemy as sa
 
 from engine import failures, pipeline
 from engine.config import CHAMPION, LIMITS, MODEL_NAME, Settings, mask_url
-from engine.errors import BadInput, Refused
+from engine.errors import BadInput, NotFound, Refused
+from engine.guard import Guard
 from engine.ml.claims import CATEGORICAL, CATEGORIES, FEATURES, NUMERIC, parse_window
 from engine.runner import Runner, prepare_mlflow_backend, run_feed
 from engine.states import RETRYABLE, RunStatus, StepStatus
 from engine.store import Store, Undo
+
+log = logging.getLogger(__name__)
 
 # A run that can still reach production: a drift-triggered retrain in one of these blocks another.
 OPEN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL)
@@ -71,41 +74,74 @@ def check_run_id(run_id) -> int:
     return value
 
 
-def claim_errors(claim: dict) -> tuple[dict, dict[str, str]]:
-    """(clean row, {field: message}) for one raw claim; every bad field gets its own message saying the fix."""
+def claim_errors(claim: dict, names: dict[str, str] | None = None) -> tuple[dict, dict[str, str]]:
+    """(clean row, {field: message}) for one raw claim; every bad field gets its own message saying the fix.
+    `names` says each field as the caller shows it (a form's labels); default the field names."""
+    name = {**{f: f for f in FEATURES}, **(names or {})}
     row, errors = {}, {}
     for col in CATEGORICAL:
         value = claim.get(col)
         if value is None or value == "":
-            errors[col] = f"{col} is missing; choose one of: {', '.join(CATEGORIES[col])}"
+            errors[col] = f"{name[col]} is missing; choose one of: {', '.join(CATEGORIES[col])}"
         elif value not in CATEGORIES[col]:
-            errors[col] = f"{col} {value!r} is not a known category; use one of: {', '.join(CATEGORIES[col])}"
+            errors[col] = (f"{name[col]} {_shown(value)} is not a known category; use one of: "
+                           f"{', '.join(CATEGORIES[col])}")
         else:
             row[col] = value
     for col in NUMERIC:
         value = claim.get(col)
         if value is None or value == "":
-            errors[col] = f"{col} is missing; give a number like 1234.5"
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            errors[col] = f"{col} {value!r} is not a number; give it like 1234.5 (no currency signs)"
-            continue
-        if isinstance(value, bool) or not math.isfinite(number):  # the forest refuses inf: say so as bad input
-            errors[col] = f"{col} {value!r} is not a finite number; give it like 1234.5"
+            errors[col] = f"{name[col]} is missing; give a number like 1234.5"
+        elif (problem := _number_problem(value)) is not None:
+            errors[col] = f"{name[col]} {_shown(value)} {problem}"
         else:
-            row[col] = number
+            row[col] = float(value)
+    billed, allowed, age = name["billed_amount"], name["allowed_amount"], name["patient_age"]
     if "billed_amount" in row and row["billed_amount"] <= 0:
-        errors["billed_amount"] = f"billed_amount {row.pop('billed_amount'):g} must be more than 0"
+        errors["billed_amount"] = f"{billed} {row.pop('billed_amount'):g} must be more than 0"
     if "allowed_amount" in row and row["allowed_amount"] <= 0:
-        errors["allowed_amount"] = f"allowed_amount {row.pop('allowed_amount'):g} must be more than 0"
+        errors["allowed_amount"] = f"{allowed} {row.pop('allowed_amount'):g} must be more than 0"
     if "allowed_amount" in row and "billed_amount" in row and row["allowed_amount"] > row["billed_amount"]:
-        errors["allowed_amount"] = (f"allowed_amount {row['allowed_amount']:g} is more than billed_amount "
+        errors["allowed_amount"] = (f"{allowed} {row['allowed_amount']:g} is more than {billed} "
                                     f"{row['billed_amount']:g}; the payer cannot allow more than was billed")
     if "patient_age" in row and not 0 <= row["patient_age"] <= 110:
-        errors["patient_age"] = f"patient_age {row['patient_age']:g} is outside 0..110"
+        errors["patient_age"] = f"{age} {row['patient_age']:g} is outside 0..110"
     return row, errors
+
+
+# The forest reads its input as float32: beyond this, scikit-learn raises deep inside prediction instead.
+FLOAT32_MAX = 3.4028234663852886e38
+# A number as typed: ASCII digits with an optional point and exponent. float() alone also takes "nan", "1_000",
+# other scripts' digits and thousands of characters.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+MAX_NUMBER_CHARS = 40
+
+
+def _number_problem(value) -> str | None:
+    """What is wrong with `value` as one of the model's numbers (with the fix), or None when it is fine."""
+    plain = "is not a number; give it like 1234.5 (digits, no currency signs)"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return plain
+    if isinstance(value, str) and (len(value) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(value.strip())):
+        return plain
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for any float
+        number = math.inf
+    if not math.isfinite(number):  # the forest refuses inf and nan: say so as bad input
+        return "is not a finite number; give it like 1234.5"
+    if abs(number) > FLOAT32_MAX:
+        return f"is beyond what the model can read (at most {FLOAT32_MAX:.4g}); give it like 1234.5"
+    return None
+
+
+def _shown(value, limit: int = 40) -> str:
+    """`value` quoted for a message, cut to `limit` characters (a message never echoes a whole pasted page)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python will print
+        return f"(a whole number of about {int(value.bit_length() * 0.30103):,} digits)"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def claim_frame(claim: dict):
@@ -144,8 +180,7 @@ class Lab:
         self._check_data_dir()
         self.store = self._open_store()
         self.runner = Runner(self.store, self.settings)
-        self._paced: dict[tuple[str, str], float] = {}  # (browser session, action) -> last time, demo mode
-        self._pace_lock = threading.Lock()
+        self.guard = Guard(self.store, self.settings)
 
     def _check_data_dir(self) -> None:
         path = self.settings.data_dir
@@ -188,11 +223,10 @@ class Lab:
         return Stream(self)
 
     def start(self) -> "Lab":
-        """Start the background runner and the stream's producer job (a demo first prunes old runs)."""
-        if self.settings.demo:
-            self.prune(self.settings.demo_keep_runs)
+        """Start the background runner, the stream's producer job and retention (at once, then every interval)."""
         self.runner.start()
         self.runner.add_interval_job(self.stream.tick, self.settings.stream_tick_seconds, "lab-stream")
+        self.runner.add_interval_job(self._tidy_quietly, self.settings.retention_seconds, "lab-retention")
         return self
 
     def close(self) -> None:
@@ -214,10 +248,13 @@ class Lab:
     # ---- actions ------------------------------------------------------------------------------------------
     def commit(self, sha: str | None = None, message: str = "", seed: int | None = None,
                window: str | None = None, author: str = "", trigger: str = "commit", shift: dict | None = None,
-               detail: dict | None = None, session: str | None = None) -> int:
+               detail: dict | None = None, visitor: str | None = None, delivery: tuple[str, str] | None = None) -> int:
         """Start CI for a new commit (or a drift-triggered retrain, with its data shift); return the run id.
 
-        `session` names the browser session (demo pacing)."""
+        `trigger` says where the run came from (cli, dashboard, api, webhook, autopilot, drift; "commit" records
+        none) and `detail` what the dashboard shows of it. `visitor` names who commits from the dashboard or a
+        webhook's address (the demo paces each visitor). `delivery` is a webhook's (delivery id, payload digest),
+        stored with the run so that a redelivery finds it (IntegrityError when one was stored already)."""
         params = pipeline.spec("commit_received").params()
         message = check_text(message, "message", "--message")
         author = check_text(author, "author", "--author", multiline=False)
@@ -236,11 +273,14 @@ class Lab:
         seed = int(seed) if seed is not None else secrets.randbelow(10_000)
         modes = [name for name, on in self.store.failure_modes().items() if on]
         with self.store.tx() as c:  # the run, its origin and its audit row commit together or not at all
-            self._demo_guard_commit(c, session)
+            self.guard.capacity(c)
+            self.guard.pace(c, visitor, "commit", self.settings.demo_commit_interval)
             run_id = self.store.create_run(sha, message or "fake commit", author, seed, window, modes, conn=c)
             if trigger != "commit":
                 self.store.add_origin(c, run_id, trigger, shift, detail)
-            self.store.add_audit(c, author or "cli", "commit", run_id, message,
+            if delivery is not None:
+                self.store.add_delivery(c, *delivery, run_id)
+            self.store.add_audit(c, author or (trigger if trigger != "commit" else "cli"), "commit", run_id, message,
                                  {"sha": sha, "seed": seed, "window": window, "failure_modes": modes,
                                   "trigger": trigger, "shift": shift})
         return run_id
@@ -249,10 +289,14 @@ class Lab:
         """The drift-triggered run still in progress (at most one is open at a time), or None."""
         return self.store.open_run_with_trigger("drift", OPEN_STATUSES)
 
+    def delivered(self, delivery: str, digest: str) -> int | None:
+        """The run a webhook delivery (or a delivery of the same payload) started, or None."""
+        return self.store.delivery_run(delivery, digest)
+
     def _locked_run(self, conn, run_id) -> dict:
         run = self.store.lock_run(conn, check_run_id(run_id))
         if run is None:
-            raise BadInput(f"there is no run {run_id}; list runs with: python -m engine runs")
+            raise NotFound(f"there is no run {run_id}; list runs with: python -m engine runs")
         return run
 
     def _check_allowed(self, action: str, run: dict) -> None:
@@ -266,6 +310,7 @@ class Lab:
         with self.store.tx() as c:
             run = self._locked_run(c, run_id)
             self._check_allowed("continue", run)
+            self.guard.capacity(c)
             self.store.set_run_status(c, run["id"], run["status"], RunStatus.QUEUED, finished_at=None)
             self.store.queue_step(c, run["id"], "cd_full_train")
             self.store.add_audit(c, by or "cli", "continue", run["id"])
@@ -286,6 +331,8 @@ class Lab:
             run = self._locked_run(c, run_id)
             run_id = run["id"]
             self._check_allowed("approve" if approved else "reject", run)
+            if approved:  # approving queues the deployment steps
+                self.guard.capacity(c)
             gate = self.store.step(run_id, "manual_approval", c)
             outputs = {**(gate["outputs"] or {}), **decision}
             if approved:
@@ -304,10 +351,11 @@ class Lab:
                     "approval": decision["decision"], "approval_by": by, "approval_comment": comment,
                     "approval_pipeline_run_id": str(run_id)})
 
-    def rollback(self, by: str, reason: str = "") -> dict:
+    def rollback(self, by: str, reason: str = "", visitor: str | None = None, operator_key: str | None = None) -> dict:
         """Move champion back to the version it held before the current promotion; return {from, to}."""
         by = _need_name(by, "rollback")
         reason = check_text(reason, "reason", "--reason")
+        self.guard.operator(visitor, operator_key, "a rollback")
         current, target = self.rollback_target()
         if target is None:
             raise Refused(current)
@@ -318,12 +366,18 @@ class Lab:
 
     def rollback_target(self) -> tuple:
         """(current champion, version a rollback would restore); target None and a reason when there is none."""
-        stack = [row["version"] for row in champion_line(self.champion_history())[0]]
+        line = champion_line(self.champion_history())[0]
+        stack = [row["version"] for row in line]
         if not stack:
             return "there is no champion yet: promote a model first", None
         if len(stack) == 1:
             return (f"version {stack[-1]} is the only model that has been champion on this line; there is "
                     "nothing earlier to roll back to (a rollback needs two promotions)"), None
+        earlier = line[-2].get("run_id")
+        if earlier is not None and self.store.get_run(earlier) is None:  # pruned: its model is gone too
+            return (f"version {stack[-2]}, the champion before version {stack[-1]}, was pruned with its run (a "
+                    f"prune keeps the newest {self.settings.keep_champions} champions, LAB_KEEP_CHAMPIONS); there "
+                    "is nothing left to roll back to"), None
         return stack[-1], stack[-2]
 
     def retry(self, run_id: int, from_step: str | None = None, by: str = "") -> str:
@@ -343,6 +397,7 @@ class Lab:
             run = self._locked_run(c, run_id)
             run_id = run["id"]
             self._check_allowed("retry", run)
+            self.guard.capacity(c)
             steps = self.store.steps_of(run_id, c)
             running = [s for s in steps if s["status"] == StepStatus.RUNNING.value]
             if running:
@@ -376,15 +431,18 @@ class Lab:
             self.store.add_audit(c, by or "cli", "retry", run_id, f"from {start}", {"failure_modes": modes})
         return start
 
-    def set_failure_mode(self, name: str, enabled: bool, by: str = "", session: str | None = None) -> None:
+    def set_failure_mode(self, name: str, enabled: bool, by: str = "", visitor: str | None = None,
+                         operator_key: str | None = None) -> None:
         """Turn a failure mode on or off (applies to runs committed or retried from now on)."""
         by = _check_by(by)
         try:
             failures.check_name(name)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-        self._pace(session, "failure toggle", self.settings.demo_toggle_interval)
-        self.store.set_failure_mode(name, enabled, by or "cli")
+        self.guard.operator(visitor, operator_key, "turning a failure mode on or off")
+        with self.store.tx() as c:
+            self.guard.pace(c, visitor, "failure toggle", self.settings.demo_toggle_interval)
+            self.store.set_failure_mode(name, enabled, by or "cli", conn=c)
 
     def failure_modes(self) -> list[dict]:
         """Every mode with its description and whether it is on."""
@@ -392,62 +450,58 @@ class Lab:
         return [{"name": m.name, "title": m.title, "breaks": m.breaks, "caught_by": m.caught_by,
                  "enabled": bool(on.get(m.name))} for m in failures.MODES]
 
-    # ---- the public demo (LAB_DEMO=1) --------------------------------------------------------------------
-    def _pace(self, session: str | None, action: str, interval: float) -> None:
-        """Demo mode: at most one `action` per `interval` seconds per browser session (Refused saying so)."""
-        if not self.settings.demo or session is None:
-            return
-        with self._pace_lock:
-            now = time.monotonic()
-            last = self._paced.get((session, action))
-            if last is not None and now - last < interval:
-                raise Refused(f"this demo allows one {action} every {interval:g} s per visitor; "
-                              f"try again in {interval - (now - last):.0f} s")
-            self._paced[(session, action)] = now
-            if len(self._paced) > 10_000:  # strangers come and go: forget sessions quiet for an hour
-                self._paced = {k: t for k, t in self._paced.items() if now - t < 3600}
-
-    def _demo_guard_commit(self, conn, session: str | None) -> None:
-        if not self.settings.demo:
-            return
-        active = self.store.count_active_runs(conn)
-        limit = self.settings.demo_max_active_runs
-        if active >= limit:
-            raise Refused(f"this demo runs at most {limit} queued or running pipeline runs at once and {active} "
-                          "are in progress; wait for one to finish")
-        self._pace(session, "commit", self.settings.demo_commit_interval)
-
-    def reset(self, by: str) -> dict:
-        """Operator: bring the lab back to a clean state (no runs, audit, toggles, aliases or MLflow runs)."""
+    def reset(self, by: str, visitor: str | None = None, operator_key: str | None = None) -> dict:
+        """Operator: bring the lab back to a clean state (no runs, audit, toggles, aliases or MLflow records)."""
         by = _need_name(by, "reset")
+        self.guard.operator(visitor, operator_key, "a reset")
+        from engine import purge  # imports MLflow: only what touches it pays for that
         removed = self.store.reset(by)
-        removed["mlflow_runs"] = self._forget_mlflow(lambda _pid: True, registered_model=True)
+        with contextlib.suppress(Exception):  # there may be none yet; it takes its versions and aliases along
+            self.tracking.client.delete_registered_model(MODEL_NAME)
+        removed.update(purge.forget(self.tracking, live_runs=set()))
+        removed["run_folders"] = purge.forget_run_dirs(self.settings.data_dir, live_runs=set())
         return removed
 
     def prune(self, keep: int) -> dict:
-        """Keep the newest `keep` runs; delete older ones with their steps, logs, audit rows and MLflow runs."""
-        pruned = self.store.prune_runs(keep)
-        if not pruned:
-            return {"runs": 0, "mlflow_runs": 0}
-        gone = {str(r) for r in pruned}
-        return {"runs": len(pruned), "mlflow_runs": self._forget_mlflow(lambda pid: pid in gone)}
+        """Keep the newest `keep` runs and every run a model the lab still needs came from; remove the rest for
+        real: store rows, MLflow runs, registered versions, logged models, their artifacts and the run folders."""
+        from engine import purge
+        protected = self.protected_runs()
+        pruned = self.store.prune_runs(keep, protected["runs"])
+        live = self.store.run_ids()
+        gone = purge.forget(self.tracking, live, protected["versions"])
+        return {"runs": len(pruned), **gone, "run_folders": purge.forget_run_dirs(self.settings.data_dir, live)}
 
-    def _forget_mlflow(self, doomed, registered_model: bool = False) -> int:
-        """Delete MLflow runs whose pipeline_run_id tag `doomed` accepts (and the registered model); count."""
-        client, deleted, token = self.tracking.client, 0, None
-        while True:
-            page = client.search_runs([self.tracking.experiment_id()], max_results=500, page_token=token)
-            for r in page:
-                if doomed(r.data.tags.get("pipeline_run_id", "")):
-                    client.delete_run(r.info.run_id)
-                    deleted += 1
-            token = page.token
-            if not token:
-                break
-        if registered_model:
-            with contextlib.suppress(Exception):  # there may be none yet
-                client.delete_registered_model(MODEL_NAME)
-        return deleted
+    def protected_runs(self) -> dict[str, set[int]]:
+        """{"versions", "runs"} a prune must keep: the newest LAB_KEEP_CHAMPIONS versions on the champion line (what
+        rollbacks restore, and the monitor's reference after them), every alias holder, and their pipeline runs."""
+        from engine import purge
+        line = champion_line(self.champion_history())[0][-self.settings.keep_champions:]
+        versions = {row["version"] for row in line} | purge.alias_versions(self.tracking)
+        runs = {row["run_id"] for row in line if row.get("run_id")}
+        runs |= {r for r in (purge.pipeline_run_of(self.tracking, v) for v in versions) if r is not None}
+        return {"versions": versions, "runs": runs}
+
+    def tidy(self) -> dict:
+        """Retention in every mode (snapshots, logs, audit rows, visitor events, autopilot sessions); a demo also
+        prunes runs to its newest LAB_DEMO_KEEP_RUNS. Returns what went, by kind."""
+        from engine import autopilot
+        s = self.settings
+        removed = self.store.apply_retention(s.keep_snapshots, s.keep_log_runs, s.keep_audit)
+        removed["autopilot_sessions"] = autopilot.prune_sessions(self, autopilot.KEEP_SESSIONS)
+        if s.demo:
+            removed.update(self.prune(s.demo_keep_runs))
+        return removed
+
+    def _tidy_quietly(self) -> None:
+        """The retention job: a failure is logged once per pass and retried at the next one."""
+        try:
+            removed = self.tidy()
+        except Exception as exc:  # MLflow or the database away: nothing is lost by trying again later
+            log.warning("retention: %s: %s", type(exc).__name__, self.settings.redact(str(exc))[:300])
+            return
+        if any(removed.values()):
+            log.info("retention removed %s", {k: v for k, v in removed.items() if v})
 
     def score(self, claim: dict, explain: bool = False) -> dict:
         """The champion's decision for one raw claim, through the pyfunc model MLflow serves.
@@ -474,7 +528,7 @@ class Lab:
     def _run(self, run_id: int) -> dict:
         run = self.store.get_run(check_run_id(run_id))
         if run is None:
-            raise BadInput(f"there is no run {run_id}; list runs with: python -m engine runs")
+            raise NotFound(f"there is no run {run_id}; list runs with: python -m engine runs")
         return run
 
     def run(self, run_id: int) -> dict:

@@ -110,13 +110,33 @@ workers = sa.Table(
     sa.Column("heartbeat_at", sa.Float, nullable=False),    # the database's clock
     sa.Column("active_steps", sa.Integer, nullable=False, default=0),
 )
+# What one visitor of the public demo did when (engine/guard.py): its pacing and operator-key limits hold across
+# every app process and a page reload, and retention forgets rows older than VISITOR_EVENTS_SECONDS.
+visitor_events = sa.Table(
+    "visitor_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("visitor", sa.String(120), nullable=False),   # "ip:<hash>" or "session:<id>" (ui/common.visitor)
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),               # the database's clock
+    sa.Index("ix_visitor_events", "visitor", "action", "at"),
+)
+VISITOR_EVENTS_SECONDS = 3600.0
 # ---- the live claims stream (engine/stream.py) ----------------------------------------------------------------
-run_origin = sa.Table(  # why a run exists when a person did not commit it, and the data shift its feed replays
+run_origin = sa.Table(  # where a run came from (runs without a row: "commit") and the data shift its feed replays
     "run_origin", metadata,
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("trigger", sa.String(40), nullable=False),         # e.g. "drift"
+    sa.Column("trigger", sa.String(40), nullable=False),         # cli, dashboard, api, webhook, autopilot, drift
     sa.Column("shift", sa.JSON),                                  # engine.ml.claims.Shift fields
-    sa.Column("detail", sa.JSON),
+    sa.Column("detail", sa.JSON),                                 # e.g. a webhook's repository and commit link
+)
+# A webhook delivery that started a run (api/webhook.py): a redelivery (same X-GitHub-Delivery) or the same signed
+# payload sent again finds its run here instead of starting another, across restarts and app processes.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("delivery", sa.String(80), primary_key=True),      # X-GitHub-Delivery
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),  # SHA-256 of the signed body
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
 )
 stream_state = sa.Table(  # one row: the stream's controls, its position and the producer's lease
     "stream_state", metadata,
@@ -357,11 +377,18 @@ class Store:
             ])
         return run_id
 
+    @staticmethod
+    def _with_origin() -> sa.Select:
+        """Runs with where each came from: `trigger` ("commit" when none was recorded), `shift` and `origin` (the
+        trigger's detail, e.g. a webhook's repository and commit link)."""
+        return (sa.select(runs, sa.func.coalesce(run_origin.c.trigger, "commit").label("trigger"),
+                          run_origin.c.shift.label("shift"), run_origin.c.detail.label("origin"))
+                .select_from(runs.outerjoin(run_origin, run_origin.c.run_id == runs.c.id)))
+
     def get_run(self, run_id: int) -> dict | None:
-        """One run as a dict (with its trigger and data shift; "commit" and None for a person's commit), or None."""
-        query = (sa.select(runs, sa.func.coalesce(run_origin.c.trigger, "commit").label("trigger"),
-                           run_origin.c.shift.label("shift"))
-                 .select_from(runs.outerjoin(run_origin, run_origin.c.run_id == runs.c.id)).where(runs.c.id == run_id))
+        """One run as a dict (with its trigger, data shift and origin; "commit", None, None when none was recorded),
+        or None."""
+        query = self._with_origin().where(runs.c.id == run_id)
         with self.engine.connect() as c:
             row = c.execute(query).mappings().first()
         return dict(row) if row else None
@@ -369,6 +396,18 @@ class Store:
     def add_origin(self, conn, run_id: int, trigger: str, shift: dict | None, detail: dict | None) -> None:
         """Record why a run exists when it is not a person's commit (e.g. drift) and the shift its feed replays."""
         conn.execute(sa.insert(run_origin).values(run_id=run_id, trigger=trigger, shift=shift, detail=detail))
+
+    def add_delivery(self, conn, delivery: str, digest: str, run_id: int) -> None:
+        """Record that webhook `delivery` (payload SHA-256 `digest`) started `run_id`, in the run's transaction;
+        IntegrityError when either was recorded already (a concurrent redelivery won)."""
+        conn.execute(sa.insert(webhook_deliveries).values(delivery=delivery, digest=digest, run_id=run_id,
+                                                          received_at=timestamp()))
+
+    def delivery_run(self, delivery: str, digest: str) -> int | None:
+        """The run that webhook `delivery`, or a delivery of the same payload, started; None if none did."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(webhook_deliveries.c.run_id).where(sa.or_(
+                webhook_deliveries.c.delivery == delivery, webhook_deliveries.c.digest == digest)).limit(1)).scalar()
 
     def open_run_with_trigger(self, trigger: str, statuses) -> int | None:
         """The newest run of `trigger` whose status is one of `statuses`, or None."""
@@ -379,8 +418,8 @@ class Store:
                              .order_by(runs.c.id.desc()).limit(1)).scalar()
 
     def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[dict]:
-        """Newest runs first."""
-        q = sa.select(runs).order_by(runs.c.id.desc()).limit(limit).offset(offset)
+        """Newest runs first (each with where it came from, as get_run)."""
+        q = self._with_origin().order_by(runs.c.id.desc()).limit(limit).offset(offset)
         if statuses:
             q = q.where(runs.c.status.in_(list(statuses)))
         with self.engine.connect() as c:
@@ -397,18 +436,75 @@ class Store:
         return conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.status.in_(active))
                             ).scalar_one()
 
-    def prune_runs(self, keep: int) -> list[int]:
-        """Delete all but the newest `keep` runs with their steps, logs and audit rows; return the deleted ids."""
+    def run_ids(self) -> set[int]:
+        """The id of every run in the store."""
+        with self.engine.connect() as c:
+            return set(c.execute(sa.select(runs.c.id)).scalars())
+
+    def prune_runs(self, keep: int, protect: Iterable[int] = ()) -> list[int]:
+        """Delete all but the newest `keep` runs with their steps, logs and audit rows; return the deleted ids.
+
+        Runs in `protect` stay, and so do queued or running ones: a worker may be inside one of their steps."""
+        active, protect = (RunStatus.QUEUED.value, RunStatus.RUNNING.value), set(protect)
         with self.tx() as c:
             self.lock(c, "lab-prune")
             cutoff = c.execute(sa.select(runs.c.id).order_by(runs.c.id.desc()).offset(keep).limit(1)).scalar()
             if cutoff is None:
                 return []
-            doomed = [r.id for r in c.execute(sa.select(runs.c.id).where(runs.c.id <= cutoff))]
-            for table in (logs, audit, steps):
-                c.execute(sa.delete(table).where(table.c.run_id <= cutoff))
-            c.execute(sa.delete(runs).where(runs.c.id <= cutoff))
+            doomed = [r.id for r in c.execute(sa.select(runs.c.id).where(
+                runs.c.id <= cutoff, runs.c.status.not_in(active)).order_by(runs.c.id)) if r.id not in protect]
+            for start in range(0, len(doomed), 500):  # bounded IN lists, whatever the backend's parameter limit
+                chunk = doomed[start:start + 500]
+                for table in (logs, audit, steps, run_origin):
+                    c.execute(sa.delete(table).where(table.c.run_id.in_(chunk)))
+                c.execute(sa.delete(runs).where(runs.c.id.in_(chunk)))
         return doomed
+
+    def apply_retention(self, keep_snapshots: int, keep_log_runs: int, keep_audit: int) -> dict[str, int]:
+        """Bound what grows in every mode; return the rows deleted per kind.
+
+        Keeps the newest `keep_snapshots` stream snapshots, the step logs of the newest `keep_log_runs` runs (and
+        none of runs that are gone), the newest `keep_audit` audit rows without a run (none whose run is gone),
+        and visitor events of the last VISITOR_EVENTS_SECONDS."""
+        with self.tx() as c:
+            self.lock(c, "lab-prune")
+            removed = {"stream_snapshots": self._keep_newest(c, stream_snapshots, keep_snapshots)}
+            log_cutoff = c.execute(sa.select(runs.c.id).order_by(runs.c.id.desc())
+                                   .offset(keep_log_runs).limit(1)).scalar()
+            gone = sa.or_(logs.c.run_id.not_in(sa.select(runs.c.id)),
+                          logs.c.run_id <= log_cutoff if log_cutoff is not None else sa.false())
+            removed["logs"] = c.execute(sa.delete(logs).where(gone)).rowcount
+            removed["audit"] = self._keep_newest(c, audit, keep_audit, audit.c.run_id.is_(None)) + c.execute(
+                sa.delete(audit).where(audit.c.run_id.is_not(None), audit.c.run_id.not_in(sa.select(runs.c.id)))
+            ).rowcount
+            removed["visitor_events"] = c.execute(sa.delete(visitor_events).where(
+                visitor_events.c.at < db_now(self.engine.dialect.name) - VISITOR_EVENTS_SECONDS)).rowcount
+        return removed
+
+    @staticmethod
+    def _keep_newest(conn, table: sa.Table, keep: int, where=sa.true()) -> int:
+        """Delete the rows of `table` matching `where` but the newest `keep` by id; return how many went."""
+        cutoff = conn.execute(sa.select(table.c.id).where(where).order_by(table.c.id.desc())
+                              .offset(keep).limit(1)).scalar()
+        if cutoff is None:
+            return 0
+        return conn.execute(sa.delete(table).where(where, table.c.id <= cutoff)).rowcount
+
+    # ---- visitors of the public demo (engine/guard.py) --------------------------------------------------------
+    def visitor_wait(self, conn, visitor: str, action: str, limit: int, window: float) -> float:
+        """Seconds until `visitor` may do `action` again, at most `limit` times in any `window` seconds (0: now).
+
+        Read inside the caller's transaction, on the database's clock, so every process agrees."""
+        now = conn.execute(sa.select(db_now(self.engine.dialect.name))).scalar_one()
+        times = conn.execute(sa.select(visitor_events.c.at).where(
+            visitor_events.c.visitor == visitor, visitor_events.c.action == action,
+            visitor_events.c.at > now - window).order_by(visitor_events.c.at.desc()).limit(limit)).scalars().all()
+        return 0.0 if len(times) < limit else max(times[-1] + window - now, 0.0)
+
+    def add_visitor_event(self, conn, visitor: str, action: str) -> None:
+        """Record that `visitor` did `action` now (inside the caller's transaction)."""
+        conn.execute(sa.insert(visitor_events).values(visitor=visitor, action=action,
+                                                      at=db_now(self.engine.dialect.name)))
 
     def reset(self, by: str) -> dict[str, int]:
         """Delete every run, step, log line, audit row, toggle and alias move; audit the reset itself."""
@@ -605,9 +701,9 @@ class Store:
         with self.engine.connect() as c:
             return {r.name: r.enabled for r in c.execute(sa.select(failure_modes))}
 
-    def set_failure_mode(self, name: str, enabled: bool, actor: str) -> None:
-        """Persist one toggle and audit it."""
-        with self.tx() as c:
+    def set_failure_mode(self, name: str, enabled: bool, actor: str, conn=None) -> None:
+        """Persist one toggle and audit it (in the caller's transaction, if given)."""
+        with self._within(conn) as c:
             updated = c.execute(sa.update(failure_modes).where(failure_modes.c.name == name)
                                 .values(enabled=enabled, updated_at=timestamp())).rowcount
             if not updated:

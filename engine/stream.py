@@ -85,14 +85,18 @@ class Stream:
 
     # ---- controls -----------------------------------------------------------------------------------------
     def start(self, rate: float | None = None, scenario: str | None = None, ramp: int | None = None,
-              label_delay: int | None = None, by: str = "") -> dict:
-        """Turn the stream on (or change its settings while on); return the state."""
+              label_delay: int | None = None, by: str = "", visitor: str | None = None,
+              operator_key: str | None = None) -> dict:
+        """Turn the stream on (or change its settings while on); return the state.
+
+        In the public demo a visitor needs the operator key: the stream is the lab's production, shared by all."""
         state = self.state()
         rate = self._check_rate(state["rate"] if rate is None else rate)
         scenario = self._check_scenario(state["scenario"] if scenario is None else scenario)
         ramp = _check_int("ramp", state["ramp"] if ramp is None else ramp, MAX_RAMP)
         label_delay = _check_int("label delay", state["label_delay"] if label_delay is None else label_delay,
                                  MAX_DELAY)
+        self.lab.guard.operator(visitor, operator_key, "starting or changing the live stream")
         if self.lab.tracking.alias_version(CHAMPION) is None:
             raise Refused("the stream is scored by the champion and there is none yet: promote a model first "
                           "(commit, continue, approve)")
@@ -109,8 +113,9 @@ class Stream:
                                  {"rate": rate, "scenario": scenario, "ramp": ramp, "label_delay": label_delay})
         return self.state()
 
-    def stop(self, by: str = "") -> dict:
+    def stop(self, by: str = "", visitor: str | None = None, operator_key: str | None = None) -> dict:
         """Turn the stream off; stored claims and snapshots stay."""
+        self.lab.guard.operator(visitor, operator_key, "stopping the live stream")
         with self.store.tx() as c:
             self._state_row(c)
             c.execute(sa.update(stream_state).where(stream_state.c.id == 1)
@@ -118,8 +123,10 @@ class Stream:
             self.store.add_audit(c, by or "cli", "stream_stop")
         return self.state()
 
-    def set_closed_loop(self, enabled: bool, by: str = "") -> dict:
+    def set_closed_loop(self, enabled: bool, by: str = "", visitor: str | None = None,
+                        operator_key: str | None = None) -> dict:
         """Opt in or out of drift-triggered retraining."""
+        self.lab.guard.operator(visitor, operator_key, "turning the closed loop on or off")
         with self.store.tx() as c:
             self._state_row(c)
             c.execute(sa.update(stream_state).where(stream_state.c.id == 1)
@@ -210,7 +217,9 @@ class Stream:
             return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in cols])
 
     def snapshots(self, limit: int = 200) -> list[dict]:
-        """Stored snapshots, newest first."""
+        """Stored snapshots, newest first (1 to 100000 of them)."""
+        if not 1 <= int(limit) <= 100_000:
+            raise BadInput(f"--limit {limit} is out of range: use 1 to 100000")
         with self.store.engine.connect() as c:
             rows = c.execute(sa.select(stream_snapshots).order_by(stream_snapshots.c.id.desc())
                              .limit(int(limit))).mappings()
@@ -393,10 +402,14 @@ class Stream:
         if self.lab.open_drift_run() is not None:
             return None
         shift = SCENARIOS[state["scenario"]].shift.scaled(self.intensity(state, state["next_seq"]))
-        return self.lab.commit(message=f"retrain on drifted claims: drift major for {CLOSED_LOOP_SNAPSHOTS} "
-                                       f"snapshots (scenario {state['scenario']})",
-                               window=STREAM_WINDOW, author="drift-monitor", trigger="drift",
-                               shift=asdict(shift), detail={"snapshot_ids": [s["id"] for s in recent]})
+        try:
+            return self.lab.commit(message=f"retrain on drifted claims: drift major for {CLOSED_LOOP_SNAPSHOTS} "
+                                           f"snapshots (scenario {state['scenario']})",
+                                   window=STREAM_WINDOW, author="drift-monitor", trigger="drift",
+                                   shift=asdict(shift), detail={"snapshot_ids": [s["id"] for s in recent]})
+        except Refused as exc:  # the demo's cap: the snapshot stands, and the next major one asks again
+            log.info("closed loop: retraining deferred: %s", exc)
+            return None
 
 
 def snapshot_rows(snapshots: list[dict]) -> list[dict]:

@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.utils import _infer_schema
 
-from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_url
+from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_text, mask_url
 from engine.ml.claims import TARGET
 from engine.ml.serving import ServedModel
 
@@ -39,7 +39,7 @@ class MlflowUnreachable(RuntimeError):
 
 
 def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
-    text = str(exc)
+    text = mask_text(str(exc))  # MLflow's message quotes the URL it called, password and all
     cause = next((c for c in ("Connection refused", "timed out", "Name or service not known") if c in text),
                  text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__)
     return MlflowUnreachable(f"MLflow at {mask_url(uri)} is unreachable ({cause}); start the server or fix "

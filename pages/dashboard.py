@@ -9,7 +9,7 @@ status changes what the header offers (queued to running does not).
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from ui import common, dag, explorer, header, inspector, stream
+from ui import common, dag, errors, explorer, header, inspector, stream
 
 LIVE_SECONDS = 1.0  # the DAG and inspector of a moving run
 WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
@@ -54,6 +54,7 @@ def _redraw() -> None:
 
 
 @st.fragment(run_every=WATCH_SECONDS)
+@errors.guard  # its timer reruns it alone, outside the page's guard
 def watch(lab) -> None:
     """Rerun the page when a run was created or anyone acted since it was drawn (a CLI commit, another tab)."""
     if lab.latest_change() != st.session_state.get("_lab_stamp"):
@@ -69,8 +70,8 @@ common.show_flash()
 with st.container():
     run = header.render(lab)
 moving = common.live(run)
-st.fragment(panels, run_every=LIVE_SECONDS if moving else None)(lab, run and run["id"], header.drawn_for(run),
-                                                                 moving)
+st.fragment(errors.guard(panels), run_every=LIVE_SECONDS if moving else None)(
+    lab, run and run["id"], header.drawn_for(run), moving)
 st.divider()
 with st.container():
     explorer.render(lab, run)

@@ -3,9 +3,9 @@ import streamlit as st
 
 from engine import BadInput, IllegalTransition, Refused
 from engine.config import LIMITS, MODEL_NAME
-from ui import lineage
+from ui import icons, lineage
 from ui import registry as r
-from ui.common import get_lab, md_escape
+from ui.common import acting, get_lab, md_escape, operator_only
 from ui.pagekit import name_input
 
 FLASH = "registry_flash"
@@ -88,6 +88,10 @@ def rollback_section() -> None:
     if target is None:
         st.info(f"Rollback is not available: {current}.")
         return
+    locked = operator_only(get_lab(), "A rollback")
+    if locked:
+        st.info(f"{locked}. It would move @champion from version {current} to version {target}.", icon=icons.OPERATOR)
+        return
     st.write(f"Rolling back moves **@champion** from version **{current}** to version **{target}**, the model "
              "that was champion before it. The live stream and the scoring form serve it at once.")
     with st.form("rollback_form"):
@@ -102,7 +106,7 @@ def _roll_back() -> None:
     # rollback that became impossible meanwhile (someone else rolled back) is refused with the engine's reason.
     by = st.session_state.get("rollback_by", "").strip()
     try:
-        moved = get_lab().rollback(by, st.session_state.get("rollback_reason", ""))
+        moved = get_lab().rollback(by, st.session_state.get("rollback_reason", ""), **acting())
     except (BadInput, Refused, IllegalTransition) as exc:
         st.session_state[FLASH] = (False, f"Rollback refused: {exc}")
         return

@@ -16,6 +16,11 @@ COLUMN_CONFIG = {
                                                                      "full F1")},
     "champion then": st.column_config.NumberColumn("champion then", format="%d",
                                                    help="the version that was champion when the run finished"),
+    "source": st.column_config.TextColumn("source", help="where the run came from: a GitHub push (repository and "
+                                          "branch), the CLI, the dashboard, the HTTP API, the closed loop or the "
+                                          "demo autopilot"),
+    "commit link": st.column_config.LinkColumn("commit link", display_text="view the commit",
+                                               help="the pushed commit's page (runs a GitHub push started)"),
 }
 
 
@@ -39,7 +44,7 @@ def filters(frame: pd.DataFrame) -> pd.DataFrame:
     present = sorted(frame["status"].unique(), key=order.index)
     c1, c2, c3 = st.columns([2, 2, 2])
     statuses = c1.multiselect("Status", present, placeholder="all statuses", key="runs_status")
-    text = c2.text_input("Search commit, message or author", key="runs_text")
+    text = c2.text_input("Search commit, message, author or source", key="runs_text")
     first, last = frame["started"].min().date(), frame["started"].max().date()
     days = c3.date_input("Started between (UTC)", value=(first, last), min_value=first, max_value=last,
                          key="runs_days")

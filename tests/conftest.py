@@ -398,6 +398,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def serving(env: dict[str, str], log: Path):
+    """A dashboard server (`python -m streamlit run app.py`, a warm fork) on a free port over the lab `env` names;
+    its own process group, ended with SIGTERM (then SIGKILL) whatever happens. Yields its base URL."""
+    proc, url = start_serving(env, log)
+    try:
+        yield url
+    finally:
+        kill_group(proc, signal.SIGTERM, timeout=15)
+
+
+def start_serving(env: dict[str, str], log: Path):
+    """Start the dashboard server of serving() and wait for its health check: (process, base URL). The caller
+    ends its process group."""
+    port = free_port()
+    proc = python_module("streamlit", ["run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+                                       "--server.headless", "true"], env, log)
+    try:
+        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+    except BaseException:
+        kill_group(proc, signal.SIGKILL)
+        raise
+    return proc, f"http://127.0.0.1:{port}/"
+
+
 def wait_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     """Wait until `url` answers 200; fail at once, with the log's tail, if the server process exits first."""
     def answering() -> bool:

@@ -272,7 +272,9 @@ def test_scale_out_worker(compose):
     assert worker["deploy"]["replicas"] == 1
     assert "container_name" not in worker and not worker.get("ports"), "--scale worker=N needs neither"
     assert worker["image"] == app["image"] and worker["build"] == app["build"], "one image for app and worker"
-    assert service_env(compose, "worker") == service_env(compose, "app"), "app and worker see the same lab"
+    app_env = service_env(compose, "app")
+    assert app_env.pop("LAB_APP_WORKER") == "0", "the worker service runs the steps: the app starts no worker"
+    assert service_env(compose, "worker") == app_env, "app and worker see the same lab"
     assert "--scale worker=" in COMPOSE.read_text(), "the file says how to scale workers"
 
 

@@ -11,11 +11,16 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING, mask_url
+from engine.guard import address_visitor
 from engine.lab import champion_line
-from ui import icons
+from engine.shared import SharedLab
+from ui import errors, icons
+from ui.errors import first_line  # noqa: F401  (panels call common.first_line for one-line warnings)
+from ui.pagekit import strict_int
 
 TABS = ("Code", "Config", "Logs", "Outputs")
 NAME_KEY = "lab_user_name"  # shared with the other pages (ui/pagekit.py): who signs approvals and rollbacks
+OPERATOR_KEY = "_operator_key"  # not a widget key: set once the lab accepted it, kept while the session lives
 # Runs in these are moving: live panels poll while the selected run is in one of them.
 ACTIVE = frozenset({RunStatus.QUEUED.value, RunStatus.RUNNING.value})
 LIVE_STEPS = frozenset({StepStatus.QUEUED.value, StepStatus.RUNNING.value})
@@ -39,15 +44,39 @@ STEP_COLOURS = {
 
 @st.cache_resource
 def get_lab() -> Lab:
-    """The lab of this server process, its runner started once."""
-    return Lab().start()
+    """The lab of this server process, its reads shared by every session (engine/shared.py); the steps run in a
+    worker (app.py starts one)."""
+    lab = Lab()
+    return SharedLab(lab, ttl=lab.settings.shared_read_seconds)
 
 
 # ---- actions ----------------------------------------------------------------------------------------------
-def session_id() -> str | None:
-    """This browser session's id (the demo paces actions per session); None outside a script run."""
+def visitor() -> str | None:
+    """Who acts, for the demo's pacing and limits: the client's address, else this browser session; None outside
+    a script run. A reload is a new session but the same address, so it does not start the pacing over."""
+    address = st.context.ip_address  # None on localhost setups; AppTest hands out a stand-in object
+    if isinstance(address, str) and address:
+        return address_visitor(address)  # hashed; the API's webhook names its callers the same way
     ctx = get_script_run_ctx()
-    return ctx.session_id if ctx else None
+    return f"session:{ctx.session_id}" if ctx else None
+
+
+def operator_key() -> str | None:
+    """The operator key this browser session entered and the lab accepted (Demo page), or None."""
+    return st.session_state.get(OPERATOR_KEY)
+
+
+def acting() -> dict:
+    """Keyword arguments that say who acts on a shared control: the visitor and, once entered, the operator key."""
+    return {"visitor": visitor(), "operator_key": operator_key()}
+
+
+def operator_only(lab: Lab, what: str) -> str | None:
+    """Why `what` is disabled for this visitor (demo mode without the operator key), or None when allowed."""
+    if not lab.settings.demo or operator_key():
+        return None
+    return (f"{what} changes the lab for every visitor of this public demo, so it needs the operator key "
+            "(Demo autopilot page, Operator)")
 
 
 def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
@@ -55,7 +84,7 @@ def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
     try:
         return True, action(*args, **kwargs)
     except REFUSALS as exc:
-        st.error(str(exc), icon=icons.REFUSED)
+        st.error(first_line(exc, errors.REFUSAL_CHARS), icon=icons.REFUSED)
         return False, None
 
 
@@ -83,8 +112,9 @@ def restore_selection() -> None:
         ss["step_pick"], ss["tab_pick"], ss["_step_chosen"] = keep["step"], keep["tab"], keep["chosen"]
     qp, last = st.query_params, ss.get("_url_last", {})
     run, step, tab = qp.get("run"), qp.get("step"), qp.get("tab")
-    if run and run != last.get("run") and run.isdigit():
-        ss["_pending_run"], ss["_step_chosen"] = int(run), False
+    run_id = strict_int(run)  # a URL is typed by strangers: isdigit() let "²" and 5,000 digits reach int()
+    if run and run != last.get("run") and run_id is not None:
+        ss["_pending_run"], ss["_step_chosen"] = run_id, False
     if step and step != last.get("step") and step in pipeline.NAMES:
         ss["step_pick"], ss["_step_chosen"] = step, True
     if tab and tab != last.get("tab") and tab in TABS:
@@ -271,12 +301,6 @@ def mlflow_run_url(lab: Lab, run_id: str) -> str | None:
         return f"{url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
     except Exception:  # MLflow down: the caller shows the bare run id instead
         return None
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, for a one-line warning."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def md_escape(text: str) -> str:

@@ -84,7 +84,7 @@ def _commit(lab) -> None:
     if submitted:
         ok, run_id = common.attempt(lab.commit, sha=sha.strip() or None, message=message,
                                     seed=None if seed is None else int(seed), author=author,
-                                    session=common.session_id())
+                                    trigger="dashboard", visitor=common.visitor())
         if ok:
             _remember(author)
             _done(f"Run {run_id} started: CI is running", icons.STARTED, run_id)
@@ -149,7 +149,7 @@ def _rollback(lab) -> None:
         reason = st.text_area("Reason", max_chars=LIMITS["reason"], placeholder="what went wrong in production")
         submitted = st.form_submit_button(f"Roll back to version {target}", icon=icons.ROLLBACK, type="primary")
     if submitted:
-        ok, moved = common.attempt(lab.rollback, by=by, reason=reason)
+        ok, moved = common.attempt(lab.rollback, by=by, reason=reason, **common.acting())
         if ok:
             _remember(by)
             _done(f"Champion rolled back: v{moved['from_version']} → v{moved['to_version']}", icons.ROLLBACK)

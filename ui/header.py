@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import pipeline
-from ui import common, dialogs, icons
+from ui import common, dialogs, icons, origin
 
 # (action, label, icon)
 ACTIONS = (("commit", "Fake commit", icons.COMMIT), ("continue", "Continue to CD", icons.CONTINUE),
@@ -129,7 +129,7 @@ def _status_line(run: dict | None) -> None:
     status, icon = run["status"], icons.status(run["status"])
     if run.get("rolled_back"):
         status, icon = f"{status}, then rolled back", icons.STATUS["rolled_back"]
-    st.markdown(f"**run {run['id']}: {status}** {icon} · commit `{run['sha'][:7]}` · "
+    st.markdown(f"**run {run['id']}: {status}** {icon} · commit `{run['sha'][:7]}` {origin.markdown(run)} · "
                 f"seed {run['seed']} · window {run['dataset_window']} · {common.md_escape(message)}")
     if run.get("rolled_back"):
         st.warning(f"This run's model is no longer champion: {common.rolled_back_text(run['rolled_back'])}.",
@@ -147,6 +147,7 @@ def primary_action(run: dict | None, allowed: dict) -> str:
 def _actions(lab, run: dict | None) -> None:
     allowed = lab.allowed_actions(run)
     allowed["commit"] = None
+    allowed["rollback"] = allowed["rollback"] or common.operator_only(lab, "Rollback")
     primary = primary_action(run, allowed)
     clicked = None
     with st.container(key="actions_wide"):
@@ -192,16 +193,20 @@ def _failure_modes(lab, prefix: str) -> None:
     with st.popover(f"Failure modes ({on} on)" if on else "Failure modes", icon=icons.FAILURE_MODE,
                     width="stretch") if prefix == "fm" else st.container():
         st.caption("Each failure mode breaks something real in runs committed or retried from now on.")
+        locked = common.operator_only(lab, "Turning a failure mode on or off")
+        if locked:
+            st.caption(f"{icons.OPERATOR} {locked}.")
         for m in modes:
             key = f"{prefix}_{m['name']}"
             st.session_state[key] = m["enabled"]  # the database is the truth; another tab may have changed it
-            st.toggle(m["title"], key=key, on_change=_toggle_mode, args=(lab, m["name"], key))
+            st.toggle(m["title"], key=key, on_change=_toggle_mode, args=(lab, m["name"], key), disabled=bool(locked),
+                      help=locked)
             st.caption(f"Breaks: {m['breaks']}. Caught by **{pipeline.spec(m['caught_by']).title}**.")
 
 
 def _toggle_mode(lab, name: str, key: str) -> None:
     ok, _ = common.attempt(lab.set_failure_mode, name, bool(st.session_state[key]), common.who() or "dashboard",
-                           session=common.session_id())
+                           **common.acting())
     if ok:
         common.flash(f"Failure mode {name} {'on' if st.session_state[key] else 'off'} for the next commit/retry",
                      icons.FAILURE_MODE)

@@ -14,11 +14,12 @@ import pandas as pd
 from engine import pipeline
 from engine.csvsafe import frame_to_csv
 from engine.states import StepStatus
+from ui import origin
 
 STAGES = pipeline.STAGES
-HISTORY_COLUMNS = ["run", "commit", "message", "author", "status", "started", "CI s", "CD s", "Deploy s",
+HISTORY_COLUMNS = ["run", "commit", "message", "author", "source", "status", "started", "CI s", "CD s", "Deploy s",
                    "quick ROC-AUC", "quick F1", "full ROC-AUC", "full F1", "model version", "champion then",
-                   "MLflow CI run", "MLflow CD run", "failure modes"]
+                   "MLflow CI run", "MLflow CD run", "failure modes", "commit link"]
 AUDIT_COLUMNS = ["when", "actor", "action", "run", "comment", "detail"]
 # One colour per step status, shared by every chart of this module so a status reads the same everywhere.
 STATUS_COLOURS = {"succeeded": "#2e7d32", "running": "#1565c0", "queued": "#90caf9", "awaiting_approval": "#f9a825",
@@ -62,7 +63,7 @@ def history_row(run: dict, steps: list[dict], champions: list[dict], now: float 
     took = stage_seconds(steps, now)
     return {
         "run": run["id"], "commit": run["sha"][:8], "message": run["message"], "author": run["author"],
-        "status": run["status"], "started": to_time(run["created_at"]),
+        "source": origin.source(run), "status": run["status"], "started": to_time(run["created_at"]),
         **{f"{stage} s": took[stage] for stage in STAGES},
         "quick ROC-AUC": quick.get("roc_auc"), "quick F1": quick.get("f1"),
         "full ROC-AUC": full.get("roc_auc"), "full F1": full.get("f1"),
@@ -71,6 +72,7 @@ def history_row(run: dict, steps: list[dict], champions: list[dict], now: float 
         "MLflow CI run": _outputs(steps, "mlflow_log_ci").get("mlflow_run_id"),
         "MLflow CD run": full_out.get("mlflow_run_id"),
         "failure modes": ", ".join(run["failure_modes"] or []),
+        "commit link": origin.commit_link(run),
     }
 
 
@@ -88,13 +90,15 @@ def history_frame(runs: list[dict], steps_by_run: dict[int, list[dict]], champio
 
 def filter_history(frame: pd.DataFrame, statuses=None, text: str = "",
                    days: tuple[date, date] | None = None) -> pd.DataFrame:
-    """Rows whose status is in `statuses`, whose commit/message/author contain `text`, started within `days`."""
+    """Rows whose status is in `statuses`, whose commit/message/author/source contain `text`, started within
+    `days`."""
     keep = pd.Series(True, index=frame.index)
     if statuses:
         keep &= frame["status"].isin(list(statuses))
     text = (text or "").strip().lower()
     if text:
-        hay = frame["commit"].str.lower() + " " + frame["message"].str.lower() + " " + frame["author"].str.lower()
+        hay = (frame["commit"].str.lower() + " " + frame["message"].str.lower() + " " + frame["author"].str.lower()
+               + " " + frame["source"].str.lower())
         keep &= hay.str.contains(text, regex=False)
     if days:
         started = frame["started"].dt.date

@@ -13,6 +13,7 @@ DASHBOARD = ":material/account_tree:"
 HISTORY = ":material/history:"
 REGISTRY = ":material/sell:"
 DEMO = ":material/play_circle:"
+HOURGLASS = ":material/hourglass_top:"  # a page waiting for the busy server
 DRIFT = ":material/monitoring:"
 TOUR = ":material/school:"
 
@@ -31,6 +32,7 @@ EXTERNAL = ":material/open_in_new:"
 WORKERS = ":material/memory:"
 RESET = ":material/restart_alt:"
 OPERATOR = ":material/key:"
+TUNE = ":material/tune:"
 
 # Messages.
 REFUSED = ":material/do_not_disturb_on:"

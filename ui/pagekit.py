@@ -1,12 +1,14 @@
 """Small helpers shared by the history, registry, demo and walkthrough pages: links, names, live refresh."""
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import streamlit as st
 
 from engine.config import LIMITS
-from ui import icons
+from engine.lab import MAX_RUN_ID
+from ui import errors, icons
 
 DASHBOARD = "pages/dashboard.py"
 REFRESH_SECONDS = 1.0
@@ -20,13 +22,19 @@ def dashboard_link(run_id: int | None, step: str | None = None, label: str | Non
     st.page_link(DASHBOARD, label=text, icon=icons.DASHBOARD, query_params=params or None)
 
 
-def query_int(name: str) -> int | None:
-    """An integer query parameter, or None when absent or not a number."""
-    value = st.query_params.get(name)
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
+def query_int(name: str, upper: int = MAX_RUN_ID) -> int | None:
+    """A whole-number query parameter from 1 to `upper`, or None when absent or anything else."""
+    return strict_int(st.query_params.get(name), upper)
+
+
+def strict_int(text: str | None, upper: int = MAX_RUN_ID) -> int | None:
+    """`text` as a whole number from 1 to `upper` when it is only ASCII digits (at most as many as `upper` has),
+    else None. A URL is typed by strangers: isdigit() passes "²", which int() refuses; int() takes "1_000" and
+    other scripts' digits, and refuses more than 4,300 digits."""
+    if not isinstance(text, str) or not re.fullmatch(f"[0-9]{{1,{len(str(upper))}}}", text):
         return None
+    value = int(text)
+    return value if 1 <= value <= upper else None
 
 
 def name_input(key: str, label: str = "Your name") -> str:
@@ -44,6 +52,7 @@ def live(render: Callable[[], bool], active: bool, key: str) -> None:
         return
 
     @st.fragment(run_every=REFRESH_SECONDS, key=key)
+    @errors.guard  # its timer reruns it alone, outside the page's guard; a failure shows here, the timer goes on
     def _refreshing() -> None:
         if not render():
             st.rerun()  # the whole page, so parts outside the fragment (ticks, buttons) catch up

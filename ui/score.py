@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from engine import BadInput, Refused
-from engine.lab import claim_errors
+from engine.lab import MAX_NUMBER_CHARS, claim_errors
 from engine.ml.claims import APPROVED, CATEGORICAL, CATEGORIES, FEATURES
 from engine.tracking import MlflowUnreachable
+from ui import errors
 from ui.charts import BLUE, GREEN, GREY, RED
 
 EXAMPLE = {"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group": "Cardiovascular",
@@ -31,7 +32,7 @@ def render(lab) -> None:
     for field, value in EXAMPLE.items():
         st.session_state.setdefault(_key(field), value)
     kind, payload = st.session_state.get(RESULT, (None, None))
-    errors = payload if kind == "errors" else {}
+    wrong = payload if kind == "errors" else {}
     with st.form("score_form"):
         # One column per field, categories on the first row and numbers on the second: a message sits under
         # its own field.
@@ -41,15 +42,16 @@ def render(lab) -> None:
                     st.selectbox(LABELS[field], CATEGORIES[field], index=None, key=_key(field),
                                  accept_new_options=True, placeholder="choose or type")
                 else:
-                    st.text_input(LABELS[field], key=_key(field), placeholder="e.g. 1234.5")
-                if field in errors:
-                    st.error(errors[field], icon=":material/error:")
+                    st.text_input(LABELS[field], key=_key(field), placeholder="e.g. 1234.5",
+                                  max_chars=MAX_NUMBER_CHARS)
+                if field in wrong:
+                    st.error(wrong[field], icon=":material/error:")
         st.form_submit_button("Score with the champion", type="primary", icon=":material/gavel:",
                               on_click=_score, args=(lab,))
     if kind == "refused":
         st.error(payload, icon=":material/block:")
     elif kind == "errors":
-        st.warning(f"Nothing was scored: fix the {len(errors)} field(s) marked above.", icon=":material/edit:")
+        st.warning(f"Nothing was scored: fix the {len(wrong)} field(s) marked above.", icon=":material/edit:")
     elif kind == "ok":
         show_result(payload)
 
@@ -59,14 +61,17 @@ def _score(lab) -> None:
     for field in FEATURES:
         value = st.session_state.get(_key(field))
         claim[field] = value.strip() if isinstance(value, str) else value
-    _, errors = claim_errors(claim)
-    if errors:
-        st.session_state[RESULT] = ("errors", errors)
+    _, wrong = claim_errors(claim, names=LABELS)  # each message says its field as the form labels it
+    if wrong:
+        st.session_state[RESULT] = ("errors", wrong)
         return
     try:
         st.session_state[RESULT] = ("ok", lab.score(claim, explain=True))
     except (BadInput, Refused, MlflowUnreachable) as exc:
-        st.session_state[RESULT] = ("refused", str(exc))
+        st.session_state[RESULT] = ("refused", errors.first_line(exc, errors.REFUSAL_CHARS))
+    except Exception as exc:  # a callback runs before the page, outside its guard: the same short message
+        errors.log_error(exc, "score form")
+        st.session_state[RESULT] = ("refused", errors.message(exc))
 
 
 def show_result(result: dict) -> None:

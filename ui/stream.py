@@ -18,8 +18,8 @@ from engine.ml.claims import APPROVED, DENIED
 from engine.ml.drift import MAJOR, MODERATE
 from engine.stream import MIN_ROWS, SCENARIOS, SNAPSHOT_EVERY, Stream
 from engine.tracking import MlflowUnreachable
-from ui import charts, drift
-from ui.common import who
+from ui import charts, drift, errors, icons
+from ui.common import acting, operator_only, who
 
 REFRESH_SECONDS = 2.0
 FEED_ROWS = 20
@@ -42,7 +42,8 @@ def render(lab) -> None:
     _sync_controls(state)
     _controls(lab, state)
     if state["enabled"]:
-        st.fragment(_live, run_every=REFRESH_SECONDS)(lab)
+        # Guarded: its timer reruns it alone, outside the page's guard (a failure shows here; the timer goes on).
+        st.fragment(errors.guard(_live), run_every=REFRESH_SECONDS)(lab)
     else:
         _body(lab, state)  # no timer; a stream started elsewhere shows at this page's next rerun
 
@@ -59,6 +60,9 @@ def _sync_controls(state: dict) -> None:
 
 def _controls(lab, state: dict) -> None:
     on = bool(state["enabled"])
+    locked = operator_only(lab, "Starting, changing or stopping the live stream")
+    if locked:
+        st.caption(f"{icons.OPERATOR} {locked}.")
     rate, scenario, ramp, act = st.columns([1, 1.3, 1, 1.3], vertical_alignment="bottom")
     rate.number_input("Rate (claims/s)", key="stream_rate", step=5.0, format="%g",
                       help=f"Claims generated and scored per second, up to {lab.settings.stream_max_rate:g}.")
@@ -68,16 +72,17 @@ def _controls(lab, state: dict) -> None:
                       help="Claims over which a new scenario reaches full intensity (0: at once).")
     start, stop = act.columns(2)
     start.button("Apply" if on else "Start", key="stream_start", type="secondary" if on else "primary",
-                 icon=":material/tune:" if on else ":material/play_arrow:", on_click=_start, args=(lab,),
-                 width="stretch")
-    stop.button("Stop", key="stream_stop", icon=":material/stop:", disabled=not on, on_click=_stop, args=(lab,),
-                width="stretch")
+                 icon=icons.TUNE if on else icons.PLAY, on_click=_start, args=(lab,), width="stretch",
+                 disabled=bool(locked), help=locked)
+    stop.button("Stop", key="stream_stop", icon=icons.STOP, disabled=not on or bool(locked), on_click=_stop,
+                args=(lab,), width="stretch", help=locked)
     chosen = st.session_state["stream_scenario"]
     st.caption(f"**{chosen}**: {SCENARIOS[chosen].description}. Outcomes arrive {state['label_delay']:,} claims "
                "after the decision, as real claim outcomes arrive weeks later.")
     st.toggle("Closed loop: retrain when drift stays major", key="stream_closed_loop", on_change=_closed_loop,
-              args=(lab,), help="After several major snapshots in a row the lab commits one retraining run on the "
-                                "drifted claims; it goes through every gate and the manual approval.")
+              args=(lab,), disabled=bool(locked),
+              help=locked or "After several major snapshots in a row the lab commits one retraining run on the "
+                             "drifted claims; it goes through every gate and the manual approval.")
     kept = st.session_state.pop(MESSAGE, None)
     if kept and kept[0]:
         st.toast(kept[1], icon=":material/check_circle:")
@@ -86,30 +91,34 @@ def _controls(lab, state: dict) -> None:
 
 
 def _act(action, *args, **kwargs) -> bool:
-    """Run a stream action; a refusal is kept as the message to show, and nothing changed."""
+    """Run a stream action; a refusal, or a failure (a database that does not answer), is kept as the message to
+    show beside the controls (masked), and nothing changed."""
     try:
         action(*args, **kwargs)
         return True
     except REFUSED as exc:
-        st.session_state[MESSAGE] = (False, str(exc))
-        return False
+        st.session_state[MESSAGE] = (False, errors.first_line(exc, errors.REFUSAL_CHARS))
+    except Exception as exc:  # a callback runs before the page, outside its guard
+        errors.log_error(exc, "stream control")
+        st.session_state[MESSAGE] = (False, errors.message(exc))
+    return False
 
 
 def _start(lab) -> None:
     ss = st.session_state
     if _act(lab.stream.start, rate=ss["stream_rate"], scenario=ss["stream_scenario"], ramp=ss["stream_ramp"],
-            by=who() or "dashboard"):
+            by=who() or "dashboard", **acting()):
         ss[MESSAGE] = (True, f"Stream on: {ss['stream_rate']:g} claims/s, scenario {ss['stream_scenario']}")
 
 
 def _stop(lab) -> None:
-    if _act(lab.stream.stop, by=who() or "dashboard"):
+    if _act(lab.stream.stop, by=who() or "dashboard", **acting()):
         st.session_state[MESSAGE] = (True, "Stream stopped; its claims and snapshots stay")
 
 
 def _closed_loop(lab) -> None:
     on = st.session_state["stream_closed_loop"]
-    if _act(lab.stream.set_closed_loop, on, by=who() or "dashboard"):
+    if _act(lab.stream.set_closed_loop, on, by=who() or "dashboard", **acting()):
         st.session_state[MESSAGE] = (True, f"Closed loop {'on' if on else 'off'}")
 
 

@@ -1,4 +1,4 @@
-"""The browser tests' setup: a dashboard server, and one headless Chromium per test process.
+"""The browser tests' setup: one headless Chromium per test process (the dashboard server is tests/conftest.serving).
 
 Chromium (with Playwright's driver) is launched once per pytest process and shared by the browser tests it runs;
 each page a test opens has a browser context of its own (`Browser.new_page`: no cookies, storage or session
@@ -7,28 +7,12 @@ shared with another page), closed when the test ends.
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bench.serving import CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import free_port, kill_group, python_module, wait_serving
-
-
-@contextmanager
-def serving(env: dict[str, str], log: Path):
-    """A dashboard server (`python -m streamlit run app.py`, a warm fork: tests/conftest.py) on a free port over the
-    lab `env` names; its own process group, ended with SIGTERM (then SIGKILL) whatever happens."""
-    port = free_port()
-    proc = python_module("streamlit", ["run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-                                       "--server.headless", "true"], env, log)
-    try:
-        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        kill_group(proc, signal.SIGTERM, timeout=15)
+from tests.conftest import serving  # noqa: F401  (the browser tests import it from here; the API tests use it too)
 
 
 @pytest.fixture(scope="session")

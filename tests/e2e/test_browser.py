@@ -1,4 +1,4 @@
-"""The real dashboard in headless Chromium, against a real `streamlit run app.py` with its own runner:
+"""The real dashboard in headless Chromium, against a real `streamlit run app.py` and the worker it supervises:
 
 - a fake commit runs CI to ci_complete; a step's log console opens; a DAG click picks a step;
 - a schema-failure run, then Retry: the page keeps working and the failed step is focused;
@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,7 @@ def lifecycle_server(tmp_path, played_lifecycle):
 
 @pytest.fixture
 def lab(server_env):
-    """A Lab over the server's store (its runner not started: the server's runner does the work)."""
+    """A Lab over the server's store (its runner not started: the server's worker does the work)."""
     from engine import Lab, Settings
     lab = Lab(Settings.from_env(server_env))
     yield lab
@@ -86,7 +87,7 @@ def step_select(page):
 
 
 @pytest.mark.e2e
-def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, browser, tmp_path):
+def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, browser, tmp_path, lab):
     from playwright.sync_api import expect
     page = open_page(browser, server, wait=False)
     raw_list_seen, deadline = False, time.monotonic() + 60  # Streamlit's own list of the pages/ folder
@@ -101,6 +102,10 @@ def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, br
     page.get_by_role("button", name="Start CI").click()
     expect(dag_node(page, "commit_received")).to_be_visible(timeout=30_000)
     status_line(page, "run 1: ci_complete", CI_DEADLINE)
+    # The steps ran in the worker the server supervises, not in the interpreter that draws the pages.
+    pids = {int(s["worker"].split(":")[1]) for s in lab.run(1)["steps"] if s["worker"]}
+    assert len(pids) == 1
+    assert Path(f"/proc/{pids.pop()}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"engine"]
 
     dag_node(page, "ci_quick_train").click()  # the DAG picks the step the inspector shows
     expect(step_select(page)).to_have_value("CI · Quick train", timeout=15_000)

@@ -140,7 +140,7 @@ def test_an_unknown_category_typed_into_the_score_form_gets_its_own_message(serv
     page.keyboard.type("Dentistry")
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Score with the champion").click()
-    message = page.get_by_text("cpt_bucket 'Dentistry' is not a known category")
+    message = page.get_by_text("CPT bucket 'Dentistry' is not a known category")  # the field as labelled
     expect(message).to_be_visible(timeout=DEADLINE * 1000)
     expect(page.get_by_text("Nothing was scored: fix the 1 field(s) marked above.")).to_be_visible()
     _no_exception(page)

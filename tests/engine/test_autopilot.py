@@ -1,10 +1,22 @@
 """The demo autopilot drives a real Lab through the lifecycle, narrates it, fails cleanly and stops on request."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine import Refused
-from engine.autopilot import Autopilot, active_session, is_active, latest_session, narration, request_stop, session_runs
+from engine.autopilot import (
+    Autopilot,
+    active_session,
+    is_active,
+    latest_session,
+    narration,
+    prune_sessions,
+    request_stop,
+    session_runs,
+    stop_session,
+)
 from engine.lab import Lab
 from tests.conftest import make_settings, wait_until
 
@@ -112,3 +124,110 @@ def test_without_a_worker_it_times_out_and_says_why(lab):
     pilot = Autopilot(lab, poll=0.05, wait_timeout=0.3)
     assert pilot.run() == "failed"
     assert "is a worker running" in _messages(lab, pilot.session)
+
+
+# ---- the public demo's guard ----------------------------------------------------------------------------------
+KEY = "the-operator-key"
+
+
+@pytest.fixture
+def started_played(played_lifecycle, lifecycle_copy):
+    """A Lab over a copy of the played lifecycle with its runner started: the stream's producer answers at once."""
+    lab = Lab(lifecycle_copy(played_lifecycle)).start()
+    yield lab
+    lab.close()
+
+
+def _stopped_after_the_stream_started(lab) -> Autopilot:
+    pilot = Autopilot(lab, poll=0.05)
+    pilot.open()
+    pilot._start_stream()  # the act that turns production traffic on
+    assert lab.stream.state()["enabled"]
+    request_stop(lab, pilot.session)
+    assert pilot.run() == "stopped"
+    return pilot
+
+
+def test_stop_turns_off_the_stream_the_autopilot_started_and_says_so(started_played):
+    # Stop used to end the narration and leave the stream running, with nothing on the page saying so.
+    pilot = _stopped_after_the_stream_started(started_played)
+    assert started_played.stream.state()["enabled"] is False
+    assert "It turned off the live stream it had started." in _messages(started_played, pilot.session)
+    assert ("stream_stop", "demo") in {(a["action"], a["actor"]) for a in started_played.audit()}
+
+
+def test_stop_leaves_on_a_stream_that_was_on_before_the_autopilot(started_played):
+    started_played.stream.start(rate=5, by="operator")
+    pilot = _stopped_after_the_stream_started(started_played)
+    assert started_played.stream.state()["enabled"] is True
+    assert "It left the live stream on: it was on before the demo started." in _messages(started_played,
+                                                                                         pilot.session)
+
+
+def test_in_the_demo_a_visitor_stops_only_the_autopilot_they_started(settings):
+    lab = Lab(replace(settings, demo=True, operator_key=KEY))
+    try:
+        mine = Autopilot(lab, visitor="ip:a")
+        mine.open()
+        with pytest.raises(Refused, match="stopping an autopilot another visitor started changes the lab for every "
+                                          "visitor, so it needs the operator key"):
+            stop_session(lab, mine.session, visitor="ip:b")
+        assert latest_session(lab)["stop_requested"] is False
+        assert stop_session(lab, mine.session, visitor="ip:a").startswith(f"Asked demo session {mine.session} to "
+                                                                         "stop: it turns off the live stream")
+        assert mine.run() == "stopped"
+        with pytest.raises(Refused, match="one autopilot start every 30 s per visitor"):
+            Autopilot(lab, visitor="ip:a").open()  # Play is paced per visitor like a commit
+        theirs = Autopilot(lab, visitor="ip:c")
+        theirs.open()
+        stop_session(lab, theirs.session, visitor="ip:b", operator_key=KEY)  # the operator may stop anyone's
+        assert latest_session(lab)["stop_requested"] is True
+        with pytest.raises(Refused, match=f"demo session {mine.session} is not playing"):
+            stop_session(lab, mine.session, visitor="ip:a")
+    finally:
+        lab.close()
+
+
+def test_the_autopilot_meets_the_demos_cap_on_active_runs(settings):
+    lab = Lab(replace(settings, demo=True, demo_max_active_runs=1))
+    try:
+        pilot = Autopilot(lab, poll=0.05)
+        pilot.open()  # room for its first commit now...
+        lab.commit()  # ...taken by someone else before it commits
+        assert pilot.run() == "failed"
+        assert "The lab refused the autopilot's next action: this demo runs at most 1 queued or running pipeline " \
+               "runs at once" in _messages(lab, pilot.session)
+        with pytest.raises(Refused, match="at most 1 queued or running"):
+            Autopilot(lab).open()  # refused at Play, before a session exists
+        assert latest_session(lab)["id"] == pilot.session
+    finally:
+        lab.close()
+
+
+def test_retention_keeps_the_newest_finished_sessions_with_their_narration(lab):
+    for _ in range(3):
+        pilot = Autopilot(lab)
+        pilot.open()
+        request_stop(lab, pilot.session)
+        pilot.run()
+    playing = Autopilot(lab)
+    playing.open()
+    assert prune_sessions(lab, keep=1) == 3  # the one still playing is never pruned
+    assert narration(lab, pilot.session) == [] and narration(lab, playing.session) != []
+
+
+def test_a_sessions_table_from_before_visitors_gets_the_column(lab, monkeypatch):
+    import sqlalchemy as sa
+
+    from engine import autopilot
+    old = sa.MetaData()
+    sa.Table("autopilot_sessions", old, *[c.copy() for c in autopilot.sessions.c if c.name != "visitor"])
+    with lab.store.tx() as c:
+        old.create_all(c)
+        c.execute(sa.text("INSERT INTO autopilot_sessions (by, started_at, heartbeat_at, stop_requested, outcome, "
+                          "finished_at) VALUES ('demo', 1, 1, false, 'done', 2)"))
+    monkeypatch.setattr(autopilot, "_created", set())
+    assert latest_session(lab)["visitor"] is None  # the old session reads, with no visitor
+    pilot = Autopilot(lab, visitor="ip:a")
+    pilot.open()
+    assert latest_session(lab)["visitor"] == "ip:a"

@@ -446,3 +446,17 @@ def test_commit_without_wait_says_when_no_worker_is_alive(tmp_path, mlflow_templ
     assert json.loads(proc.stdout)["created_at"].endswith("+00:00")  # ISO 8601 with its time zone
     assert cli_json(env, "workers") == []
     assert "0 live worker(s)" in cli(env, "workers", "--check", expect=1).stderr
+
+
+@pytest.mark.parametrize("billed, says", [
+    ("1e39", "billed_amount 1e+39 is beyond what the model can read (at most 3.403e+38)"),
+    ("1" + "0" * 400, "is not a finite number"),  # a JSON integer float() cannot hold
+    ("1" + "0" * 5000, "--json is not valid JSON (a number in it has too many digits)"),  # past int()'s limit
+    ("NaN", "billed_amount nan is not a finite number"),
+    ('"²"', "billed_amount '²' is not a number"),
+], ids=["1e39", "400 digits", "5000 digits", "NaN", "superscript two"])
+def test_score_refuses_a_number_the_model_cannot_read_with_exit_2(env, billed, says):
+    claim = ('{"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group": "Renal", '
+             f'"billed_amount": {billed}, "allowed_amount": 3100, "patient_age": 45}}')
+    proc = cli(env, "score", "--json", claim, expect=2)
+    assert proc.stderr.startswith("error: ") and says in proc.stderr and "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from engine import pipeline
 from engine.states import IllegalTransition, RunStatus, StepStatus
-from engine.store import Store
+from engine.store import VISITOR_EVENTS_SECONDS, Store, stream_snapshots, visitor_events
 
 
 @pytest.fixture
@@ -339,3 +339,84 @@ def test_heartbeats_are_written_and_judged_on_the_database_clock(store, monkeypa
     assert store.heartbeat([step["id"]]) == {step["id"]}
     assert store.stale_steps(60) == []
     assert store.step(run_id, "commit_received")["started_at"] == wrong  # the worker's clock is used elsewhere
+
+
+# ---- retention and the public demo's visitors -------------------------------------------------------------------
+def _snapshot(store: Store, seq: int) -> None:
+    with store.tx() as c:
+        c.execute(sa.insert(stream_snapshots).values(ts=time.time(), seq=seq, scenario="none", status="ok",
+                                                     detail={}))
+
+
+def test_retention_keeps_the_newest_snapshots_logs_and_runless_audit_rows(store):
+    ids = [_run(store, seed) for seed in range(3)]
+    for run_id in ids:
+        store.add_log(run_id, "commit_received", 1, "INFO", "a line")
+    store.add_log(999, "commit_received", 1, "INFO", "a line of a run that is gone")
+    for seq in range(5):
+        _snapshot(store, seq)
+    with store.tx() as c:
+        for n in range(4):
+            store.add_audit(c, "ann", "failure_mode", None, f"toggle {n}")
+        store.add_audit(c, "ann", "approve", ids[0], "kept: its run is here")
+        store.add_audit(c, "ann", "approve", 999, "its run is gone")
+    assert store.apply_retention(keep_snapshots=2, keep_log_runs=2, keep_audit=3) == {
+        "stream_snapshots": 3, "logs": 2, "audit": 2, "visitor_events": 0}
+    with store.engine.connect() as c:
+        assert [r.seq for r in c.execute(sa.select(stream_snapshots.c.seq).order_by(stream_snapshots.c.seq))] == [3, 4]
+    assert [store.logs_of(r) != [] for r in ids] == [False, True, True] and store.logs_of(999) == []
+    assert [a["comment"] for a in store.audit_trail()] == ["kept: its run is here", "toggle 3", "toggle 2", "toggle 1"]
+    assert set(store.apply_retention(2, 2, 3).values()) == {0}  # a second pass finds nothing more
+
+
+def test_visitor_limits_count_on_the_database_clock_per_visitor_and_action(store, monkeypatch):
+    import engine.store
+    with store.tx() as c:
+        assert store.visitor_wait(c, "ip:a", "commit", 2, 60) == 0
+        store.add_visitor_event(c, "ip:a", "commit")
+        store.add_visitor_event(c, "ip:a", "commit")
+        store.add_visitor_event(c, "ip:b", "toggle")
+    # A process whose own clock is an hour off judges the same: only the database's clock is used.
+    monkeypatch.setattr(engine.store, "time", type("Clock", (), {"time": staticmethod(lambda: 0.0)}))
+    with store.tx() as c:
+        assert 58 < store.visitor_wait(c, "ip:a", "commit", 2, 60) <= 60
+        assert store.visitor_wait(c, "ip:a", "commit", 3, 60) == 0
+        assert store.visitor_wait(c, "ip:b", "commit", 1, 60) == 0  # another action of another visitor
+        assert store.visitor_wait(c, "ip:c", "toggle", 1, 60) == 0
+        c.execute(sa.update(visitor_events).values(at=visitor_events.c.at - 2 * VISITOR_EVENTS_SECONDS))
+    assert store.apply_retention(10, 10, 10)["visitor_events"] == 3
+
+
+def test_prune_keeps_protected_and_moving_runs_and_deletes_the_rest_with_their_rows(store):
+    ids = [_run(store, seed) for seed in range(5)]
+    with store.tx() as c:
+        for run_id in ids[1:]:
+            store.set_run_status(c, run_id, "queued", RunStatus.INTERRUPTED)
+        store.add_origin(c, ids[2], "drift", None, None)
+        store.add_audit(c, "ann", "commit", ids[2])
+    store.add_log(ids[2], "commit_received", 1, "INFO", "a line")
+    assert store.prune_runs(1, protect={ids[1]}) == [ids[2], ids[3]]  # ids[0] is still queued
+    assert sorted(store.run_ids()) == [ids[0], ids[1], ids[4]]
+    counts = store.row_counts()
+    left = (counts["run_origin"], counts["audit"], counts["logs"], counts["steps"])
+    assert left == (0, 0, 0, 3 * len(pipeline.STEPS))
+
+
+def test_a_webhook_delivery_finds_its_run_by_id_or_payload_once_and_goes_with_it(store):
+    digest = "ab" * 32
+    with store.tx() as c:
+        run_id = store.create_run("0d1a26e6", "pushed", "dana", 1, "2025-01-01..2025-06-30", [], conn=c)
+        store.add_origin(c, run_id, "webhook", None, {"repository": "octo-org/claims-model"})
+        store.add_delivery(c, "72d3162e", digest, run_id)
+    assert store.delivery_run("72d3162e", "cd" * 32) == run_id == store.delivery_run("another-id", digest)
+    assert store.delivery_run("another-id", "cd" * 32) is None
+    assert store.get_run(run_id)["origin"] == {"repository": "octo-org/claims-model"}
+    assert store.list_runs(1)[0]["trigger"] == "webhook"
+    for delivery, payload in (("72d3162e", "cd" * 32), ("another-id", digest)):  # the same delivery twice: one run
+        with pytest.raises(sa.exc.IntegrityError), store.tx() as c:
+            store.create_run("0d1a26e6", "pushed", "dana", 1, "2025-01-01..2025-06-30", [], conn=c)
+            store.add_delivery(c, delivery, payload, run_id)
+    assert store.run_ids() == {run_id}
+    with store.tx() as c:  # a run that goes takes its deliveries along (foreign key, on both backends)
+        store.set_run_status(c, run_id, "queued", RunStatus.INTERRUPTED)
+    assert store.prune_runs(0) == [run_id] and store.row_counts()["webhook_deliveries"] == 0

@@ -389,6 +389,30 @@ def test_cli_score_by_fields_matches_lab_score(slab):
 
 # ---- the closed loop (last: it leaves a queued retraining run behind) -------------------------------------
 @SQLITE_ONLY  # store-independent
+def test_in_the_demo_the_closed_loop_meets_the_cap_and_the_stream_goes_on(slab):
+    # Its retraining commit is an action that queues work: at the demo's cap it waits, and the batch that took the
+    # snapshot must not fail (a Refused used to escape produce() and the tick logged an outage).
+    from dataclasses import replace
+    demo = Lab(replace(slab.settings, demo=True, demo_max_active_runs=1))
+    busy = demo.commit(message="holds the demo's only slot")
+    stream = start(demo, "inflation", rate=5)
+    try:
+        stream.set_closed_loop(True, by="test")
+        snapshots = len(stream.snapshots())
+        stream.produce(WINDOW)  # a whole window of inflated claims
+        for _ in range(3):
+            stream.produce(500)  # one snapshot per batch: three major ones in a row
+        assert [s["level"] for s in stream.snapshots(limit=3)] == ["major"] * 3
+        assert len(stream.snapshots()) > snapshots and demo.open_drift_run() is None
+    finally:
+        stream.set_closed_loop(False, by="test")
+        stream.stop(by="test")
+        with demo.store.tx() as c:
+            demo.store.interrupt_run(c, busy, "test over: the slot is free again")
+        demo.close()
+
+
+@SQLITE_ONLY  # store-independent
 def test_closed_loop_commits_one_retraining_run_on_the_drifted_data(slab):
     stream = start(slab, "inflation")
     stream.produce(WINDOW)  # a whole window of inflated claims, while the loop is still off

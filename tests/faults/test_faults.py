@@ -213,7 +213,7 @@ def rendered_pages(settings, monkeypatch) -> list[str]:
     try:
         for path in PAGES:
             at = open_page(path, timeout=120) if path else \
-                AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+                AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=120).run()
             assert not at.exception, (path, at.exception)
             dumps.append(page_dump(at))
     finally:

@@ -5,13 +5,15 @@ environment at its own data dir and clears Streamlit's caches before and after. 
 
 - `data_dir` (and `seeded_dir`, `played_dir`, `awaiting_dir`, `app`, `make_lab`): the app's runner
   ticks once an hour, so the test drives steps deterministically with a second Lab's `runner.run_until_idle()`.
-- `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): the app's runner ticks every 0.2 s, for
-  tests that check that pages follow work done in the background, as a user would see it.
+- `empty_lab` and `lifecycle_lab` (with `started_labs`, `open_page`): a worker ticks every 0.2 s in the test's
+  process (standing in for the one app.py's server starts), for tests that check that pages follow work done in
+  the background, as a user would see it.
 
 Stores with finished runs are built once per session (here, or in tests/conftest.py) and copied per test.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT, built_once, copy_store, lab_env, make_settings, store_settings
 
-APP = str(ROOT / "app.py")
+APP = str(ROOT / "navigation.py")  # the page script app.py's server runs; AppTest runs it directly
 WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
 
 
@@ -43,9 +45,12 @@ def _clear_streamlit_caches() -> None:
 
 
 def point_app_at(monkeypatch, settings) -> None:
-    """Make the app's Lab (and any Lab built from the environment) use `settings`."""
+    """Make the app's Lab (and any Lab built from the environment) use `settings`. Its reads are not shared for a
+    second (LAB_SHARED_READ_SECONDS=0): a test reads the page right after a background change it waited for
+    (tests/engine/test_shared.py covers the sharing)."""
     for key, value in lab_env(settings).items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LAB_SHARED_READ_SECONDS", "0")
 
 
 # ---- the app's runner ticks hourly: the test drives steps ----------------------------------------------------
@@ -77,7 +82,7 @@ def data_dir(tmp_path, monkeypatch, mlflow_template) -> Path:
     _clear_streamlit_caches()
     yield tmp_path / "lab"
     from ui.common import get_lab
-    get_lab().close()  # the app's lab (cached by the AppTest runs): stop its scheduler before the dir goes
+    get_lab().close()  # the app's lab (cached by the AppTest runs): release its connections before the dir goes
     _clear_streamlit_caches()
 
 
@@ -130,47 +135,51 @@ def app(data_dir):
     return AppTest.from_file(APP, default_timeout=180)
 
 
-# ---- the app's runner ticks every 0.2 s: pages follow background work -------------------------------------------
+# ---- a worker ticks every 0.2 s: pages follow background work ---------------------------------------------------
 @pytest.fixture
-def started_labs(monkeypatch):
-    """Every Lab started during the test (the app's get_lab() starts one); all closed and caches cleared after."""
-    from engine.lab import Lab
-    labs, original = [], Lab.start
-
-    def recording_start(self):
-        labs.append(self)
-        return original(self)
-
-    monkeypatch.setattr(Lab, "start", recording_start)
+def started_labs(request):
+    """The worker of the test (a started Lab in this process, as app.py's server starts one in its own), made by
+    empty_lab, lifecycle_lab or awaiting_lab; closed and caches cleared after."""
+    labs: list = []
     _clear_streamlit_caches()
     yield labs
     for lab in labs:
         lab.close()
+    from ui.common import get_lab
+    get_lab().close()
     _clear_streamlit_caches()
 
 
-@pytest.fixture
-def empty_lab(tmp_path, mlflow_template, monkeypatch, started_labs):
-    """An empty lab in tmp_path/data that the app will open; returns its Settings."""
-    settings = make_settings(tmp_path / "data", None, mlflow_template)
+def _serve(settings, request, monkeypatch):
+    """Point the app at `settings` and start its worker (with `quiet_stream`, one whose stream job never ticks)."""
+    from engine.lab import Lab
     point_app_at(monkeypatch, settings)
+    if "quiet_stream" in request.fixturenames:
+        settings = dataclasses.replace(settings, stream_tick_seconds=3600)
+    request.getfixturevalue("started_labs").append(Lab(settings).start())
     return settings
 
 
 @pytest.fixture
-def lifecycle_lab(played_lifecycle, tmp_path, monkeypatch, started_labs):
-    """A private copy of the played lifecycle (tests/conftest.py) that the app will open; returns its Settings."""
-    settings = store_settings(played_lifecycle, copy_store(played_lifecycle, tmp_path / "data"))
-    point_app_at(monkeypatch, settings)
-    return settings
+def empty_lab(tmp_path, mlflow_template, monkeypatch, request):
+    """An empty lab in tmp_path/data that the app will open, with a worker; returns its Settings."""
+    return _serve(make_settings(tmp_path / "data", None, mlflow_template), request, monkeypatch)
 
 
 @pytest.fixture
-def awaiting_lab(awaiting_lifecycle, tmp_path, monkeypatch, started_labs):
-    """A private copy of the awaiting lifecycle (run 4 at the manual gate) that the app will open; its Settings."""
-    settings = store_settings(awaiting_lifecycle, copy_store(awaiting_lifecycle, tmp_path / "data"))
-    point_app_at(monkeypatch, settings)
-    return settings
+def lifecycle_lab(played_lifecycle, tmp_path, monkeypatch, request):
+    """A private copy of the played lifecycle (tests/conftest.py) that the app will open, with a worker; returns
+    its Settings."""
+    return _serve(store_settings(played_lifecycle, copy_store(played_lifecycle, tmp_path / "data")), request,
+                  monkeypatch)
+
+
+@pytest.fixture
+def awaiting_lab(awaiting_lifecycle, tmp_path, monkeypatch, request):
+    """A private copy of the awaiting lifecycle (run 4 at the manual gate) that the app will open, with a worker;
+    its Settings."""
+    return _serve(store_settings(awaiting_lifecycle, copy_store(awaiting_lifecycle, tmp_path / "data")), request,
+                  monkeypatch)
 
 
 @pytest.fixture
@@ -185,7 +194,7 @@ def side_lab(request):
 
 
 def open_page(url_path: str, timeout: float = 180):
-    """app.py in AppTest, opened directly on the page at `url_path` ('runs', 'tour-1-start', ...)."""
+    """The app (navigation.py) in AppTest, opened directly on the page at `url_path` ('runs', 'tour-1-start', ...)."""
     from streamlit.testing.v1 import AppTest
     from streamlit.util import calc_hash
     at = AppTest.from_file(APP, default_timeout=timeout)
@@ -224,14 +233,14 @@ def frame_with(at, column: str):
 
 
 # ---- the stream, driven only by the test (Claims panel and Drift page) ------------------------------------------
-# A rate (claims/s) at which nothing is ever due: the app's stream job ticks once as the app starts, and a stream a
-# test turned on at this rate gives it nothing to produce, so only `produce(n)` makes claims.
+# A rate (claims/s) at which nothing is ever due: a stream a test turned on at this rate gives a ticking stream job
+# nothing to produce, so only `produce(n)` makes claims.
 STILL = 0.001
 
 
 @pytest.fixture
 def quiet_stream(monkeypatch):
-    """The app's stream job waits an hour before its first tick: only the test produces claims."""
+    """The test's worker has a stream job that waits an hour before its first tick: only the test produces claims."""
     monkeypatch.setenv("LAB_STREAM_TICK_SECONDS", "3600")
 
 

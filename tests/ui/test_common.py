@@ -1,6 +1,8 @@
 """Statuses as a person should read them, which promotions a rollback undid, and when a run still moves."""
 from __future__ import annotations
 
+import pytest
+
 from ui import common
 
 
@@ -43,3 +45,17 @@ def test_a_relative_embedded_store_is_named_by_its_real_path(tmp_path, monkeypat
     url, command = common.mlflow_ui(settings)
     assert url is None
     assert command.startswith(f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'data' / 'mlflow.db'} ")
+
+
+# A URL is typed by strangers: "²" passes str.isdigit() and then fails int(); 5,000 digits are more than int()
+# reads; other scripts' digits, signs, spaces and exponents are not a run id either.
+BAD_RUN_IDS = ["²", "1" * 5000, "١٢", "-1", "0", " 1", "1e3", "1_0", str(2**63)]
+
+
+@pytest.mark.parametrize("value", BAD_RUN_IDS, ids=lambda v: repr(v[:12]))
+def test_a_run_in_the_url_that_is_not_a_run_id_is_ignored(app, seeded_dir, value):
+    _, runs = seeded_dir
+    app.query_params["run"] = value
+    app.run()
+    assert not app.exception
+    assert app.query_params["run"] in (str(runs["failed"]), [str(runs["failed"])])  # the latest run, as without

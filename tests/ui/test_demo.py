@@ -1,7 +1,10 @@
 """Demo autopilot page: play, narration, stop, and links to the runs it made."""
 from __future__ import annotations
 
+import pytest
+
 from engine import autopilot
+from engine.guard import OPERATOR_TRIES
 from tests.conftest import wait_until
 from tests.ui.conftest import open_page, texts
 
@@ -55,30 +58,71 @@ def _reset(at, **fields):
     return _button(at, "Reset the lab").click().run()
 
 
-def test_demo_reset_refuses_a_wrong_operator_key_and_resets_with_the_right_one(seeded_dir, make_lab, monkeypatch):
-    _, runs = seeded_dir
+def _enter_key(at, key: str):
+    at.text_input(key="demo_operator_key").input(key)
+    return _button(at, "Enter operator mode").click().run()
+
+
+KEY = "test-operator-key"
+
+
+@pytest.fixture
+def public_demo(monkeypatch):
+    """The app runs as the public demo, with an operator key set on the server."""
     monkeypatch.setenv("LAB_DEMO", "1")
-    monkeypatch.setenv("LAB_OPERATOR_KEY", "test-operator-key")
+    monkeypatch.setenv("LAB_OPERATOR_KEY", KEY)
+
+
+def test_demo_reset_needs_operator_mode_which_refuses_a_wrong_key(seeded_dir, make_lab, public_demo):
+    _, runs = seeded_dir
     at = open_page("demo")
-    _reset(at, demo_reset_key="not-the-key")
+    assert "needs the operator key" in texts(at) and not [b for b in at.button if b.label == "Reset the lab"]
+    _enter_key(at, "not-the-key")
     assert not at.exception
-    assert any("not the operator key: nothing was reset" in e.value for e in at.error)
+    assert any("that is not the operator key, so nothing changed" in e.value for e in at.error)
     assert sorted(r["id"] for r in make_lab().runs()) == sorted(runs.values())  # nothing changed
 
-    _reset(at, demo_reset_key="test-operator-key")
+    _enter_key(at, KEY)
+    assert not at.exception and not at.error
+    assert "Operator mode is on for this browser session" in texts(at)
+    _reset(at, demo_reset_confirm="reset")
     assert not at.exception and not at.error
     assert make_lab().runs() == []
     assert f"Removed: {len(runs)} runs" in texts(at)
     assert [(a["action"], a["actor"]) for a in make_lab().audit()] == [("reset", "operator")]
 
 
-def test_demo_reset_without_an_operator_key_is_disabled_and_says_how_to_enable_it(data_dir, monkeypatch):
+def test_operator_key_guesses_are_limited_on_the_page_too(data_dir, public_demo):
+    at = open_page("demo")
+    for n in range(OPERATOR_TRIES):
+        _enter_key(at, f"guess-{n}")
+    _enter_key(at, KEY)  # the right key, after five wrong ones within the minute
+    assert not at.exception
+    assert any("too many wrong operator keys: this demo allows 5 a minute per visitor" in e.value for e in at.error)
+    assert "Operator mode is on" not in texts(at)
+
+
+def test_demo_operator_mode_without_a_key_on_the_server_is_disabled_and_says_how_to_enable_it(data_dir, monkeypatch):
     monkeypatch.setenv("LAB_DEMO", "1")
     monkeypatch.delenv("LAB_OPERATOR_KEY", raising=False)
     at = open_page("demo")
     assert not at.exception
-    assert "reset is disabled on this deployment" in texts(at) and "LAB_OPERATOR_KEY" in texts(at)
-    assert not [b for b in at.button if b.label == "Reset the lab"]
+    assert "operator's controls are disabled on this deployment" in texts(at) and "LAB_OPERATOR_KEY" in texts(at)
+    assert not [b for b in at.button if b.label in ("Reset the lab", "Enter operator mode")]
+
+
+def test_in_the_demo_a_visitor_cannot_stop_someone_elses_autopilot(data_dir, make_lab, public_demo):
+    lab = make_lab()
+    theirs = autopilot.Autopilot(lab, visitor="ip:someone-else")
+    theirs.open()  # playing (fresh heartbeat), no thread: nothing moves while the page looks
+    at = open_page("demo")
+    stop = _button(at, "Stop")
+    assert stop.disabled and "Another visitor started this session" in stop.help
+    _enter_key(at, KEY)
+    _button(at, "Stop").click().run()
+    assert not at.exception and not at.error
+    assert f"Asked demo session {theirs.session} to stop: it turns off the live stream if it started it" in texts(at)
+    assert autopilot.latest_session(lab)["stop_requested"] is True
 
 
 def test_outside_demo_mode_the_reset_needs_the_typed_word_and_a_name(seeded_dir, make_lab, monkeypatch):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from engine.config import LIMITS
-from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
+from tests.conftest import wait_until
+from tests.ui.conftest import APP, WAITING, errors_besides_the_drift_alert
 from ui import common, dialogs, header, icons
 
 ACTIONS = [name for name, _, _ in header.ACTIONS]
@@ -143,7 +144,7 @@ def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step
     from streamlit.testing.v1 import AppTest
 
     from tests.conftest import ROOT
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "navigation.py"), default_timeout=90)
     at.query_params.update(run="2", step="promote_prod", tab="Outputs")  # run 2's v2 was rolled back to v1
     at.run()
     assert not at.exception
@@ -180,11 +181,44 @@ def test_a_second_commit_within_the_demo_pacing_interval_is_refused_saying_the_l
     assert [r["message"] for r in make_lab().runs()] == ["first"]  # the refused commit changed nothing
 
 
+def test_a_reload_does_not_start_the_demo_pacing_over(app, make_lab, monkeypatch):
+    # Pacing was per browser session, and a reload is a new session: a visitor could commit as fast as they reload.
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("LAB_DEMO", "1")
+    monkeypatch.setenv("LAB_DEMO_COMMIT_INTERVAL", "600")
+    monkeypatch.setattr(type(st.context), "ip_address", property(lambda _self: "203.0.113.7"))  # one visitor
+    app.run()
+    _fake_commit(app, "first")
+    reloaded = AppTest.from_file(APP, default_timeout=180).run()  # a new session from the same address
+    _fake_commit(reloaded, "second, after a reload")
+    assert not reloaded.exception
+    assert any("one commit every 600 s per visitor" in e.value for e in reloaded.error), _texts(reloaded)
+    assert [r["message"] for r in make_lab().runs()] == ["first"]
+
+
+def test_in_the_demo_failure_modes_are_locked_until_the_operator_key_is_entered(app, make_lab, monkeypatch):
+    monkeypatch.setenv("LAB_DEMO", "1")
+    monkeypatch.setenv("LAB_OPERATOR_KEY", "the-key")
+    app.run()
+    toggle = app.toggle(key="fm_training_error")
+    assert toggle.disabled and "needs the operator key (Demo autopilot page, Operator)" in toggle.help
+    assert "Turning a failure mode on or off changes the lab for every visitor" in _texts(app)
+    app.session_state[common.OPERATOR_KEY] = "the-key"  # what the Demo page keeps once the lab accepted it
+    app.run()
+    assert not app.toggle(key="fm_training_error").disabled
+    app.toggle(key="fm_training_error").set_value(True).run()
+    assert not app.exception and not app.error
+    assert make_lab().store.failure_modes() == {"training_error": True}
+
+
 def test_the_header_says_how_many_runners_are_alive(app, make_lab):
     app.run()
-    alive = [w for w in make_lab().workers() if w["alive"]]
-    assert alive  # the dashboard's own runner heartbeats
-    assert f"{icons.WORKERS} {len(alive)} runner" in _texts(app)
+    assert f"{icons.WORKERS} No runner alive" in _texts(app)  # the page's process runs none: a worker does
+    worker = make_lab().start()
+    wait_until(lambda: any(w["alive"] for w in worker.workers()), what="the worker's heartbeat")
+    app.run()
+    assert f"{icons.WORKERS} 1 runner alive" in _texts(app)
 
 
 def test_queued_to_running_keeps_the_header_and_its_picker_label():

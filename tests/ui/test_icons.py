@@ -13,7 +13,8 @@ from streamlit.string_util import validate_material_icon
 from ui import icons
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted([ROOT / "app.py", *(ROOT / "pages").rglob("*.py"), *(ROOT / "ui").rglob("*.py")])
+SOURCES = sorted([ROOT / "app.py", ROOT / "navigation.py", *(ROOT / "pages").rglob("*.py"),
+                  *(ROOT / "ui").rglob("*.py")])
 # Emoji and pictographs (not arrows or dashes in prose): none of these may appear in UI text.
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF\uFE0F\u25A0-\u25FF]")
 # Calls whose positional argument is an icon (common.flash(message, icon); dialogs._done(message, icon, ...)).

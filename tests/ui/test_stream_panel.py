@@ -14,6 +14,7 @@ from engine.ml.claims import APPROVED, DENIED
 from engine.stream import SCENARIOS
 from tests.ui.conftest import STILL, open_page, texts
 from ui import stream as panel
+from ui.common import OPERATOR_KEY
 
 
 def dashboard():
@@ -158,3 +159,21 @@ def test_without_a_champion_start_says_to_promote_first(empty_lab, quiet_stream)
         assert lab.stream.state()["enabled"] is False
     finally:
         lab.close()
+
+
+def test_in_the_demo_the_stream_controls_are_locked_without_the_operator_key(producer, monkeypatch):
+    # Any visitor could stop the stream (or change it) for everybody.
+    monkeypatch.setenv("LAB_DEMO", "1")
+    monkeypatch.setenv("LAB_OPERATOR_KEY", "the-key")
+    producer.stream.start(rate=STILL, by="operator")
+    at = dashboard()
+    assert not at.exception
+    reason = "Starting, changing or stopping the live stream changes the lab for every visitor of this public demo"
+    for key in ("stream_start", "stream_stop"):
+        assert at.button(key=key).disabled and reason in at.button(key=key).help
+    assert at.toggle(key="stream_closed_loop").disabled and reason in texts(at)
+    at.session_state[OPERATOR_KEY] = "the-key"  # what the Demo page keeps once the lab accepted it
+    at.run()
+    at.button(key="stream_stop").click().run()
+    assert not at.exception and not refusals(at)
+    assert producer.stream.state()["enabled"] is False

@@ -8,7 +8,7 @@ from engine import BadInput, IllegalTransition, Refused
 from engine.config import LIMITS
 from engine.states import RunStatus
 from ui import icons
-from ui.common import get_lab, md_escape, mlflow_ui
+from ui.common import first_line, get_lab, md_escape, mlflow_ui
 from ui.pagekit import name_input
 from ui.tour import kit as k
 
@@ -155,7 +155,7 @@ def _mlflow_run(mlflow_id: str) -> None:
     try:
         d = _detail(get_lab().tracking.uri, mlflow_id)
     except Exception as exc:  # MLflow down or the run deleted: say so instead of breaking the page
-        st.warning(f"MLflow could not return run {mlflow_id}: {exc}")
+        st.warning(f"MLflow could not return run {mlflow_id}: {first_line(exc)}")  # masked: it may quote a URL
         return
     params, metrics = st.columns(2)
     params.markdown("**Parameters**")

@@ -7,7 +7,7 @@ from engine import BadInput, IllegalTransition, Refused, pipeline
 from engine.config import LIMITS
 from engine.states import RunStatus, StepStatus
 from ui import icons, inspector
-from ui.common import attempt, get_lab, session_id
+from ui.common import attempt, get_lab, visitor
 from ui.pagekit import NAME_KEY, name_input
 from ui.tour import kit as k
 
@@ -28,7 +28,7 @@ def start_run(run: dict | None) -> None:
                                 max_chars=LIMITS["message"])
         if st.form_submit_button("Fake commit", icon=icons.COMMIT, type="primary"):
             ok, run_id = attempt(get_lab().commit, message=message, author=author or "walkthrough",
-                                 session=session_id())
+                                 trigger="dashboard", visitor=visitor())
             if ok:
                 k.follow(run_id)
                 st.rerun()

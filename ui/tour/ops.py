@@ -10,7 +10,7 @@ from engine.config import LIMITS
 from engine.states import RunStatus
 from engine.stream import SCENARIOS
 from ui import icons
-from ui.common import attempt, get_lab, md_escape, session_id
+from ui.common import acting, attempt, get_lab, md_escape, operator_only, visitor
 from ui.pagekit import NAME_KEY, live, name_input
 from ui.tour import kit as k
 from ui.tour.ci import continue_button
@@ -46,16 +46,19 @@ def live_claims(_: None) -> None:
                             format_func=lambda n: f"{n}: {SCENARIOS[n].description}")
     state = lab.stream.state()
     by = st.session_state.get(NAME_KEY) or "tour"
+    locked = operator_only(lab, "Starting or stopping the live stream")
+    if locked:
+        st.info(f"{locked}. The dashboard's Claims panel and the Drift page show the stream whoever runs it.",
+                icon=icons.OPERATOR)
     start_col, stop_col = st.columns(2)
-    if start_col.button("Start the stream with this scenario", icon=icons.PLAY, key="tour8_start"):
-        try:
-            lab.stream.start(rate=TOUR_RATE, scenario=scenario, ramp=0, by=by)
+    if start_col.button("Start the stream with this scenario", icon=icons.PLAY, key="tour8_start",
+                        disabled=bool(locked), help=locked):
+        if attempt(lab.stream.start, rate=TOUR_RATE, scenario=scenario, ramp=0, by=by, **acting())[0]:
             st.rerun()
-        except (BadInput, Refused) as exc:
-            st.error(str(exc), icon=icons.REFUSED)
-    if stop_col.button("Stop the stream", icon=icons.STOP, key="tour8_stop", disabled=not state["enabled"]):
-        lab.stream.stop(by=by)
-        st.rerun()
+    if stop_col.button("Stop the stream", icon=icons.STOP, key="tour8_stop", disabled=not state["enabled"] or
+                       bool(locked), help=locked):
+        if attempt(lab.stream.stop, by=by, **acting())[0]:
+            st.rerun()
     live(lambda: _monitor(lab, opened), bool(state["enabled"]), "tour8_live")
     return None
 
@@ -117,14 +120,18 @@ def failure_scenarios(_: None) -> None:
     """Step 9: toggle a failure mode, commit, see which gate catches it."""
     lab = get_lab()
     modes = lab.failure_modes()
+    locked = operator_only(lab, "Turning a failure mode on or off")
+    if locked:
+        st.info(f"{locked}. Each mode below says which step would catch it.", icon=icons.OPERATOR)
     for m in modes:
         st.session_state[f"tour9_{m['name']}"] = m["enabled"]  # the database is the truth (a refused toggle too)
         st.toggle(f"{m['title']}: {m['breaks']} (caught by {m['caught_by']})", key=f"tour9_{m['name']}",
-                  on_change=_set_mode, args=(m["name"],))
+                  on_change=_set_mode, args=(m["name"],), disabled=bool(locked), help=locked)
     run = k.tour_run()
     if st.button("Commit with these failure modes", icon=icons.COMMIT, type="primary", key="tour9_commit"):
         ok, run_id = attempt(lab.commit, message="walkthrough: failure scenario",
-                             author=st.session_state.get(NAME_KEY) or "walkthrough", session=session_id())
+                             author=st.session_state.get(NAME_KEY) or "walkthrough", trigger="dashboard",
+                             visitor=visitor())
         if ok:
             k.follow(run_id)
             st.rerun()
@@ -142,7 +149,7 @@ def failure_scenarios(_: None) -> None:
 
 def _set_mode(name: str) -> None:
     attempt(get_lab().set_failure_mode, name, st.session_state[f"tour9_{name}"],
-            st.session_state.get(NAME_KEY) or "walkthrough", session=session_id())
+            st.session_state.get(NAME_KEY) or "walkthrough", **acting())
 
 
 def _caught_tick(run: dict) -> None:
@@ -169,8 +176,11 @@ def rollback(_: dict | None) -> None:
         st.dataframe(pd.DataFrame(history)[["version", "action", "moved_by", "reason"]].iloc[::-1], hide_index=True,
                      key="tour10_history")
     current, target = lab.rollback_target()
+    locked = operator_only(lab, "A rollback")
     if target is None:
         st.info(_why_no_rollback(history), icon=icons.INFO)
+    elif locked:
+        st.info(f"{locked}. Version {target} is what a rollback would restore.", icon=icons.OPERATOR)
     else:
         _rollback_form(current, target)
     done = [h for h in history if h["action"] == "rollback" and h["since"] >= k.opened_at(10)]
@@ -203,7 +213,7 @@ def _rollback_form(current: int, target: int) -> None:
         submitted = st.form_submit_button(f"Roll back to version {target}", type="primary")
     if submitted:
         try:
-            get_lab().rollback(by, reason)
+            get_lab().rollback(by, reason, **acting())
         except (BadInput, Refused, IllegalTransition) as exc:
             st.error(str(exc))
             return

@@ -1,0 +1,50 @@
+"""A busy server says so: at most a few full page runs at once, and a visitor whose page waits for one is told.
+
+Page runs share one interpreter. Thirty arrivals drawn all at once take turns on the GIL and every visitor sees
+a blank page until the slowest finishes; drawn a couple at a time, each is done in a fraction of a second, and the
+ones in line see why they wait instead of nothing. Fragment reruns (live panels) do not take a slot: they are
+short, and a live panel must not stall behind arrivals.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+
+from ui import icons
+
+AT_ONCE = 2            # full page runs drawn together (one per core of the machine we size for)
+NOTICE_EVERY = 1.0     # seconds between updates of the waiting notice (each update lets a rerun request stop it)
+_slots = threading.BoundedSemaphore(AT_ONCE)
+_waiting = 0
+_count_lock = threading.Lock()
+
+
+@contextmanager
+def page_slot():
+    """Hold one of the server's page-run slots while the page draws; show a notice while waiting for one."""
+    notice = None if _slots.acquire(blocking=False) else _wait_for_slot()
+    try:  # from here the slot is held: whatever happens, it is given back
+        if notice is not None:
+            notice.empty()
+        yield
+    finally:
+        _slots.release()
+
+
+def _wait_for_slot():
+    """Block until a slot is free, telling the visitor why; returns the notice to clear. A rerun request stops
+    the wait at the next notice update (Streamlit raises there), before a slot is taken."""
+    global _waiting
+    with _count_lock:
+        _waiting += 1
+    notice = st.empty()
+    try:
+        while not _slots.acquire(timeout=NOTICE_EVERY):
+            notice.info(f"The lab is busy drawing pages for {_waiting + AT_ONCE - 1} other visitors; yours is in "
+                        "line and starts in a moment. Nothing is lost: keep this tab open.", icon=icons.HOURGLASS)
+    finally:
+        with _count_lock:
+            _waiting -= 1
+    return notice
