@@ -10,9 +10,11 @@ import logging
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from starlette.middleware import Middleware
 from streamlit.runtime.pages_manager import PagesManager
 
 from api import ROUTES  # the JSON API and GitHub webhook under /api (api/__init__.py)
+from api.static_cache import StaticCache
 from engine.config import Settings
 from engine.errors import BadInput
 from engine.supervisor import Supervisor
@@ -53,4 +55,6 @@ async def lifespan(_app):
 
 # on_script_error: what escapes a page, a callback or a fragment's timer rerun is shown as a short message and
 # logged masked (ui/errors.py); showErrorDetails = "none" in .streamlit/config.toml is the backstop.
-app = st.App("navigation.py", lifespan=lifespan, on_script_error=errors.on_script_error, routes=ROUTES)
+# StaticCache: Streamlit's immutable static files from memory (most of a fresh visitor's cost to the server).
+app = st.App("navigation.py", lifespan=lifespan, on_script_error=errors.on_script_error, routes=ROUTES,
+             middleware=[Middleware(StaticCache)])

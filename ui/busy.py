@@ -8,14 +8,19 @@ short, and a live panel must not stall behind arrivals.
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from ui import icons
 
 AT_ONCE = 2            # full page runs drawn together (one per core of the machine we size for)
 NOTICE_EVERY = 1.0     # seconds between updates of the waiting notice (each update lets a rerun request stop it)
+FIRST_RUN = "_first_page_run_done"
+FIRST_RUN_LOG = "first page run of a session:"  # the line's fixed start, which bench/visitors.py looks for
+log = get_logger("lab.busy")
 _slots = threading.BoundedSemaphore(AT_ONCE)
 _waiting = 0
 _count_lock = threading.Lock()
@@ -23,14 +28,20 @@ _count_lock = threading.Lock()
 
 @contextmanager
 def page_slot():
-    """Hold one of the server's page-run slots while the page draws; show a notice while waiting for one."""
+    """Hold one of the server's page-run slots while the page draws; show a notice while waiting for one. A
+    session's first page run is timed in the server log (bench/visitors.py reads it)."""
+    began = time.monotonic()
     notice = None if _slots.acquire(blocking=False) else _wait_for_slot()
+    waited = time.monotonic() - began
     try:  # from here the slot is held: whatever happens, it is given back
         if notice is not None:
             notice.empty()
         yield
     finally:
         _slots.release()
+    if FIRST_RUN not in st.session_state:
+        st.session_state[FIRST_RUN] = True
+        log.info("%s %.3f s (%.3f s in line for a slot)", FIRST_RUN_LOG, time.monotonic() - began, waited)
 
 
 def _wait_for_slot():

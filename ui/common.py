@@ -15,7 +15,6 @@ from engine.guard import address_visitor
 from engine.lab import champion_line
 from engine.shared import SharedLab
 from ui import errors, icons
-from ui.errors import first_line  # noqa: F401  (panels call common.first_line for one-line warnings)
 from ui.pagekit import strict_int
 
 TABS = ("Code", "Config", "Logs", "Outputs")
@@ -84,7 +83,7 @@ def attempt(action: Callable, *args, **kwargs) -> tuple[bool, Any]:
     try:
         return True, action(*args, **kwargs)
     except REFUSALS as exc:
-        st.error(first_line(exc, errors.REFUSAL_CHARS), icon=icons.REFUSED)
+        st.error(errors.first_line(exc, errors.REFUSAL_CHARS), icon=icons.REFUSED)
         return False, None
 
 

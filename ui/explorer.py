@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.config import mask_url
-from ui import common, icons
+from ui import common, errors, icons
 
 STAGES = {"All": None, "CI": "CI", "CD": "CD"}
 PER_PAGE = 8
@@ -23,7 +23,7 @@ def render(lab, run: dict | None) -> None:
         _registry(lab, stamp)
     except Exception as exc:  # MLflow down or misconfigured: the rest of the dashboard keeps working
         st.warning(lab.settings.redact(f"MLflow at {mask_url(lab.settings.tracking_uri)} is not answering: "
-                                       f"{common.first_line(exc)}. Start the tracking server or fix "
+                                       f"{errors.first_line(exc)}. Start the tracking server or fix "
                                        "MLFLOW_TRACKING_URI."), icon=icons.OFFLINE)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ui import charts, common, icons, outputs_deploy
+from ui import charts, common, errors, icons, outputs_deploy
 
 WAITING = ("pending", "queued")  # statuses of a step that has not (re)started
 METRICS = (("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
@@ -100,7 +100,7 @@ def shap(lab, o: dict) -> None:
             image = common.artifact_image(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
             st.image(image, caption=f"{s['artifact']} of MLflow run {o['mlflow_run_id']}")
         except Exception as exc:  # MLflow down or artifact gone: say so, keep the rest of the page
-            st.warning(f"Could not load {s['artifact']} from MLflow: {common.first_line(exc)}")
+            st.warning(f"Could not load {s['artifact']} from MLflow: {errors.first_line(exc)}")
 
 
 def mlflow_link(lab, o: dict) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tests.conftest import wait_until
 from tests.ui.conftest import frame_with, open_page, texts
 from ui import registry as r
 
@@ -14,7 +15,8 @@ def _rollback_button(at):
 def promote_waiting_run(lab) -> None:
     """Approve run 4 of the awaiting lifecycle and deploy it: a real second promotion (champion 1 -> 3)."""
     lab.approve(4, by="Quinn", comment="ship it")
-    lab.runner.run_until_idle()
+    # The test's worker (tests/ui/conftest.py) may claim the deployment steps first: wait for the promotion.
+    wait_until(lambda: lab.run(4)["status"] == "promoted", what="run 4 to be promoted")
     assert lab.tracking.alias_version("champion") == 3
 
 

@@ -8,7 +8,8 @@ from engine import BadInput, IllegalTransition, Refused
 from engine.config import LIMITS
 from engine.states import RunStatus
 from ui import icons
-from ui.common import first_line, get_lab, md_escape, mlflow_ui
+from ui.common import get_lab, md_escape, mlflow_ui
+from ui.errors import first_line
 from ui.pagekit import name_input
 from ui.tour import kit as k
 
