@@ -80,7 +80,13 @@ class Supervisor:
                 self._stop.wait(POLL_SECONDS)
                 continue
             began = time.monotonic()
-            self._spawn()
+            try:
+                self._spawn()
+            except OSError as exc:  # no process could be started (limits, disk): say so and try again later
+                log.error("the lab's worker could not be started (%s); trying again in %g s", exc,
+                          RESTART_BACKOFF[-1])
+                self._stop.wait(RESTART_BACKOFF[-1])
+                continue
             while not self._stop.is_set() and self.proc.poll() is None:
                 self._stop.wait(POLL_SECONDS)
             if self._stop.is_set():

@@ -40,8 +40,12 @@ def commit_link(run: dict) -> str | None:
 
 
 def markdown(run: dict) -> str:
-    """`source` for st.markdown: user text escaped, the commit linked when the run has its link."""
-    text = f"from {md_escape(source(run))}"
+    """`source` for st.markdown: user text escaped, the commit linked when the run has its link; "" for a run
+    that recorded no source (a status line does not say "from not recorded"; the run history does)."""
+    said = source(run)
+    if said == NOT_RECORDED:
+        return ""
+    text = f"from {md_escape(said)}"
     url = commit_link(run)
     if url:
         # Inside <...> a link ends only at ">"; quoting leaves none in it (nor spaces, "<" or newlines).

@@ -17,7 +17,7 @@ PUSHED = {"id": 7, "sha": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "trigger":
 def test_each_source_has_its_words(trigger, says):
     run = {"sha": "abc1234", "trigger": trigger, "origin": None}
     assert origin.source(run) == says and origin.commit_link(run) is None
-    assert origin.markdown(run) == "from " + origin.md_escape(says)
+    assert origin.markdown(run) == ("" if says == "not recorded" else "from " + origin.md_escape(says))
 
 
 def test_a_push_names_its_repository_and_branch_and_links_its_commit():
