@@ -25,7 +25,6 @@ log = logging.getLogger("lab.api")
 
 MAX_BODY = 1 << 20  # bytes a request body may have (a push of a few commits is a few KB; GitHub allows up to 25 MB)
 DRAIN = 32 << 20    # bytes of a refused body still read (and dropped): above GitHub's 25 MB cap on deliveries
-READ_TTL = 1.0      # seconds a read is shared between callers (every action through this server clears it)
 NO_WRITES = ("this lab's API takes no writes: set LAB_API_TOKEN in the server's environment to a long random value "
              "and restart it, then send it as the header 'Authorization: Bearer <token>'")
 
@@ -47,7 +46,8 @@ def lab() -> SharedLab:
     with _lock:
         if _lab is None:
             from engine.lab import Lab
-            _lab = SharedLab(Lab(Settings.from_env()), ttl=READ_TTL)
+            made = Lab(Settings.from_env())
+            _lab = SharedLab(made, ttl=made.settings.shared_read_seconds)  # as the pages' (ui/common.get_lab)
         return _lab
 
 

@@ -35,7 +35,15 @@ import threading
 import time
 from pathlib import Path
 
-from bench.serving import CHROMIUM, descendants, launch_chromium, start_dashboard, stop_dashboard
+from bench.serving import (
+    CHROMIUM,
+    command_line,
+    descendants,
+    launch_chromium,
+    start_dashboard,
+    status_kb,
+    stop_dashboard,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "demo_memory.json"
@@ -49,24 +57,6 @@ SERVICE_VARS = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT")
 
 
 # ---- processes and memory -------------------------------------------------------------------------------------
-def _status_kb(pid: int, field: str, name: str = "status") -> int:
-    """One `field:` value in kB from /proc/<pid>/<name>; 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
-    except OSError:
-        return ""
-
-
 class Sampler:
     """Samples the server's memory every SAMPLE_EVERY seconds in a thread, tagging each sample with the phase."""
 
@@ -82,11 +72,11 @@ class Sampler:
         """One sample now: server RSS, descendants' RSS, and PSS of both, in MiB."""
         kids = descendants(self.pid)
         for kid in kids:
-            self.children_seen.setdefault(kid, _command(kid))
+            self.children_seen.setdefault(kid, command_line(kid))
         row = {"t": round(time.monotonic() - self._started, 1), "phase": self.phase,
-               "server_mb": round(_status_kb(self.pid, "VmRSS") / 1024, 1),
-               "children_mb": round(sum(_status_kb(k, "VmRSS") for k in kids) / 1024, 1), "children": len(kids),
-               "pss_total_mb": round(sum(_status_kb(p, "Pss", "smaps_rollup") for p in [self.pid, *kids]) / 1024, 1)}
+               "server_mb": round(status_kb(self.pid, "VmRSS") / 1024, 1),
+               "children_mb": round(sum(status_kb(k, "VmRSS") for k in kids) / 1024, 1), "children": len(kids),
+               "pss_total_mb": round(sum(status_kb(p, "Pss", "smaps_rollup") for p in [self.pid, *kids]) / 1024, 1)}
         row["total_mb"] = round(row["server_mb"] + row["children_mb"], 1)
         self.samples.append(row)
         return row

@@ -81,6 +81,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def status_kb(pid: int, field: str, name: str = "status") -> int:
+    """One `field:` value in kB from /proc/<pid>/<name> (VmRSS, Pss, ...); 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def command_line(pid: int) -> str:
+    """A process's command line (its first 120 characters), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
+    except OSError:
+        return ""
+
+
 def stop_dashboard(proc: subprocess.Popen) -> None:
     """Terminate the server, then any of its descendants it left behind (each by its pid)."""
     left = descendants(proc.pid)

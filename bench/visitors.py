@@ -73,7 +73,15 @@ from pathlib import Path
 
 from bench.dashboard import DAG_PICTURE
 from bench.demo_memory import SERVICE_VARS, log_errors
-from bench.serving import CHROMIUM, descendants, launch_chromium, start_dashboard, stop_dashboard
+from bench.serving import (
+    CHROMIUM,
+    command_line,
+    descendants,
+    launch_chromium,
+    start_dashboard,
+    status_kb,
+    stop_dashboard,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "visitors.json"
@@ -143,23 +151,6 @@ def browser_cpu(server_pid: int) -> float:
     return sum(cpu_seconds(p) for p in descendants(os.getpid()) if p not in server)
 
 
-def _kb(pid: int, field: str, name: str = "status") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:120]
-    except OSError:
-        return ""
-
-
 def core_ticks() -> dict[str, tuple[int, int]]:
     """(busy, total) clock ticks per core from /proc/stat ("cpu" is all cores together)."""
     out = {}
@@ -207,15 +198,15 @@ class Sampler:
     def sample(self) -> dict:
         pids = tree(self.pid)
         for pid in pids[1:]:
-            self.commands.setdefault(pid, _command(pid))
-        rss = {p: _kb(p, "VmRSS") / 1024 for p in pids}
+            self.commands.setdefault(pid, command_line(pid))
+        rss = {p: status_kb(p, "VmRSS") / 1024 for p in pids}
         row = {"t": time.time(), "phase": self.phase, "cpu_s": sum(cpu_seconds(p) for p in pids),
                "rss_mb": round(sum(rss.values()), 1), "processes": len(pids), "app_rss_mb": round(rss[self.pid], 1)}
         if row["rss_mb"] > max((s["rss_mb"] for s in self.samples), default=0):  # who holds the peak
             self.peak_by_process = [{"rss_mb": round(mb, 1), "command": "streamlit (the app)" if p == self.pid
                                      else self.commands.get(p, "")[:80]} for p, mb in rss.items()]
         if len(self.samples) % 10 == 0:
-            row["pss_mb"] = round(sum(_kb(p, "Pss", "smaps_rollup") for p in pids) / 1024, 1)
+            row["pss_mb"] = round(sum(status_kb(p, "Pss", "smaps_rollup") for p in pids) / 1024, 1)
         self.samples.append(row)
         return row
 
