@@ -10,6 +10,9 @@ first, so every claim is scored by the champion *and* a shadow. Then:
 - snapshot: `monitor.snapshot` over a 10,000-claim window against the 10,000-row reference, all six features
   and the prediction PSI, median of 7; with `--evidently`, Evidently's Report(DataDriftPreset(method="psi"))
   on the same frames in a separate interpreter (it needs pandas < 3), median of 7, and the ratio;
+- worker rate: a worker (a second Lab on the same store, its real scheduler ticking every second, snapshots
+  included) set to `--worker-rate` claims/s (default 5,000) for `--worker-seconds`, on each backend: claims stored
+  per second after a 5 s warm-up (the stream's position moves only when a batch is stored);
 - soak: the real scheduler produces at 200 claims/s for `--soak-minutes`; RSS sampled every 15 s, growth is
   the last sample minus the one after the first minute (imports and caches warm up in that minute).
 
@@ -44,13 +47,14 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def make_lab(data: Path, database_url: str | None = None, **overrides):
-    """A lab in `data` (SQLite unless a URL is given) with two promoted versions and staging = version 1."""
+def make_lab(data: Path, database_url: str | None = None, seeds: tuple[int, ...] = (11, 12), **overrides):
+    """A lab in `data` (SQLite unless a URL is given) with a promoted version per seed (two by default) and, with
+    two or more, staging = version 1 (a shadow scores every claim)."""
     from engine.config import STAGING, Settings
     from engine.lab import Lab
     lab = Lab(Settings.from_env({}, data_dir=data, **({"database_url": database_url} if database_url else {}),
                                 **overrides))
-    for seed in (11, 12):
+    for seed in seeds:
         run = lab.commit(seed=seed, message=f"bench model {seed}", author="bench")
         lab.runner.run_until_idle()
         lab.continue_run(run, by="bench")
@@ -58,7 +62,8 @@ def make_lab(data: Path, database_url: str | None = None, **overrides):
         lab.approve(run, by="bench")
         lab.runner.run_until_idle()
         assert lab.run(run)["status"] == "promoted", lab.run(run)["steps"]
-    lab.tracking.set_alias(STAGING, 1)  # champion 2, staging 1: every claim gets a shadow decision
+    if len(seeds) > 1:
+        lab.tracking.set_alias(STAGING, 1)  # champion 2, staging 1: every claim gets a shadow decision
     return lab
 
 
@@ -82,6 +87,22 @@ def throughput(lab, batches: int = 6) -> dict:
             "batch": BATCH, "shadow_scored": bool(shadowed)}
 
 
+def worker_rate(lab, rate: float, seconds: float, warmup: float = 5.0) -> dict:
+    """Claims/s a worker stores when set to `rate`: a second Lab on the same store runs the real scheduler."""
+    from engine.lab import Lab
+    lab.stream.start(rate=rate, scenario="inflation", ramp=0, by="bench")
+    worker = Lab(lab.settings).start()
+    try:
+        time.sleep(warmup)  # model loads and the first batches: not the steady rate
+        first, started = lab.stream.state()["next_seq"], time.monotonic()
+        time.sleep(seconds)
+        stored, elapsed = lab.stream.state()["next_seq"] - first, time.monotonic() - started
+    finally:
+        lab.stream.stop(by="bench")
+        worker.close()
+    return {"set_rate": rate, "seconds": round(elapsed, 1), "stored": stored, "stored_per_s": stored / elapsed}
+
+
 def snapshot_frames(lab):
     """The reference and a drifted 10,000-claim window, as the snapshot sees them."""
     from engine.ml.claims import CATEGORICAL
@@ -95,12 +116,13 @@ def snapshot_frames(lab):
 
 
 def snapshot_ms(ref, window, repeats: int = 7) -> dict:
-    """Median wall time of one snapshot: six features' PSI and tests, plus the prediction PSI."""
+    """Median wall time of one snapshot: six features' PSI and tests, the prediction PSI, the performance level
+    with its bootstrap intervals, calibration and the distributions."""
     from engine.ml.monitor import snapshot
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        snapshot(ref["features"], ref["p_approved"], window, 500)
+        snapshot(ref["features"], ref["p_approved"], window, 500, holdout=ref["holdout"])  # with performance
         times.append((time.perf_counter() - started) * 1000)
     return {"snapshot_ms": statistics.median(times), "runs_ms": [round(t, 1) for t in times],
             "window": len(window), "reference": len(ref["features"])}
@@ -165,6 +187,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--soak-minutes", type=float, default=10)
+    ap.add_argument("--worker-rate", type=float, default=5000, help="claims/s the worker is set to (0: skip)")
+    ap.add_argument("--worker-seconds", type=float, default=30)
     ap.add_argument("--evidently", help="python of a venv with evidently installed")
     args = ap.parse_args()
     import sqlalchemy as sa
@@ -173,6 +197,8 @@ def main() -> None:
         base = make_lab(Path(tmp) / "sqlite")
         if "sqlite" in args.backends:
             results["sqlite"] = throughput(base)
+            if args.worker_rate > 0:
+                results["sqlite"]["worker"] = worker_rate(base, args.worker_rate, args.worker_seconds)
         if "postgres" in args.backends:
             name = f"lab_bench_{os.getpid()}"
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -181,6 +207,8 @@ def main() -> None:
             try:
                 pg = make_lab(Path(tmp) / "pg", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
                 results["postgres"] = throughput(pg)
+                if args.worker_rate > 0:
+                    results["postgres"]["worker"] = worker_rate(pg, args.worker_rate, args.worker_seconds)
                 pg.close()
             finally:
                 with admin.connect() as c:
@@ -198,6 +226,10 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2))
     rows = [("claims/s, SQLite", results.get("sqlite", {}).get("claims_per_s"), ">= 5,000"),
             ("claims/s, PostgreSQL", results.get("postgres", {}).get("claims_per_s"), ">= 5,000"),
+            ("worker stored/s, SQLite", (results.get("sqlite", {}).get("worker") or {}).get("stored_per_s"),
+             f">= {args.worker_rate:,.0f} (set)"),
+            ("worker stored/s, PostgreSQL", (results.get("postgres", {}).get("worker") or {}).get("stored_per_s"),
+             f">= {args.worker_rate:,.0f} (set)"),
             ("snapshot, 10k window, ms", results["snapshot"]["snapshot_ms"], "<= 50"),
             ("Evidently, same data, ms", (results.get("evidently") or {}).get("evidently_ms"), "ratio"),
             ("Evidently / ours", (results.get("evidently") or {}).get("ratio"), "report"),

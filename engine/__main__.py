@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
                            help="what to do (COMMAND --help: its options)")
     wait = dict(action="store_true", help="run the steps in this process until the run rests, then print it")
-    run = dict(type=int, help="the run id (see: python -m engine runs)")
+    run = dict(help="the run id (see: python -m engine runs)")  # checked by Lab: digits 0-9 only
     by_help = f"your name (up to {LIMITS['by']} characters), recorded in the audit"
 
     c = sub.add_parser("commit", help="start CI for a new commit")
@@ -78,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the step to start from (default: the first one that did not succeed)")
     c.add_argument("--wait", **wait)
     c = sub.add_parser("status", help="a run with its steps (default: the latest)")
-    c.add_argument("run", type=int, nargs="?", help="the run id (default: the latest run)")
+    c.add_argument("run", nargs="?", help="the run id (default: the latest run)")
     c = sub.add_parser("runs", help="run history, newest first")
     c.add_argument("--limit", type=int, default=50, help="how many runs, 1-10000 (default 50)")
     c.add_argument("--csv", action="store_true", help="CSV on stdout instead of JSON (formula cells neutralised)")
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--explain", action="store_true", help="add the claim's own SHAP contributions")
     c = sub.add_parser("stream", help="the live claims stream: start, stop, status, snapshots")
     ss = c.add_subparsers(dest="stream_cmd", required=True, metavar="ACTION",
-                          help="start, stop, status, snapshots or closed-loop")
+                          help="start, stop, status, snapshots, closed-loop or retrain")
     s = ss.add_parser("start", help="turn the stream on (or change its settings)")
     s.add_argument("--rate", type=float, help="claims per second (default 20)")
     s.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS)}")
@@ -106,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="CSV on stdout instead of JSON (formula cells neutralised)")
     s = ss.add_parser("closed-loop", help="turn drift-triggered retraining on or off")
     s.add_argument("state", choices=("on", "off"), help="on: a drift alert starts a retraining run")
+    s = ss.add_parser("retrain", help="commit a retrain on recent production data (labelled stream claims, split "
+                                      "by time: the newest quarter judges it)")
+    s.add_argument("--by", default="", help="your name, recorded in the audit")
+    s.add_argument("--rows", type=int, help="how many of the newest labelled claims (default 20000, at least 6000)")
+    s.add_argument("--wait", action="store_true", help="run a worker here until the run rests")
     sub.add_parser("worker", help="run the scheduler in the foreground (SIGTERM or Ctrl-C stops it cleanly)")
     c = sub.add_parser("workers", help="list registered workers and whether each is alive")
     c.add_argument("--check", action="store_true",
@@ -128,13 +134,12 @@ def wait_for(lab, run_id: int, timeout: float = 900) -> str:
     """Work on queued steps in this process until the run rests; return its status."""
     deadline = time.monotonic() + timeout
     while True:
-        lab.runner.run_until_idle()
-        status = lab.store.get_run(run_id)["status"]
+        lab.work_until_idle()
+        status = lab.run(run_id)["status"]
         if RunStatus(status) in RESTING:
             return status
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {status} after {timeout:.0f} s")
-        lab.runner.reap_when_steady()
         time.sleep(0.1)  # another process holds the step: poll until it is done
 
 
@@ -163,8 +168,8 @@ def _worker(lab) -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
     lab.start()
-    _err(f"worker {lab.runner.worker_id} ticking every {lab.settings.tick_seconds} s on "
-         f"{mask_url(lab.store.url)}; Ctrl-C or SIGTERM stops it")
+    _err(f"worker {lab.worker_id} ticking every {lab.settings.tick_seconds} s on "
+         f"{mask_url(lab.settings.database_url)}; Ctrl-C or SIGTERM stops it")
     try:
         while not stop:
             time.sleep(0.2)
@@ -196,7 +201,10 @@ class _Redacted:
 
 def run_command(args, lab) -> int:
     """Dispatch one parsed command; return the exit code."""
+    from engine.lab import check_run_id
     cmd = args.cmd
+    if getattr(args, "run", None) is not None:
+        args.run = check_run_id(args.run)
     if cmd == "commit":
         run_id = lab.commit(args.sha, args.message, args.seed, args.window, args.author, trigger="cli")
         _err(f"run {run_id} queued")
@@ -247,8 +255,9 @@ def run_command(args, lab) -> int:
     if cmd == "workers":
         rows = lab.workers()
         if args.check:
-            mine = [w for w in rows if w["alive"] and w["host"] == lab.runner.host]
-            _err(f"{len(mine)} live worker(s) on {lab.runner.host}")
+            host = socket.gethostname()
+            mine = [w for w in rows if w["alive"] and w["host"] == host]
+            _err(f"{len(mine)} live worker(s) on {host}")
             return 0 if mine else 1
         _out(rows)
         return 0
@@ -269,8 +278,9 @@ def _claim_from_args(args) -> dict:
         return fields
     try:
         claim = json.loads(args.claim)
-    except ValueError as exc:  # JSONDecodeError, or an integer past Python's 4,300-digit limit
-        reason = exc if isinstance(exc, json.JSONDecodeError) else "a number in it has too many digits"
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an integer past 4,300 digits, deep nesting
+        reason = exc if isinstance(exc, json.JSONDecodeError) else (
+            "it is nested too deeply" if isinstance(exc, RecursionError) else "a number in it has too many digits")
         raise BadInput(f"--json is not valid JSON ({reason}); pass an object like "
                        '\'{"cpt_bucket": "Surgery", "billed_amount": 1200, ...}\'') from None
     if not isinstance(claim, dict):
@@ -294,6 +304,9 @@ def _stream(lab, args) -> int:
     elif args.stream_cmd == "closed-loop":
         stream.set_closed_loop(args.state == "on", by="cli")
         _out(stream.status())
+    elif args.stream_cmd == "retrain":
+        run_id = lab.retrain_on_production(by=args.by or "cli", rows=args.rows)
+        return _finish(lab, run_id, args.wait)
     else:  # stream.snapshots checks --limit
         from engine.stream import snapshot_rows  # pandas comes with it: only the commands that need it pay
         rows = snapshot_rows(stream.snapshots(args.limit))
@@ -322,7 +335,7 @@ def main(argv=None) -> int:
         return failed.exit_code
     finally:
         if lab is not None and args.cmd != "worker":
-            lab.store.dispose()
+            lab.release(runner=getattr(args, "wait", False))
         sys.stdout, sys.stderr = streams
 
 

@@ -1,55 +1,35 @@
 """The demo autopilot: plays the whole lifecycle through the public Lab API in a background thread.
 
 commit -> CI -> continue -> CD -> approve -> promoted, then the live claims stream starts, a second model is
-promoted (the stream switches to it), production is rolled back, and an inflation scenario shows the drift
-monitor turning major before the stream is stopped again. Every action and every step it sees
-finish is narrated into its own tables in the lab's database, so any process can show the narration, and any
-process can stop it: the stop flag is a column of the session row, read between actions and while waiting.
-It only calls public Lab methods, so what it leaves behind is an ordinary, inspectable history.
+promoted (the stream switches to it), production is rolled back, and concept drift shows what the monitors really
+see: input PSI stays quiet while the performance alert fires on arriving labels; with `retrain`, the closed loop's
+retrain on those production claims is judged on production claims, approved and promoted, and cost per claim before
+and after is measured on the drifted claims. The last line says what it saw, and nothing else.
+
+Every action and every step it sees finish is narrated into the store (engine/store.py), so any process can show the
+narration, and any process can stop it: the stop flag is a column of the session row, read between actions and
+while waiting. A playing session holds a lease in the store, renewed on the database's clock; a session whose lease
+lapsed died with its process, and another may start. It only calls public Lab methods (and the store for its own
+session), so what it leaves behind is an ordinary, inspectable history.
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
-
-import sqlalchemy as sa
+import uuid
 
 from engine import pipeline
 from engine.errors import Refused
 from engine.states import RESTING, RunStatus, StepStatus
-
-meta = sa.MetaData()  # its own metadata: the engine's schema stays exactly as the store declares it
-
-sessions = sa.Table(
-    "autopilot_sessions", meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("by", sa.String(200), nullable=False),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("heartbeat_at", sa.Float, nullable=False),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("outcome", sa.String(20)),             # done, failed, stopped or error; None while it plays
-    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
-    sa.Column("visitor", sa.String(120)),             # who pressed Play (engine/guard.py); None from the CLI
-)
-narration_log = sa.Table(
-    "autopilot_log", meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("session", sa.Integer, nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("level", sa.String(10), nullable=False),  # info, success, warning, error
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("run_id", sa.Integer),
-    sa.Index("ix_autopilot_log_session", "session", "id"),
-)
 
 # A session that has not heartbeaten for this long died with its process; another may start.
 STALE_SECONDS = 20.0
 HEARTBEAT_EVERY = 2.0
 STREAM_RATE = 20.0      # claims a second while the demo plays
 DRIFT_RATE = 1000.0     # faster during the drift act, so a drifted window fills in seconds
-DRIFT_WINDOW_SHARE = 3000  # claims after the scenario starts before a snapshot counts as showing it
 KEEP_SESSIONS = 100     # finished sessions kept with their narration (retention, Lab.tidy)
-_created: set[str] = set()
 
 
 class Stopped(Exception):
@@ -60,62 +40,37 @@ class Halted(Exception):
     """A run came to rest somewhere the lifecycle cannot go on from (failed, held, rejected, timed out)."""
 
 
-def ensure_tables(lab) -> None:
-    """Create the autopilot's tables in the lab's database on first use."""
-    if lab.store.url not in _created:
-        # Inside a write transaction: on SQLite a deferred one that reads the schema and then writes can be
-        # refused ("database is locked") when the runner commits in between.
-        with lab.store.tx() as c:
-            meta.create_all(c)
-            # A table made before sessions had a visitor gets the column (nullable: old sessions had none).
-            if "visitor" not in {col["name"] for col in sa.inspect(c).get_columns(sessions.name)}:
-                c.execute(sa.text(f"ALTER TABLE {sessions.name} ADD COLUMN visitor VARCHAR(120)"))
-        _created.add(lab.store.url)
-
-
-def _read(lab, query) -> list[dict]:
-    ensure_tables(lab)
-    with lab.store.engine.connect() as c:
-        return [dict(r) for r in c.execute(query).mappings()]
-
-
-def is_active(session: dict | None, now: float | None = None) -> bool:
-    """Whether a session row is still playing (not finished, heartbeat fresh)."""
-    now = time.time() if now is None else now
-    return bool(session) and session["finished_at"] is None and now - session["heartbeat_at"] < STALE_SECONDS
+def is_active(session: dict | None) -> bool:
+    """Whether a session row (from the functions below) is still playing: unfinished, its lease renewed lately."""
+    return bool(session) and session["alive"]
 
 
 def latest_session(lab) -> dict | None:
     """The most recent session, or None."""
-    rows = _read(lab, sa.select(sessions).order_by(sessions.c.id.desc()).limit(1))
+    rows = lab.store.autopilot_sessions(STALE_SECONDS, limit=1)
     return rows[0] if rows else None
 
 
 def active_session(lab) -> dict | None:
     """The session playing now, or None."""
-    rows = _read(lab, sa.select(sessions).where(sessions.c.finished_at.is_(None)).order_by(sessions.c.id.desc()))
-    return next((r for r in rows if is_active(r)), None)
+    return next((r for r in lab.store.autopilot_sessions(STALE_SECONDS, playing=True) if r["alive"]), None)
 
 
 def narration(lab, session: int, after_id: int = 0) -> list[dict]:
     """Narration lines of a session, oldest first."""
-    return _read(lab, sa.select(narration_log).where(narration_log.c.session == session,
-                                                     narration_log.c.id > after_id).order_by(narration_log.c.id))
+    return lab.store.narration(session, after_id)
 
 
 def session_runs(lab, session: int) -> list[int]:
     """Pipeline runs a session created, in order."""
-    rows = _read(lab, sa.select(narration_log.c.run_id).where(narration_log.c.session == session,
-                                                              narration_log.c.run_id.is_not(None))
-                 .order_by(narration_log.c.id))
-    return list(dict.fromkeys(r["run_id"] for r in rows))
+    return lab.store.session_runs(session)
 
 
 def stop_session(lab, session: int, visitor: str | None = None, operator_key: str | None = None) -> str:
     """Ask a playing session to stop, for `visitor`: their own, or anyone's with the operator key (demo mode).
 
     Returns what the page says; the session itself stops what it started (the stream included) and narrates it."""
-    row = next(iter(_read(lab, sa.select(sessions).where(sessions.c.id == int(session)))), None)
+    row = next(iter(lab.store.autopilot_sessions(STALE_SECONDS, session=int(session))), None)
     if not is_active(row):
         raise Refused(f"demo session {session} is not playing; there is nothing to stop")
     if visitor is not None and row["visitor"] != visitor:
@@ -127,25 +82,12 @@ def stop_session(lab, session: int, visitor: str | None = None, operator_key: st
 
 def prune_sessions(lab, keep: int) -> int:
     """Delete finished sessions but the newest `keep`, with their narration; return how many went."""
-    ensure_tables(lab)
-    with lab.store.tx() as c:
-        cutoff = c.execute(sa.select(sessions.c.id).order_by(sessions.c.id.desc()).offset(keep).limit(1)).scalar()
-        if cutoff is None:
-            return 0
-        old = sa.select(sessions.c.id).where(sessions.c.id <= cutoff, sessions.c.finished_at.is_not(None))
-        c.execute(sa.delete(narration_log).where(narration_log.c.session.in_(old)))
-        return c.execute(sa.delete(sessions).where(sessions.c.id <= cutoff,
-                                                   sessions.c.finished_at.is_not(None))).rowcount
+    return lab.store.prune_autopilot(keep)
 
 
 def request_stop(lab, session: int | None = None) -> int:
     """Ask a session (default: every unfinished one) to stop; return how many were asked."""
-    ensure_tables(lab)
-    q = sa.update(sessions).where(sessions.c.finished_at.is_(None))
-    if session is not None:
-        q = q.where(sessions.c.id == session)
-    with lab.store.tx() as c:
-        return c.execute(q.values(stop_requested=True)).rowcount
+    return lab.store.ask_autopilot_to_stop(session)
 
 
 def _step_detail(step: dict) -> str:
@@ -174,13 +116,32 @@ def _step_detail(step: dict) -> str:
     return ""
 
 
+def closing(seen: dict) -> str:
+    """The autopilot's last line: what its drift act really saw, and nothing it did not."""
+    parts = ["two promotions, live traffic and a rollback"]
+    psi = f"max input PSI {seen['max_psi']:.3f}" if seen.get("max_psi") is not None else "no PSI reading"
+    if seen.get("alert"):
+        parts.append(f"concept drift caught by the performance alert on arriving labels while {psi}")
+    else:
+        parts.append(f"a concept-drift watch with no performance alert yet ({psi})")
+    if seen.get("retrain"):
+        parts.append(f"a retrain on production claims (run {seen['retrain']}) judged and promoted on production "
+                     "claims")
+    if seen.get("cost"):
+        before, after = seen["cost"]
+        parts.append(f"cost per claim {before:.3f} before and {after:.3f} after its promotion")
+    return f"Lifecycle complete: {', '.join(parts[:-1])} and {parts[-1]}; all in the run history, the registry, " \
+           "the stream's snapshots and the audit trail."
+
+
 class Autopilot:
     """Plays the lifecycle once, narrating; `start()` runs it in a daemon thread, `stop()` ends it early."""
 
     def __init__(self, lab, by: str = "demo", seeds: tuple = (None, None), poll: float = 0.25,
-                 wait_timeout: float = 900.0, visitor: str | None = None):
-        self.lab, self.by, self.seeds, self.visitor = lab, by, seeds, visitor
+                 wait_timeout: float = 900.0, visitor: str | None = None, retrain: bool = False):
+        self.lab, self.by, self.seeds, self.visitor, self.retrain = lab, by, seeds, visitor, retrain
         self.poll, self.wait_timeout = poll, wait_timeout
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # who holds the session's lease
         self.session: int | None = None
         self.outcome: str | None = None
         self._thread: threading.Thread | None = None
@@ -195,20 +156,15 @@ class Autopilot:
 
         The opening lines go in the same transaction as the row, so a page that sees the session sees them too.
         """
-        ensure_tables(self.lab)
         opening = self._opening()
         with self.lab.store.tx() as c:
             self.lab.store.lock(c, "autopilot")
-            busy = [r for r in c.execute(sa.select(sessions).where(sessions.c.finished_at.is_(None))).mappings()
-                    if is_active(dict(r))]
+            busy = [r for r in self.lab.store.autopilot_sessions(STALE_SECONDS, playing=True, conn=c) if r["alive"]]
             if busy:
                 raise Refused(f"the demo is already playing (session {busy[0]['id']}); stop it first")
             self.lab.guard.capacity(c)  # its first action is a commit: refuse now rather than fail then
             self.lab.guard.pace(c, self.visitor, "autopilot start", self.lab.settings.demo_commit_interval)
-            now = time.time()
-            self.session = c.execute(sa.insert(sessions).values(by=self.by, started_at=now, heartbeat_at=now,
-                                                                stop_requested=False, visitor=self.visitor)
-                                     .returning(sessions.c.id)).scalar_one()
+            self.session = self.lab.store.open_autopilot(c, self.by, self.visitor, self.owner)
             for message, level in opening:
                 self._say(c, message, level)
         return self.session
@@ -283,7 +239,7 @@ class Autopilot:
         """The session's first narration lines: what the play does, and a warning when failure modes are on."""
         lines = [(f"Playing the lifecycle as '{self.by}': two commits, each through CI, CD, approval and "
                   "deployment, with live claims flowing after the first promotion, then a rollback of production to "
-                  "the first model and a drift scenario on the live stream.", "info")]
+                  "the first model and concept drift on the live stream.", "info")]
         on = [m["title"] for m in self.lab.failure_modes() if m["enabled"]]
         if on:
             lines.append((f"Failure modes are on ({', '.join(on)}): a run will probably fail, and the demo will "
@@ -295,9 +251,7 @@ class Autopilot:
         self._start_stream()
         self._cycle(2, "demo: retrain on fresh claims", self.seeds[1])
         self._rollback()
-        alarm = "a drift alarm" if self._show_drift() else "a drift watch with no alarm yet"
-        self.say(f"Lifecycle complete: two promotions, live traffic, a rollback and {alarm}, all in the run "
-                 "history, the registry, the stream's snapshots and the audit trail.", "success")
+        self.say(closing(self._show_drift()), "success")
 
     def _cycle(self, n: int, message: str, seed) -> None:
         self._check_stop()
@@ -348,31 +302,90 @@ class Autopilot:
                  "models:/claims-settlement-rf@champion; every claim is stored with its decision, and its true "
                  "outcome arrives later.")
 
-    def _show_drift(self) -> bool:
-        """Turn on inflation and wait for a snapshot after it that shows major drift (or say what it shows);
-        whether one did."""
+    def _show_drift(self) -> dict:
+        """Concept drift on the live stream: the payer's rule turns while the inputs stay put. Narrate what the
+        monitors really show (PSI, then the performance level on arriving labels) and, with `retrain`, the closed
+        loop's retrain on those production claims through its gate, approval and promotion, and cost per claim
+        before and after. Returns what it saw: {"alert": snapshot or None, "max_psi", "retrain": run or None,
+        "cost": (before, after) or None}."""
         self._check_stop()
+        seen = {"alert": None, "max_psi": None, "retrain": None, "cost": None}
         if not self.lab.stream.status()["producer"]["alive"]:
-            return False
+            return seen
         since = self.lab.stream.state()["next_seq"]
-        self.lab.stream.start(rate=min(DRIFT_RATE, self.lab.stream.max_rate), scenario="inflation", ramp=0,
+        loop_was_on = bool(self.lab.stream.state()["closed_loop"])
+        if self.retrain and not loop_was_on:
+            self.lab.stream.set_closed_loop(True, by=self.by)
+        self.lab.stream.start(rate=min(DRIFT_RATE, self.lab.stream.max_rate), scenario="concept_drift", ramp=0,
                               by=self.by)
-        self.say("Scenario 'inflation': billed amounts rise by 80% from now on. The drift monitor compares each "
-                 "window of claims with the champion's own training data.", "warning")
-
-        def drifted():
-            snaps = [s for s in self.lab.stream.snapshots(limit=1) if s["seq"] >= since + DRIFT_WINDOW_SHARE]
-            return snaps[0] if snaps and snaps[0]["level"] == "major" else None
-
-        snap = self._wait_for(drifted, 120)
-        if snap:
-            self.say(f"Drift is major (snapshot {snap['id']}): max feature PSI {snap['max_psi']:.2f}, P(Approved) "
-                     f"PSI {snap['prediction_psi']:.2f}. In production this is the moment to retrain.", "warning")
-        else:
-            self.say("No major drift yet; the Claims panel keeps watching.", "warning")
+        self.say("Scenario 'concept_drift': from now on the payer's rule turns (a high allowed share counts against "
+                 "approval) while the claims themselves look exactly as before. Input drift (PSI) compares inputs; "
+                 "only the outcomes, arriving a few hundred claims after each decision, can show this.", "warning")
+        try:
+            seen["alert"] = self._wait_for(lambda: next((s for s in self.lab.stream.snapshots(limit=1)
+                                                         if s["seq"] >= since and
+                                                         s.get("performance_level") == "alert"), None), 180)
+            after = [s for s in self.lab.stream.snapshots(limit=50) if s["seq"] >= since and s["max_psi"] is not None]
+            seen["max_psi"] = max((s["max_psi"] for s in after), default=None)
+            psi = f"max input PSI stayed at {seen['max_psi']:.3f}" if seen["max_psi"] is not None else "no PSI yet"
+            if seen["alert"] is None:
+                self.say(f"No performance alert yet ({psi}); the Claims panel keeps watching.", "warning")
+            else:
+                snap = seen["alert"]
+                self.say(f"Performance alert (snapshot {snap['id']}): realised accuracy "
+                         f"{snap['realised_accuracy']:.3f} on labelled claims, while {psi} (level "
+                         f"{snap['level']}): concept drift is invisible to PSI.", "warning")
+                if self.retrain:
+                    seen["retrain"], seen["cost"] = self._retrain_on_production(since)
+        finally:
+            if self.retrain and not loop_was_on:
+                self.lab.stream.set_closed_loop(False, by=self.by)
         self.lab.stream.stop(by=self.by)
         self.say("Stopped the stream; start it again from the Claims panel.")
-        return snap is not None
+        return seen
+
+    def _retrain_on_production(self, since: int) -> tuple[int | None, tuple | None]:
+        """Wait for the closed loop's retrain, take it through CD and approval, and compare cost per claim on the
+        drifted claims served before and after its promotion; (run id, (before, after)) as far as it got."""
+        run_id = self._wait_for(lambda: self.lab.open_drift_run(), 300)
+        if run_id is None:
+            self.say("The closed loop has not retrained yet (it waits for enough labelled claims since the alarm).",
+                     "warning")
+            return None, None
+        run = self.lab.run(run_id)
+        first, cut = run["origin"]["production"]["training"]
+        self.say(f"The closed loop committed run {run_id}: it trains on production claims {first:,}..{cut - 1:,} "
+                 f"whose outcomes had arrived ({run['origin'].get('evidence', {}).get('why', 'the alarm')}).",
+                 run_id=run_id)
+        self._await(run_id, RunStatus.CI_COMPLETE)
+        self.lab.continue_run(run_id, by=self.by)
+        run = self._await(run_id, RunStatus.AWAITING_APPROVAL)
+        gate = (self._outputs(run, "evaluate_vs_champion") or {})
+        self.say(f"Its gate judged it on {gate.get('holdout_rows', 0):,} {gate.get('holdout_source', 'claims')}: "
+                 f"{gate.get('gate', {}).get('verdict', '?')}.", "success", run_id)
+        self.lab.approve(run_id, self.by, self._approval_comment(run))
+        run = self._await(run_id, RunStatus.PROMOTED)
+        new = (self._outputs(run, "promote_prod") or {}).get("version")
+        promoted_at = self.lab.stream.state()["next_seq"]
+        delay = self.lab.stream.state()["label_delay"]
+        self._wait_for(lambda: self.lab.stream.state()["labelled_seq"] >= promoted_at + 2000 + delay, 120)
+        claims = self.lab.stream.claims(limit=self.lab.settings.stream_retention)
+        claims = claims[(claims["seq"] >= since) & claims["outcome"].notna()]
+        costs = pipeline.spec("cd_full_train").params()["costs"]
+
+        def cost(frame) -> float | None:
+            truth, approved = frame["outcome"].astype(bool), frame["approved"].astype(bool)
+            wrong = (costs["false_denial"] * (truth & ~approved).sum()
+                     + costs["false_approval"] * (~truth & approved).sum())
+            return float(wrong / len(frame)) if len(frame) else None
+
+        before = cost(claims[(claims["seq"] < promoted_at) & (claims["champion_version"] != new)])
+        after = cost(claims[claims["champion_version"] == new])
+        if before is not None and after is not None:
+            self.say(f"Cost per claim on the drifted claims: {before:.3f} served by the old champion, {after:.3f} "
+                     f"served by version {new} since its promotion.", "success", run_id)
+            return run_id, (before, after)
+        return run_id, None
 
     def _wait_for(self, predicate, seconds: float):
         deadline = time.monotonic() + seconds
@@ -434,27 +447,21 @@ class Autopilot:
         return next((s["outputs"] for s in run["steps"] if s["name"] == name), None)
 
     def _check_stop(self) -> None:
-        ensure_tables(self.lab)
-        with self.lab.store.engine.connect() as c:
-            stop = c.execute(sa.select(sessions.c.stop_requested).where(sessions.c.id == self.session)).scalar()
+        if time.monotonic() - self._beat > HEARTBEAT_EVERY:  # renew the lease, and hear a stop request
+            self._beat = time.monotonic()
+            stop = self.lab.store.beat_autopilot(self.session, self.owner)
+        else:
+            stop = self.lab.store.stop_asked(self.session)
         if stop:
             raise Stopped()
-        if time.monotonic() - self._beat > HEARTBEAT_EVERY:
-            self._beat = time.monotonic()
-            with self.lab.store.tx() as c:
-                c.execute(sa.update(sessions).where(sessions.c.id == self.session).values(heartbeat_at=time.time()))
 
     def say(self, message: str, level: str = "info", run_id: int | None = None) -> None:
         """Append one narration line to this session."""
-        with self.lab.store.tx() as c:
-            self._say(c, message, level, run_id)
+        self.lab.store.narrate(self.session, message, level, run_id)
 
     def _say(self, c, message: str, level: str = "info", run_id: int | None = None) -> None:
-        c.execute(sa.insert(narration_log).values(session=self.session, ts=time.time(), level=level,
-                                                  message=message, run_id=run_id))
+        self.lab.store.narrate(self.session, message, level, run_id, conn=c)
 
     def _finish(self, outcome: str) -> None:
         self.outcome = outcome
-        with self.lab.store.tx() as c:
-            c.execute(sa.update(sessions).where(sessions.c.id == self.session)
-                      .values(finished_at=time.time(), heartbeat_at=time.time(), outcome=outcome))
+        self.lab.store.finish_autopilot(self.session, outcome)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
+import numbers
 import os
 import re
 import secrets
@@ -17,20 +17,27 @@ from functools import cached_property
 import sqlalchemy as sa
 
 from engine import failures, pipeline
-from engine.config import CHAMPION, LIMITS, MODEL_NAME, Settings, mask_url
+from engine.config import CHALLENGER, CHAMPION, LIMITS, MODEL_NAME, STAGING, Settings, mask_url
 from engine.errors import BadInput, NotFound, Refused
+from engine.feeds import run_feed
 from engine.guard import Guard
-from engine.ml.claims import CATEGORICAL, CATEGORIES, FEATURES, NUMERIC, parse_window
-from engine.runner import Runner, prepare_mlflow_backend, run_feed
+from engine.ml.claims import CATEGORIES, FEATURES, NUMERIC, parse_window
+from engine.ml.contract import MAX_NUMBER_CHARS, claim_problems, shown  # noqa: F401 (ui/score.py reads it)
+from engine.registry import Undo, move_alias
+from engine.runner import Runner
 from engine.states import RETRYABLE, RunStatus, StepStatus
-from engine.store import Store, Undo
+from engine.store import Store
+from engine.tracking import prepare_mlflow_backend
 
 log = logging.getLogger(__name__)
 
 # A run that can still reach production: a drift-triggered retrain in one of these blocks another.
 OPEN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL)
+# Runs that retrain on production data: the closed loop's ("drift") and an operator's ("production").
+LOOP_TRIGGERS = ("drift", "production")
 
 SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
+_RUN_ID = re.compile(r"\s*[+-]?[0-9]+\s*")
 MAX_RUN_ID = 2**63 - 1
 # Where a retry may start: the first step of the run that did not succeed.
 _NOT_REACHED = (StepStatus.FAILED.value, StepStatus.INTERRUPTED.value, StepStatus.SKIPPED.value)
@@ -63,11 +70,14 @@ def _need_name(by: str, what: str) -> str:
 
 
 def check_run_id(run_id) -> int:
-    """A run id as int, or BadInput (ids are whole numbers from 1)."""
-    try:
-        value = int(run_id)
-    except (TypeError, ValueError):
-        raise BadInput(f"run id {run_id!r} is not a whole number; list runs with: python -m engine runs") from None
+    """A run id as int, or BadInput (ids are whole numbers from 1, written with the digits 0-9)."""
+    # int() alone also reads other scripts' digits ("١" is 1) and "1_000": a typo must not name another run.
+    plain = isinstance(run_id, numbers.Integral) and not isinstance(run_id, bool) or (
+        isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None)
+    if not plain:
+        raise BadInput(f"run id {shown(run_id)} is not a whole number written with the digits 0-9; list runs with: "
+                       "python -m engine runs")
+    value = int(run_id)
     if not 1 <= value <= MAX_RUN_ID:
         raise BadInput(f"there is no run {value}: run ids are whole numbers from 1; "
                        "list runs with: python -m engine runs")
@@ -76,72 +86,11 @@ def check_run_id(run_id) -> int:
 
 def claim_errors(claim: dict, names: dict[str, str] | None = None) -> tuple[dict, dict[str, str]]:
     """(clean row, {field: message}) for one raw claim; every bad field gets its own message saying the fix.
-    `names` says each field as the caller shows it (a form's labels); default the field names."""
-    name = {**{f: f for f in FEATURES}, **(names or {})}
-    row, errors = {}, {}
-    for col in CATEGORICAL:
-        value = claim.get(col)
-        if value is None or value == "":
-            errors[col] = f"{name[col]} is missing; choose one of: {', '.join(CATEGORIES[col])}"
-        elif value not in CATEGORIES[col]:
-            errors[col] = (f"{name[col]} {_shown(value)} is not a known category; use one of: "
-                           f"{', '.join(CATEGORIES[col])}")
-        else:
-            row[col] = value
-    for col in NUMERIC:
-        value = claim.get(col)
-        if value is None or value == "":
-            errors[col] = f"{name[col]} is missing; give a number like 1234.5"
-        elif (problem := _number_problem(value)) is not None:
-            errors[col] = f"{name[col]} {_shown(value)} {problem}"
-        else:
-            row[col] = float(value)
-    billed, allowed, age = name["billed_amount"], name["allowed_amount"], name["patient_age"]
-    if "billed_amount" in row and row["billed_amount"] <= 0:
-        errors["billed_amount"] = f"{billed} {row.pop('billed_amount'):g} must be more than 0"
-    if "allowed_amount" in row and row["allowed_amount"] <= 0:
-        errors["allowed_amount"] = f"{allowed} {row.pop('allowed_amount'):g} must be more than 0"
-    if "allowed_amount" in row and "billed_amount" in row and row["allowed_amount"] > row["billed_amount"]:
-        errors["allowed_amount"] = (f"{allowed} {row['allowed_amount']:g} is more than {billed} "
-                                    f"{row['billed_amount']:g}; the payer cannot allow more than was billed")
-    if "patient_age" in row and not 0 <= row["patient_age"] <= 110:
-        errors["patient_age"] = f"{age} {row['patient_age']:g} is outside 0..110"
+    `names` says each field as the caller shows it (a form's labels); default the field names. The rules are
+    the claim contract's (engine/ml/contract.py), the same the served model applies."""
+    numbers, errors = claim_problems({f: [claim.get(f)] for f in FEATURES}, 1, CATEGORIES, names)
+    row = {f: (float(numbers[f][0]) if f in NUMERIC else claim[f]) for f in FEATURES if f not in errors}
     return row, errors
-
-
-# The forest reads its input as float32: beyond this, scikit-learn raises deep inside prediction instead.
-FLOAT32_MAX = 3.4028234663852886e38
-# A number as typed: ASCII digits with an optional point and exponent. float() alone also takes "nan", "1_000",
-# other scripts' digits and thousands of characters.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
-MAX_NUMBER_CHARS = 40
-
-
-def _number_problem(value) -> str | None:
-    """What is wrong with `value` as one of the model's numbers (with the fix), or None when it is fine."""
-    plain = "is not a number; give it like 1234.5 (digits, no currency signs)"
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return plain
-    if isinstance(value, str) and (len(value) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(value.strip())):
-        return plain
-    try:
-        number = float(value)
-    except OverflowError:  # an int too large for any float
-        number = math.inf
-    if not math.isfinite(number):  # the forest refuses inf and nan: say so as bad input
-        return "is not a finite number; give it like 1234.5"
-    if abs(number) > FLOAT32_MAX:
-        return f"is beyond what the model can read (at most {FLOAT32_MAX:.4g}); give it like 1234.5"
-    return None
-
-
-def _shown(value, limit: int = 40) -> str:
-    """`value` quoted for a message, cut to `limit` characters (a message never echoes a whole pasted page)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int of more digits than Python will print
-        return f"(a whole number of about {int(value.bit_length() * 0.30103):,} digits)"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def claim_frame(claim: dict):
@@ -236,6 +185,24 @@ class Lab:
             self.stream.release()
         self.store.dispose()
 
+    def work_until_idle(self) -> None:
+        """Run queued steps in this process until none is left (the CLI's --wait), and interrupt the runs of
+        workers that died, once this process has reached the database for a whole stale window."""
+        self.runner.run_until_idle()
+        self.runner.reap_when_steady()
+
+    @property
+    def worker_id(self) -> str:
+        """This process's runner, as the workers table names it (host:pid:random)."""
+        return self.runner.worker_id
+
+    def release(self, runner: bool = False) -> None:
+        """Release connections; with `runner`, first deregister this process's runner at once, without waiting
+        for steps (a CLI call that worked on steps with --wait must not read as a live worker once it exits)."""
+        if runner:
+            self.runner.stop(wait=False)
+        self.store.dispose()
+
     def shutdown(self, grace: float) -> list[str]:
         """A worker told to stop (SIGTERM): steps get `grace` s to finish, the rest go back to the queue, the
         stream's lease is given up; returns the released steps."""
@@ -248,13 +215,16 @@ class Lab:
     # ---- actions ------------------------------------------------------------------------------------------
     def commit(self, sha: str | None = None, message: str = "", seed: int | None = None,
                window: str | None = None, author: str = "", trigger: str = "commit", shift: dict | None = None,
-               detail: dict | None = None, visitor: str | None = None, delivery: tuple[str, str] | None = None) -> int:
+               detail: dict | None = None, visitor: str | None = None, delivery: tuple[str, str] | None = None,
+               production: tuple[int, int, int] | None = None) -> int:
         """Start CI for a new commit (or a drift-triggered retrain, with its data shift); return the run id.
 
         `trigger` says where the run came from (cli, dashboard, api, webhook, autopilot, drift; "commit" records
         none) and `detail` what the dashboard shows of it. `visitor` names who commits from the dashboard or a
         webhook's address (the demo paces each visitor). `delivery` is a webhook's (delivery id, payload digest),
-        stored with the run so that a redelivery finds it (IntegrityError when one was stored already)."""
+        stored with the run so that a redelivery finds it (IntegrityError when one was stored already).
+        `production` is a retrain's (first, cut, end) stream claim range, copied to the run in its transaction
+        (see retrain_on_production)."""
         params = pipeline.spec("commit_received").params()
         message = check_text(message, "message", "--message")
         author = check_text(author, "author", "--author", multiline=False)
@@ -278,6 +248,8 @@ class Lab:
             run_id = self.store.create_run(sha, message or "fake commit", author, seed, window, modes, conn=c)
             if trigger != "commit":
                 self.store.add_origin(c, run_id, trigger, shift, detail)
+            if production is not None:
+                self._copy_production(c, run_id, *production)
             if delivery is not None:
                 self.store.add_delivery(c, *delivery, run_id)
             self.store.add_audit(c, author or (trigger if trigger != "commit" else "cli"), "commit", run_id, message,
@@ -286,8 +258,66 @@ class Lab:
         return run_id
 
     def open_drift_run(self) -> int | None:
-        """The drift-triggered run still in progress (at most one is open at a time), or None."""
-        return self.store.open_run_with_trigger("drift", OPEN_STATUSES)
+        """The retrain on production data still in progress, drift-triggered or asked for (at most one is open at a
+        time), or None."""
+        return next(filter(None, (self.store.open_run_with_trigger(t, OPEN_STATUSES) for t in LOOP_TRIGGERS)), None)
+
+    def retrain_on_production(self, by: str = "", rows: int | None = None, since_seq: int | None = None,
+                              trigger: str = "production", evidence: dict | None = None,
+                              visitor: str | None = None, operator_key: str | None = None) -> int:
+        """Commit a retrain on what production saw; return the run id.
+
+        Its data are the stored stream claims whose outcome has arrived: the newest `rows` (default RETRAIN_ROWS, or
+        the stream's retention if smaller),
+        or every one from claim `since_seq` on (the closed loop: the claims since its alarm). They are split by
+        time: the older claims train (CI and CD), the newest RETRAIN_EVALUATION_SHARE are the promotion gate's
+        holdout, never trained on. No generator replay and no share of the original training data (see
+        engine/stream.py). Refused, changing nothing, while another retrain is open or when fewer than
+        RETRAIN_MIN_ROWS labelled claims are stored."""
+        from engine.stream import RETRAIN_EVALUATION_SHARE, RETRAIN_MIN_ROWS, RETRAIN_ROWS
+        by = _check_by(by)
+        # The default is capped at what the stream keeps (its retention); a number asked for is checked as given.
+        rows = min(RETRAIN_ROWS, self.settings.stream_retention) if rows is None else rows
+        if isinstance(rows, bool) or not isinstance(rows, int) or not \
+                RETRAIN_MIN_ROWS <= rows <= self.settings.stream_retention:
+            raise BadInput(f"--rows {rows!r} is out of range: give a whole number of claims from {RETRAIN_MIN_ROWS:,} "
+                           f"to {self.settings.stream_retention:,} (the stream keeps that many)")
+        self.guard.operator(visitor, operator_key, "retraining on production data")
+        open_run = self.open_drift_run()
+        if open_run is not None:
+            raise Refused(f"run {open_run} is already retraining on production data; let it finish (or reject it) "
+                          "first")
+        span = self.store.labelled_span(0 if since_seq is None else since_seq)
+        if span["count"] and since_seq is None:
+            span = self.store.labelled_span(max(span["first"], span["end"] - rows))
+        if span["count"] < RETRAIN_MIN_ROWS:
+            raise Refused(f"only {span['count']:,} labelled production claims are stored"
+                          + (f" since claim {since_seq:,}" if since_seq is not None else "")
+                          + f"; a retrain needs at least {RETRAIN_MIN_ROWS:,}: keep the stream running until "
+                            "more outcomes have arrived")
+        first, end = span["first"], span["end"]
+        cut = end - round(span["count"] * RETRAIN_EVALUATION_SHARE)
+        days = [time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (span["since_ts"], span["until_ts"])]
+        detail = {"production": {"training": [first, cut], "evaluation": [cut, end],
+                                 "evaluation_share": RETRAIN_EVALUATION_SHARE, "original_share": 0.0},
+                  **({"evidence": evidence} if evidence else {})}
+        message = (f"retrain on production claims {first:,}..{end - 1:,}: claims before {cut:,} train, the newest "
+                   f"{end - cut:,} judge" + (f" ({evidence['why']})" if evidence and evidence.get("why") else ""))
+        return self.commit(message=message, window=f"{days[0]}..{days[1]}", author=by or trigger,
+                           trigger=trigger, detail=detail, visitor=visitor, production=(first, cut, end))
+
+    def _copy_production(self, conn, run_id: int, first: int, cut: int, end: int) -> None:
+        """Copy a retrain's claims into its run; Refused (rolling the commit back) if another retrain opened
+        meanwhile or retention took some of the claims."""
+        self.store.lock(conn, "retrain-on-production")  # one open retrain, even for two callers at once
+        open_run = self.open_drift_run()
+        if open_run is not None:
+            raise Refused(f"run {open_run} is already retraining on production data; let it finish (or reject it) "
+                          "first")
+        copied = self.store.copy_production_claims(conn, run_id, first, cut, end)
+        if copied["training"] + copied["evaluation"] != end - first:
+            raise Refused(f"the stream's retention removed some of claims {first:,}..{end - 1:,} while the retrain "
+                          "was being committed; nothing was committed: try again")
 
     def delivered(self, delivery: str, digest: str) -> int | None:
         """The run a webhook delivery (or a delivery of the same payload) started, or None."""
@@ -359,9 +389,8 @@ class Lab:
         current, target = self.rollback_target()
         if target is None:
             raise Refused(current)
-        self.store.move_alias(self.tracking, CHAMPION, target, None, by, reason, action="rollback",
-                              expect_current=current,
-                              tags={"rolled_back_to_by": by, "rollback_reason": reason})
+        move_alias(self.store, self.tracking, CHAMPION, target, None, by, reason, action="rollback",
+                   expect_current=current, tags={"rolled_back_to_by": by, "rollback_reason": reason})
         return {"from_version": current, "to_version": target, "model": MODEL_NAME}
 
     def rollback_target(self) -> tuple:
@@ -409,19 +438,25 @@ class Lab:
             if stopped is None:
                 raise Refused(f"run {run_id} has no failed, interrupted or skipped step to re-run")
             start = from_step or stopped["name"]
-            pos = pipeline.NAMES.index(start)
+            # By name and the run's own stored positions: a run may predate a step, or hold them in another order.
+            row = next((s for s in steps if s["name"] == start), None)
+            if row is None:
+                raise BadInput(f"run {run_id} has no step {start} (it was created before that step was added); "
+                               f"retry from {stopped['name']} or an earlier step")
+            pos = row["position"]
             if pos > stopped["position"]:
                 raise BadInput(f"cannot retry from {start}: {stopped['name']} (earlier) did not succeed; "
                                f"retry from {stopped['name']} or an earlier step")
-            for s in steps[pos:]:
+            again = [s for s in steps if s["position"] >= pos]
+            for s in again:
                 if s["status"] != StepStatus.PENDING.value:
                     self.store.set_step_status(c, s, StepStatus.PENDING, error=None)
-            statuses = {s["name"]: (StepStatus.PENDING.value if s["position"] >= pos else s["status"])
-                        for s in steps}
+            statuses = {s["name"]: s["status"] for s in steps} | {s["name"]: StepStatus.PENDING.value for s in again}
             stage = pipeline.spec(start).stage
             ready = pipeline.ready(stage, statuses)
             if start not in ready:
-                missing = [n for n in pipeline.spec(start).needs if statuses[n] != StepStatus.SUCCEEDED.value]
+                missing = [n for n in pipeline.spec(start).needs
+                           if statuses.get(n, StepStatus.SUCCEEDED.value) != StepStatus.SUCCEEDED.value]
                 raise BadInput(f"cannot retry from {start}: it needs {', '.join(missing)} to have succeeded; "
                                f"retry from {missing[0]}")
             self.store.set_run_status(c, run_id, run["status"], RunStatus.QUEUED, finished_at=None,
@@ -522,7 +557,43 @@ class Lab:
             out["base_value"] = shap.base_value
             out["contributions"] = [{"feature": f, "value": out["claim"][f], "shap": float(v)}
                                     for f, v in zip(shap.encoded.columns, shap.values[0])]
+            # SHAP explains the forest; a calibrated version then maps the forest's p to the served one: a step too.
+            forest_p = shap.base_value + float(shap.values[0].sum())
+            if abs(out["p_approved"] - forest_p) > 1e-9:
+                out["contributions"].append({"feature": "calibration", "value": "fitted in CD",
+                                             "shap": out["p_approved"] - forest_p})
         return out
+
+    # ---- MLflow reads (the pages cache them by the tracking URI and a stamp: ui/common.py) -------------------
+    def mlflow_runs(self, stage: str | None = None, per_page: int = 20, page_token: str | None = None,
+                    where: str = "") -> tuple[list[dict], str | None]:
+        """One page of the pipeline's MLflow runs matching `where` (MLflow search syntax): (rows, next token)."""
+        return self.tracking.search_runs(stage, per_page, page_token, where)
+
+    def mlflow_run(self, run_id: str) -> dict:
+        """Params, metrics, tags, inputs and artifact paths of one MLflow run."""
+        return self.tracking.run_detail(run_id)
+
+    def artifact(self, run_id: str, path: str) -> bytes:
+        """An MLflow run's artifact, as stored."""
+        return self.tracking.artifact_bytes(run_id, path)
+
+    def model_versions(self) -> list[dict]:
+        """Registered versions, newest first, each with the aliases that point at it now."""
+        versions = self.tracking.versions()
+        # MLflow's version search leaves `aliases` empty on this store: ask each alias where it points instead.
+        holders = {alias: self.tracking.alias_version(alias) for alias in (CHALLENGER, STAGING, CHAMPION)}
+        for v in versions:
+            v["aliases"] = sorted(set(v["aliases"]) | {a for a, held in holders.items() if held == v["version"]})
+        return versions
+
+    def alias_version(self, alias: str = CHAMPION) -> int | None:
+        """The version a registry alias points at, or None."""
+        return self.tracking.alias_version(alias)
+
+    def mlflow_experiment_id(self) -> str:
+        """The pipeline's MLflow experiment id (for links into the MLflow UI)."""
+        return self.tracking.experiment_id()
 
     # ---- reads --------------------------------------------------------------------------------------------
     def _run(self, run_id: int) -> dict:
@@ -557,7 +628,7 @@ class Lab:
 
     def claims_sample(self, run_id: int, rows: int = 200):
         """The first `rows` claims of a run's data feed, exactly as its steps see them."""
-        return run_feed(self._run(run_id), rows)
+        return run_feed(self._run(run_id), rows, self.store)
 
     def workers(self) -> list[dict]:
         """Registered runners (dashboard processes and `python -m engine worker`), each with `alive`."""

@@ -5,7 +5,7 @@ HTTP status).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from engine.config import env_secrets, mask_exception, mask_text, mask_url
@@ -15,6 +15,7 @@ from engine.states import IllegalTransition
 
 RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
                   "finished_at", "failure_modes")
+MAX_MESSAGE = 2000  # characters of an error line: the messages quote bad input cut short, this bounds the rest
 # Keys whose float values are epoch seconds; the CLI and the API write them as ISO 8601 UTC.
 TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "started_at", "heartbeat_at", "ts",
                        "since", "until", "at"})
@@ -44,7 +45,7 @@ def runs_csv(rows: list[dict], fields=RUN_CSV_FIELDS) -> str:
 
 def database_error(exc: Exception, url: str | None) -> str:
     """One line for a database that did not answer, naming where it is (password masked) and what to check."""
-    from engine.runner import first_line
+    from engine.outage import first_line
     where = mask_url(url) if url else "the database"
     cause = first_line(getattr(exc, "orig", None) or exc)
     return (f"failed: the database at {where} did not answer in time or refused the connection ({cause}); "
@@ -63,7 +64,16 @@ class Failure:
 
 def failure(exc: BaseException, database_url: str | None = None) -> Failure:
     """What an error means to a caller: the CLI prints `message` on stderr and exits with `exit_code`; the API
-    answers `http` with the same message. Unexpected errors get one line, passwords and keys masked."""
+    answers `http` with the same message. Unexpected errors get one line, passwords and keys masked; no message
+    is longer than MAX_MESSAGE characters, whatever input it quotes."""
+    found = _failure(exc, database_url)
+    if len(found.message) <= MAX_MESSAGE:
+        return found
+    head, tail = found.message[:MAX_MESSAGE * 2 // 3], found.message[-MAX_MESSAGE // 4:]
+    return replace(found, message=f"{head} ... ({len(found.message):,} characters in all) ... {tail}")
+
+
+def _failure(exc: BaseException, database_url: str | None) -> Failure:
     import sqlalchemy as sa
     if isinstance(exc, NotFound):
         return Failure("not_found", 2, 404, f"error: {exc}")

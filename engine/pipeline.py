@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from engine.states import RunStatus
+from engine.ml.contract import shown
+from engine.states import RunStatus, StepStatus
 
 STEPS_DIR = Path(__file__).parent / "steps"
 
@@ -70,7 +71,7 @@ def spec(name: str) -> StepSpec:
     try:
         return BY_NAME[name]
     except KeyError:
-        raise ValueError(f"unknown step {name!r}; steps are: {', '.join(NAMES)}") from None
+        raise ValueError(f"unknown step {shown(name)}; steps are: {', '.join(NAMES)}") from None
 
 
 def stage_rest(stage: str) -> RunStatus | None:
@@ -79,6 +80,18 @@ def stage_rest(stage: str) -> RunStatus | None:
 
 
 def ready(stage: str, statuses: dict[str, str]) -> list[str]:
-    """Pending steps of `stage` whose needs have all succeeded, given each step's status by name."""
-    return [s.name for s in STEPS if s.stage == stage and statuses[s.name] == "pending"
-            and all(statuses[n] == "succeeded" for n in s.needs)]
+    """Pending steps of `stage` whose needs have all succeeded, given each step's status by name.
+
+    Steps are looked up by name, never by position. A run created before a step was added has no row for it:
+    that step is not part of the run, so it is never ready and the steps that need it do not wait for it."""
+    return [s.name for s in STEPS if s.stage == stage and statuses.get(s.name) == StepStatus.PENDING.value
+            and all(_met(n, statuses) for n in s.needs)]
+
+
+def stage_done(stage: str, statuses: dict[str, str]) -> bool:
+    """True when every step of `stage` that the run has (see `ready`) has succeeded."""
+    return all(_met(s.name, statuses) for s in STEPS if s.stage == stage)
+
+
+def _met(name: str, statuses: dict[str, str]) -> bool:
+    return statuses.get(name, StepStatus.SUCCEEDED.value) == StepStatus.SUCCEEDED.value

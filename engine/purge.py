@@ -44,7 +44,7 @@ def forget(tracking, live_runs: set[int], keep_versions: set[int] = frozenset())
     doomed = [v for v in versions if int(v.version) not in keep
               and (v.run_id in ids or _gone(v.tags.get("pipeline_run_id", ""), live_runs, newest))]
     for version in doomed:
-        tracking.client.delete_model_version(MODEL_NAME, version.version)
+        tracking.delete_version(int(version.version))
     models = _delete_logged_models(tracking, ids)
     for run in runs:
         _delete_run(tracking, run)

@@ -31,83 +31,38 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from engine import failures, pipeline
 from engine.config import Settings, mask_url
 from engine.errors import GateFailed, GateHeld
+from engine.feeds import production_claims, production_of, run_feed
+from engine.outage import Outage, first_line, is_outage
 from engine.states import IllegalTransition, RunStatus, StepStatus
 from engine.store import Store, timestamp
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = 30.0
 # A killed worker never deregisters; its row stays listed (as not alive) this long, for diagnosis.
 DEAD_WORKER_MEMORY = 3600.0
 FORGET_EVERY = 60.0  # seconds between two clean-ups of those rows (by the heartbeat thread, not every tick)
 
 
-def run_feed(run: dict, rows: int):
-    """A run's claims: the first `rows` of its seed, window and data shift; the schema failure mode drops a column."""
-    from engine.ml.claims import Shift, generate_claims
-    frame = generate_claims(rows, run["seed"], run["dataset_window"], Shift(**(run.get("shift") or {})))
-    if "schema_validation" in (run["failure_modes"] or ()):
-        frame = failures.drop_schema_column(frame)
-    return frame
+class _NoSkipNotices(logging.Filter):
+    """APScheduler warns "skipped: maximum number of running instances reached" each time a job's interval comes
+    round while its previous run still goes. Ours are max_instances=1 and coalesced on purpose (a slow tick on a
+    busy machine, or one waiting out the database), so that line would flood the log once a second per job: an
+    outage is reported once by Outage instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` means the database did not answer (as opposed to a bug or a refused change)."""
-    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or bool(
-        getattr(exc, "connection_invalidated", False))
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's message (driver errors run to many lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-class Outage:
-    """Whether the database answers: one warning when it stops, one when it is back, and a backoff between."""
-
-    def __init__(self, what: str):
-        self.what = what
-        self._lock = threading.Lock()
-        self.since: float | None = None       # monotonic time the outage began (None: no outage)
-        self.steady_since = time.monotonic()  # since when every call has succeeded
-        self._delay = 0.0
-        self._next_try = 0.0
-
-    def failed(self, exc: BaseException) -> None:
-        """Record a failed call; warn once per outage."""
-        with self._lock:
-            now = time.monotonic()
-            if self.since is None:
-                self.since, self._delay = now, 0.5
-                log.warning("%s is unreachable (%s); retrying with backoff, running steps keep their results",
-                            self.what, first_line(exc))
-            else:
-                self._delay = min(self._delay * 2, MAX_BACKOFF)
-            self._next_try = now + self._delay
-
-    def ok(self, began: float) -> None:
-        """Record a successful call that began at monotonic time `began`; say once that the outage is over.
-
-        A call that began before the outage did (a slow one in another thread) proves nothing about now."""
-        with self._lock:
-            if self.since is not None and began >= self.since:
-                log.warning("%s answers again after %.0f s", self.what, time.monotonic() - self.since)
-                self.since, self.steady_since, self._delay = None, time.monotonic(), 0.0
-
-    def wait(self) -> float:
-        """Seconds until the next attempt is due (0 when there is no outage)."""
-        return max(0.0, self._next_try - time.monotonic()) if self.since is not None else 0.0
-
-    def steady_for(self) -> float:
-        """Seconds the database has answered without a break (0 during an outage)."""
-        return 0.0 if self.since is not None else time.monotonic() - self.steady_since
+logging.getLogger("apscheduler.scheduler").addFilter(_NoSkipNotices())
 
 
 class StepContext:
     """What a step sees: its run, its parameters, upstream outputs, a logger into the store, MLflow."""
 
-    def __init__(self, store: Store, settings: Settings, run: dict, step: dict):
+    def __init__(self, store: Store, settings: Settings, run: dict, step: dict, patiently=None):
         self.store, self.settings, self.run, self.step = store, settings, run, step
+        # Calls that ride out a database outage (Runner._patiently: retried with backoff; None once it stops).
+        self._patiently = patiently or (lambda call: call())
+        self.registered: list[int] = []  # model versions this step registered (removed again if it fails)
         self.spec = pipeline.spec(step["name"])
         self.params = self.spec.params()
         self.modes = frozenset(run["failure_modes"] or ())
@@ -132,7 +87,7 @@ class StepContext:
 
     def upstream(self, name: str) -> dict:
         """Outputs of an earlier step of this run."""
-        row = self.store.step(self.run["id"], name)
+        row = self.patient(lambda: self.store.step(self.run["id"], name))
         if not row or row["status"] not in (StepStatus.SUCCEEDED.value, StepStatus.AWAITING_APPROVAL.value):
             raise RuntimeError(f"step {name!r} has not succeeded in run {self.run['id']}; retry from it first")
         return row["outputs"] or {}
@@ -141,7 +96,7 @@ class StepContext:
     def tracking(self):
         """MLflow for this run: the configured server, or a dead address under the mlflow_connection mode."""
         if self._tracking is None:
-            from engine.tracking import Tracking
+            from engine.tracking import Tracking, prepare_mlflow_backend
             uri = self.settings.unreachable_mlflow_uri if "mlflow_connection" in self.modes \
                 else self.settings.tracking_uri
             prepare_mlflow_backend(uri)
@@ -156,7 +111,12 @@ class StepContext:
 
     def feed(self, rows: int):
         """This run's data feed (see run_feed)."""
-        return run_feed(self.run, rows)
+        return run_feed(self.run, rows, self.store)
+
+    @property
+    def production(self) -> dict | None:
+        """For a retrain on production data, the claim ranges it was committed with (see production_of)."""
+        return production_of(self.run)
 
     def fresh(self, rows: int, purpose: int, shift=None):
         """Claims the model never saw (holdouts, shadow traffic): same window, a seed derived from `purpose`."""
@@ -164,13 +124,56 @@ class StepContext:
         return generate_claims(rows, derived_seed(self.run["seed"], purpose), self.run["dataset_window"],
                                shift or NO_SHIFT)
 
+    def holdout(self, rows: int, purpose: int):
+        """Labelled claims the model did not train on: for a production retrain the newest production claims of
+        its time-based split (all of them), otherwise `rows` fresh claims (see fresh)."""
+        if self.production:
+            return production_claims(self.store, self.run, "evaluation")
+        return self.fresh(rows, purpose)
+
+    def traffic(self, rows: int):
+        """The newest `rows` labelled claims production served after this run's training claims (the current
+        traffic a production retrain's shadow test scores), in generate_claims' layout."""
+        from engine.ml.claims import stored_frame
+        return stored_frame(self.store.production_traffic(self.production["training"][1], rows))
+
     def move_alias(self, alias: str, version: int, reason: str, by: str = "pipeline", tags=None) -> int | None:
         """Point a registry alias at `version` for this run, with version `tags` (a dict, or a function of the
         previous holder) set in the same all-or-nothing move; return the version that held it before."""
-        previous = self.store.move_alias(self.tracking, alias, version, self.run["id"], by, reason,
-                                         action="promote" if alias == "champion" else "deploy", tags=tags)
+        # All or nothing (the registry is put back if the database fails), so an outage can be waited out.
+        from engine.registry import move_alias
+        previous = self.patient(lambda: move_alias(
+            self.store, self.tracking, alias, version, self.run["id"], by, reason,
+            action="promote" if alias == "champion" else "deploy", tags=tags))
         self.log(f"alias {alias}: version {previous or '(none)'} -> {version}")
         return previous
+
+    def patient(self, call):
+        """`call()` for a step: its store reads and writes wait out a database outage instead of failing it."""
+        answer = self._patiently(lambda: (call(),))  # a tuple, so a call that returns None is told from stopping
+        if answer is None:
+            raise RuntimeError("the worker stopped while the database was away; retry the run")
+        return answer[0]
+
+    def register(self, run_id: str, model, example, threshold: float) -> int:
+        """Log `model` to MLflow run `run_id` and register it (Tracking.log_and_register); remembered, so that a
+        step failing after this leaves no orphaned version in the registry."""
+        version = self.tracking.log_and_register(run_id, model, example, threshold=threshold)
+        self.registered.append(version)
+        return version
+
+    def discard_registered(self) -> None:
+        """Delete the versions this step registered that no alias points at (the step failed after registering)."""
+        from engine.purge import alias_versions
+        for version in self.registered:
+            try:
+                if version in alias_versions(self.tracking):
+                    continue
+                self.tracking.delete_version(version)
+                self.log(f"version {version} removed from the registry: the step that registered it failed")
+            except Exception as exc:  # MLflow away too: say so, the operator can delete it
+                self.log(f"could not remove version {version} from the registry ({first_line(exc)})", "WARNING")
+        self.registered.clear()
 
     def mode(self, name: str) -> bool:
         """Whether failure mode `name` is on for this run."""
@@ -189,38 +192,6 @@ class StepContext:
         """SIGKILL the process group of every pytest run this step started that is still running."""
         for run in self._runs:
             run.kill()
-
-
-_PREPARED: set[str] = set()
-_PREPARE_LOCK = threading.Lock()
-
-
-def prepare_mlflow_backend(uri: str) -> None:
-    """Create MLflow's schema on a PostgreSQL backend once, under an advisory lock in that database.
-
-    Workers starting together on a fresh backend would otherwise all run MLflow's migrations and all but one
-    fail on `alembic_version` (UniqueViolation).
-    """
-    if not uri.startswith("postgresql") or uri in _PREPARED:
-        return
-    with _PREPARE_LOCK:
-        if uri in _PREPARED:
-            return
-        from mlflow import MlflowClient
-        eng = sa.create_engine(uri, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
-        try:
-            with eng.connect() as c:
-                c.execute(sa.text("SELECT pg_advisory_lock(hashtext('lab-mlflow-schema'))"))
-                try:
-                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
-                    client.search_experiments(max_results=1)
-                    client.search_registered_models(max_results=1)
-                finally:
-                    c.execute(sa.text("SELECT pg_advisory_unlock(hashtext('lab-mlflow-schema'))"))
-                    c.commit()
-        finally:
-            eng.dispose()
-        _PREPARED.add(uri)
 
 
 def _stop_ticking_at_exit(runner: "Runner") -> None:
@@ -408,7 +379,7 @@ class Runner:
         run = self._patiently(lambda: self.store.get_run(step["run_id"]))
         if run is None:
             return  # stopping during an outage: the step is reaped as interrupted later
-        ctx = StepContext(self.store, self.settings, run, step)
+        ctx = StepContext(self.store, self.settings, run, step, patiently=self._patiently)
         self._live[step["id"]] = ctx
         try:
             ctx.log(f"started {step['name']} (attempt {step['attempt']}) on {self.worker_id}")
@@ -426,6 +397,8 @@ class Runner:
                 outcome = (self._finish_ok, outputs)
             finally:
                 ctx.kill_subprocesses()
+            if outcome[0] is self._finish_failed:
+                ctx.discard_registered()
             self._record(ctx, *outcome)
         finally:
             self._live.pop(step["id"], None)
@@ -483,7 +456,7 @@ class Runner:
         statuses = {s["name"]: s["status"] for s in self.store.steps_of(run_id, conn)}
         for name in pipeline.ready(stage, statuses):
             self.store.queue_step(conn, run_id, name)
-        if all(statuses[s.name] == StepStatus.SUCCEEDED.value for s in pipeline.STEPS if s.stage == stage):
+        if pipeline.stage_done(stage, statuses):
             rest = pipeline.stage_rest(stage)
             if rest is not None:
                 self.store.set_run_status(conn, run_id, RunStatus.RUNNING.value, rest)

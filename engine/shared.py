@@ -6,6 +6,9 @@ others read memory. Concurrent askers of the same read wait for the one that mak
 each asking the database. Staleness is bounded: a value is at most `ttl` seconds old, and an action taken through
 this process (commit, approve, ...) drops every cached value, so the person who acted sees its result at once.
 Callers get their own copy of a value, so nothing one session does to it leaks into another's page.
+
+A database outage is logged once when a read or an action first meets it and once when a read succeeds again
+(DATABASE), however many visitors' pages and timers meet it meanwhile: ui/errors.py logs no database error itself.
 """
 from __future__ import annotations
 
@@ -14,15 +17,34 @@ import threading
 import time
 from typing import Any, Callable
 
+from engine.outage import Outage, is_outage
+
 # Reads the pages make, by the object they are made on ("" is the Lab itself).
 READS = {
     "": frozenset({"runs", "run", "workers", "champion_history", "latest_change", "failure_modes", "rollback_target",
                    "allowed_actions", "logs", "steps_for_runs", "audit", "claims_sample"}),
     "stream": frozenset({"status", "state", "snapshots", "claims"}),
 }
-# Calls that neither read shared state nor change it (each visitor's own claim): straight through, nothing cleared.
-PASSTHROUGH = frozenset({"score"})
+# Calls that neither read shared state nor change it (each visitor's own claim; MLflow reads the pages cache
+# themselves, ui/common.py): straight through, nothing cleared.
+PASSTHROUGH = frozenset({"score", "mlflow_runs", "mlflow_run", "artifact", "model_versions", "alias_version",
+                         "mlflow_experiment_id"})  # MLflow reads: the pages cache those themselves
 MAX_ENTRIES = 512  # distinct reads kept (log pages, run ids); the oldest go first
+# The lab's database as this server's pages meet it: one warning when it goes, one when it is back.
+DATABASE = Outage("the lab's database", meanwhile="pages say so and try again at their next refresh")
+
+
+def watched(call: Callable[[], Any], began: float | None = None) -> Any:
+    """`call()`, telling DATABASE whether the database answered it."""
+    began = time.monotonic() if began is None else began
+    try:
+        value = call()
+    except Exception as exc:
+        if is_outage(exc):
+            DATABASE.failed(exc)
+        raise
+    DATABASE.ok(began)
+    return value
 
 
 class ReadCache:
@@ -85,13 +107,13 @@ class SharedLab:
             return value
         if name in READS[self._prefix]:
             return lambda *args, **kwargs: self.cache.get(repr((self._prefix, name, args, sorted(kwargs.items()))),
-                                                          lambda: value(*args, **kwargs))
+                                                          lambda: watched(lambda: value(*args, **kwargs)))
         if name.startswith("_") or name in PASSTHROUGH:
             return value
 
         def act(*args, **kwargs):
             try:
-                return value(*args, **kwargs)
+                return watched(lambda: value(*args, **kwargs))
             finally:
                 self.cache.clear()  # refused or not: the next read shows the lab as it is now
         return act

@@ -1,23 +1,23 @@
 """The state store: SQLAlchemy Core over SQLite (embedded) or PostgreSQL (full stack and scale-out).
 
-The schema is created on first use. Status changes are conditional updates (`WHERE status = <expected>`), so
-two processes racing for the same move cannot both win. Queued steps are claimed with
-`UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING ...` on PostgreSQL; SQLite
-serialises writers, which gives the same guarantee there.
+The schema is Alembic's (engine/migrations): a store is migrated to this code's revision when opened. Status
+changes are conditional updates (`WHERE status = <expected>`), so two processes racing for the same move cannot
+both win. Queued steps are claimed with `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)
+RETURNING ...` on PostgreSQL; SQLite serialises writers, which gives the same guarantee there.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
+import select
 import time
 from contextlib import contextmanager
+from time import monotonic  # the wait callback's own clock (tests may replace `time` here)
 from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from engine import pipeline
-from engine.errors import Refused
 from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
 
 log = logging.getLogger(__name__)
@@ -101,15 +101,19 @@ alias_history = sa.Table(
     sa.Index("ix_alias_history", "alias", "since"),
 )
 
-workers = sa.Table(
-    "workers", metadata,
-    sa.Column("id", sa.String(120), primary_key=True),     # host:pid:random, as in steps.worker
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("heartbeat_at", sa.Float, nullable=False),    # the database's clock
-    sa.Column("active_steps", sa.Integer, nullable=False, default=0),
+# Who is alive, on the database's clock: each runner's registration ("worker:<id>", its host, pid and load in
+# `detail`), the stream producer's lease ("stream:producer") and each playing demo session ("autopilot:<id>"). One
+# table and one set of helpers (Store.renew, take, release, leases, forget), so liveness is judged one way.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(160), primary_key=True),
+    sa.Column("owner", sa.String(120), nullable=False),    # host:pid:random for a runner, as in steps.worker
+    sa.Column("since", sa.Float, nullable=False),          # the database's clock, as renewed_at
+    sa.Column("renewed_at", sa.Float, nullable=False),
+    sa.Column("detail", sa.JSON),
 )
+WORKER = "worker:"
+AUTOPILOT = "autopilot:"
 # What one visitor of the public demo did when (engine/guard.py): its pacing and operator-key limits hold across
 # every app process and a page reload, and retention forgets rows older than VISITOR_EVENTS_SECONDS.
 visitor_events = sa.Table(
@@ -138,7 +142,7 @@ webhook_deliveries = sa.Table(
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
 )
-stream_state = sa.Table(  # one row: the stream's controls, its position and the producer's lease
+stream_state = sa.Table(  # one row: the stream's controls and its position (the producer's lease: leases)
     "stream_state", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("enabled", sa.Boolean, nullable=False),
@@ -151,8 +155,6 @@ stream_state = sa.Table(  # one row: the stream's controls, its position and the
     sa.Column("next_seq", sa.BigInteger, nullable=False),        # the next claim's position in the sequence
     sa.Column("labelled_seq", sa.BigInteger, nullable=False),    # every claim before this one has its label
     sa.Column("produced_at", sa.Float),                          # when the last batch was produced
-    sa.Column("lease_owner", sa.String(120)),
-    sa.Column("lease_until", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("updated_by", sa.String(200), nullable=False, default=""),
 )
@@ -198,6 +200,51 @@ stream_snapshots = sa.Table(
     sa.Index("ix_stream_snapshots_seq", "seq"),
 )
 
+# ---- the demo autopilot (engine/autopilot.py): its sessions and their narration; a playing session holds the lease
+# AUTOPILOT + its id, renewed while it plays ----------------------------------------------------------------------
+autopilot_sessions = sa.Table(
+    "autopilot_sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("by", sa.String(200), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("outcome", sa.String(20)),             # done, failed, stopped or error; None while it plays
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("visitor", sa.String(120)),             # who pressed Play (engine/guard.py); None from the CLI
+)
+autopilot_log = sa.Table(
+    "autopilot_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("level", sa.String(10), nullable=False),  # info, success, warning, error
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Index("ix_autopilot_log_session", "session", "id"),
+)
+
+
+# The labelled production claims a retrain on production data was committed with (Lab.retrain_on_production), copied
+# from stream_claims in the run's own transaction: the stream's retention cannot take them away mid-run, and a retry
+# sees the very same rows. `part` is the time-based split: the older claims train, the newest judge.
+run_claims = sa.Table(
+    "run_claims", metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),  # the claim's place in the stream
+    sa.Column("part", sa.String(16), nullable=False),            # "training" or "evaluation"
+    sa.Column("claim_id", sa.BigInteger, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),                    # when production scored it
+    sa.Column("cpt_bucket", sa.String(40), nullable=False),
+    sa.Column("provider_type", sa.String(40), nullable=False),
+    sa.Column("diagnosis_group", sa.String(40), nullable=False),
+    sa.Column("billed_amount", sa.Float, nullable=False),
+    sa.Column("allowed_amount", sa.Float, nullable=False),
+    sa.Column("patient_age", sa.Float, nullable=False),
+    sa.Column("outcome", sa.Boolean, nullable=False),             # the label that had arrived
+)
+CLAIM_COLUMNS = ("claim_id", "ts", "cpt_bucket", "provider_type", "diagnosis_group", "billed_amount",
+                 "allowed_amount", "patient_age", "outcome")
+
 
 def timestamp() -> float:
     """Wall-clock seconds since the epoch: how every timestamp is stored."""
@@ -233,6 +280,43 @@ def _switch_to_wal(cur, patience: float) -> None:
             time.sleep(0.05)  # back off, then try again
 
 
+CLIENT_MARGIN = 2.0  # seconds a statement may run past the server's statement_timeout before the client gives up
+_wait_limits = {"connect": 0.0, "statement": 0.0}
+
+
+def _wait_with_deadline(conn) -> None:
+    """psycopg2's wait callback: libpq's I/O, given up after a deadline the client keeps itself.
+
+    PostgreSQL enforces statement_timeout on the server, so a server that hangs (SIGSTOP, a frozen VM) never
+    answers it and a pooled connection would wait for ever. The error raised reads as a lost connection, so
+    SQLAlchemy discards that connection and the caller sees an outage like any other.
+    """
+    import psycopg2
+    from psycopg2 import extensions as ext
+    limit = _wait_limits["connect" if conn.status == ext.STATUS_SETUP else "statement"]
+    deadline = monotonic() + limit
+    while True:
+        state = conn.poll()
+        if state == ext.POLL_OK:
+            return
+        left = deadline - monotonic()
+        if left <= 0:
+            raise psycopg2.OperationalError(
+                f"could not receive data from server: client-side timeout, no answer in {limit:.0f} s (the "
+                "database hangs?)")
+        readable, writable = ([conn.fileno()], []) if state == ext.POLL_READ else ([], [conn.fileno()])
+        select.select(readable, writable, [], left)
+
+
+def _limit_every_wait(connect_timeout: float, statement_limit: float) -> None:
+    """Route every psycopg2 wait in this process through _wait_with_deadline (the callback is process-wide, so
+    MLflow's own PostgreSQL connections are bounded too), with the most generous limits any engine asked for."""
+    from psycopg2 import extensions as ext
+    _wait_limits["connect"] = max(_wait_limits["connect"], connect_timeout)
+    _wait_limits["statement"] = max(_wait_limits["statement"], statement_limit)
+    ext.set_wait_callback(_wait_with_deadline)
+
+
 def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float = 8.0) -> sa.Engine:
     """An engine for `url` that never waits for ever: a hung or locked database fails a call within seconds.
 
@@ -263,66 +347,12 @@ def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float
             conn.isolation_level = None
 
         return eng
+    _limit_every_wait(connect_timeout, statement_timeout + CLIENT_MARGIN)
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={
         "connect_timeout": max(1, round(connect_timeout)),
         "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
         # A peer that vanished (host down, network cut) is noticed in seconds, not after the kernel's hours.
         "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3})
-
-
-class Undo:
-    """Side effects outside the database (MLflow tags and aliases), each with the step that takes it back.
-
-    Used as `with Undo() as undo, store.tx() as c:`: if anything in the block, or the commit after it, fails,
-    the effects are undone newest first and the error propagates, so the registry is left as it was.
-    """
-
-    def __init__(self):
-        self._steps: list = []
-
-    def __enter__(self) -> "Undo":
-        return self
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        if exc is not None:
-            self.undo()
-        return False
-
-    def undo(self) -> None:
-        """Take back every recorded effect, newest first; a step that fails does not stop the others."""
-        while self._steps:
-            step = self._steps.pop()
-            try:
-                step()
-            except Exception:  # reported; the original error is the one raised
-                log.exception("could not undo a registry change")
-
-    def tag_version(self, tracking, version: int, tags: dict) -> None:
-        """Set model version tags, remembering the values they replace."""
-        from engine.config import MODEL_NAME
-        before = dict(tracking.client.get_model_version(MODEL_NAME, str(version)).tags)
-
-        def restore():
-            for key in tags:
-                if key in before:
-                    tracking.client.set_model_version_tag(MODEL_NAME, str(version), key, before[key])
-                else:
-                    with contextlib.suppress(Exception):
-                        tracking.client.delete_model_version_tag(MODEL_NAME, str(version), key)
-        self._steps.append(restore)  # registered first: a failure half-way through the tags is undone too
-        tracking.set_version_tags(version, tags)
-
-    def set_alias(self, tracking, alias: str, version: int, previous: int | None) -> None:
-        """Move an alias, remembering where it pointed."""
-        from engine.config import MODEL_NAME
-
-        def restore():
-            if previous is None:
-                tracking.client.delete_registered_model_alias(MODEL_NAME, alias)
-            else:
-                tracking.set_alias(alias, previous)
-        self._steps.append(restore)
-        tracking.set_alias(alias, version)
 
 
 class Store:
@@ -332,11 +362,12 @@ class Store:
         self.url = url
         self.engine = make_engine(url, connect_timeout, statement_timeout)
         self.is_postgres = self.engine.dialect.name == "postgresql"
-        # Workers and replicas starting together on a fresh database would race to create the same tables
-        # (PostgreSQL: duplicate key in pg_type); one at a time, the others find the tables there.
+        # Workers and replicas opening a store together would race to migrate it (PostgreSQL: duplicate key in
+        # pg_type); one at a time under a lock, the others find it at head.
+        from engine import migrations
         with self.tx() as conn:
             self.lock(conn, "lab-schema")
-            metadata.create_all(conn)
+            migrations.upgrade(conn)
 
     @contextmanager
     def tx(self):
@@ -417,6 +448,56 @@ class Store:
                                     runs.c.status.in_([getattr(s, "value", s) for s in statuses]))
                              .order_by(runs.c.id.desc()).limit(1)).scalar()
 
+    # ---- production claims for retraining ---------------------------------------------------------------------
+    def labelled_span(self, first: int = 0) -> dict:
+        """Stored stream claims from seq `first` on whose outcome has arrived: {"first", "end" (one past the newest),
+        "count", "since_ts", "until_ts"}. Outcomes arrive in seq order, so they are one contiguous run."""
+        c_ = stream_claims.c
+        query = sa.select(sa.func.min(c_.seq), sa.func.max(c_.seq), sa.func.count(), sa.func.min(c_.ts),
+                          sa.func.max(c_.ts)).where(c_.outcome.is_not(None), c_.seq >= int(first))
+        with self.engine.connect() as c:
+            lo, hi, count, since, until = c.execute(query).one()
+        return {"first": lo, "end": None if hi is None else hi + 1, "count": count, "since_ts": since,
+                "until_ts": until}
+
+    def copy_production_claims(self, conn, run_id: int, first: int, cut: int, end: int) -> dict[str, int]:
+        """Copy the labelled stream claims first <= seq < end to `run_id` (before `cut`: training, from it:
+        evaluation), in the caller's transaction; return how many of each were copied."""
+        c_ = stream_claims.c
+        part = sa.case((c_.seq < int(cut), "training"), else_="evaluation")
+        source = sa.select(sa.literal(int(run_id)), c_.seq, part, *[c_[n] for n in CLAIM_COLUMNS]).where(
+            c_.outcome.is_not(None), c_.seq >= int(first), c_.seq < int(end))
+        conn.execute(sa.insert(run_claims).from_select(["run_id", "seq", "part", *CLAIM_COLUMNS], source))
+        rows = conn.execute(sa.select(run_claims.c.part, sa.func.count()).where(run_claims.c.run_id == run_id)
+                            .group_by(run_claims.c.part)).all()
+        return {"training": 0, "evaluation": 0, **{p: n for p, n in rows}}
+
+    def run_claims(self, run_id: int, part: str, limit: int | None = None) -> list[dict]:
+        """A run's copied production claims of `part`, oldest first (the first `limit`)."""
+        query = (sa.select(run_claims.c.seq, *[run_claims.c[n] for n in CLAIM_COLUMNS])
+                 .where(run_claims.c.run_id == run_id, run_claims.c.part == part).order_by(run_claims.c.seq))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(query.limit(limit) if limit else query).mappings()]
+
+    def production_traffic(self, first: int, limit: int) -> list[dict]:
+        """The newest `limit` labelled stream claims from seq `first` on, oldest first (what production serves
+        now; the served decision and versions included)."""
+        c_ = stream_claims.c
+        query = (sa.select(c_.seq, *[c_[n] for n in CLAIM_COLUMNS], c_.champion_version, c_.approved)
+                 .where(c_.outcome.is_not(None), c_.seq >= int(first)).order_by(c_.seq.desc()).limit(int(limit)))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(query).mappings()][::-1]
+
+    def runs_with_trigger(self, triggers, since: float) -> list[dict]:
+        """Runs of any of `triggers` created at or after `since`, newest first (id, status, created_at,
+        finished_at, updated_at)."""
+        query = (sa.select(runs.c.id, runs.c.status, runs.c.created_at, runs.c.finished_at, runs.c.updated_at)
+                 .join(run_origin, run_origin.c.run_id == runs.c.id)
+                 .where(run_origin.c.trigger.in_(list(triggers)), runs.c.created_at >= since)
+                 .order_by(runs.c.id.desc()))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(query).mappings()]
+
     def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[dict]:
         """Newest runs first (each with where it came from, as get_run)."""
         q = self._with_origin().order_by(runs.c.id.desc()).limit(limit).offset(offset)
@@ -455,7 +536,7 @@ class Store:
                 runs.c.id <= cutoff, runs.c.status.not_in(active)).order_by(runs.c.id)) if r.id not in protect]
             for start in range(0, len(doomed), 500):  # bounded IN lists, whatever the backend's parameter limit
                 chunk = doomed[start:start + 500]
-                for table in (logs, audit, steps, run_origin):
+                for table in (logs, audit, steps, run_claims, run_origin):
                     c.execute(sa.delete(table).where(table.c.run_id.in_(chunk)))
                 c.execute(sa.delete(runs).where(runs.c.id.in_(chunk)))
         return doomed
@@ -511,7 +592,7 @@ class Store:
         with self.tx() as c:
             self.lock(c, "lab-prune")
             removed = {t.name: c.execute(sa.delete(t)).rowcount
-                       for t in (logs, steps, run_origin, runs, audit, failure_modes, alias_history,
+                       for t in (logs, steps, run_claims, run_origin, runs, audit, failure_modes, alias_history,
                                  stream_claims, stream_snapshots, stream_state)}
             self.add_audit(c, by, "reset", comment="the lab was reset to a clean state", detail=removed)
         return removed
@@ -688,11 +769,13 @@ class Store:
         conn.execute(sa.insert(audit).values(ts=timestamp(), actor=actor, action=action, run_id=run_id,
                                              comment=comment, detail=detail or {}))
 
-    def audit_trail(self, limit: int = 500, run_id: int | None = None) -> list[dict]:
-        """Newest audit events first."""
+    def audit_trail(self, limit: int = 500, run_id: int | None = None, action: str | None = None) -> list[dict]:
+        """Newest audit events first (of one run, or one action, when given)."""
         q = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
         if run_id is not None:
             q = q.where(audit.c.run_id == run_id)
+        if action is not None:
+            q = q.where(audit.c.action == action)
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q).mappings()]
 
@@ -725,28 +808,6 @@ class Store:
         conn.execute(sa.insert(alias_history).values(alias=alias, version=version, run_id=run_id, since=now,
                                                      moved_by=by, reason=reason, action=action))
 
-    def move_alias(self, tracking, alias: str, version: int, run_id: int | None, by: str, reason: str,
-                   action: str, expect_current: int | None = None, tags=None) -> int | None:
-        """Point MLflow `alias` at `version` (tagging the version with `tags`, a dict or a function of the
-        previous holder), record the move, serialised per alias; return the previous holder.
-
-        All or nothing: the history and audit rows are written first in an open transaction, then the tags and
-        the alias (each undone if anything after it fails), then the transaction commits. With
-        `expect_current`, refuse (Refused, nothing changed) if another process moved the alias meanwhile.
-        """
-        with Undo() as undo, self.tx() as c:  # the commit is inside Undo: a failed commit undoes too
-            self.lock(c, f"alias:{alias}")
-            previous = tracking.alias_version(alias)  # strict: an MLflow outage raises, never reads as "none"
-            if expect_current is not None and previous != expect_current:
-                raise Refused(f"{alias} moved to version {previous} meanwhile; look again before acting")
-            self.record_alias(c, alias, version, run_id, by, reason, action)
-            self.add_audit(c, by, f"{action}:{alias}", run_id, reason, {"from": previous, "to": version})
-            tags = tags(previous) if callable(tags) else tags
-            if tags:
-                undo.tag_version(tracking, version, tags)
-            undo.set_alias(tracking, alias, version, previous)
-        return previous
-
     def alias_history_of(self, alias: str) -> list[dict]:
         """Every holder of `alias`, oldest first."""
         with self.engine.connect() as c:
@@ -761,38 +822,253 @@ class Store:
         with self.engine.connect() as c:
             return tuple(c.execute(sa.select(*newest)).one())
 
-    # ---- workers ----------------------------------------------------------------------------------------
-    def beat_worker(self, worker_id: str, host: str, pid: int, started_at: float, active_steps: int) -> None:
-        """Register a runner or renew its heartbeat (on the database's clock)."""
-        now = db_now(self.engine.dialect.name)
-        with self.tx() as c:
-            done = c.execute(sa.update(workers).where(workers.c.id == worker_id)
-                             .values(heartbeat_at=now, active_steps=active_steps)).rowcount
-            if not done:
-                c.execute(sa.insert(workers).values(id=worker_id, host=host, pid=pid, started_at=started_at,
-                                                    heartbeat_at=now, active_steps=active_steps))
+    # ---- the live claims stream (engine/stream.py) ---------------------------------------------------------------
+    def stream_state(self, defaults: dict, conn=None) -> dict:
+        """The stream's one state row; inside a transaction (`conn`) locked where the backend can. Created from
+        `defaults` (everything but id and updated_at) on first use."""
+        if conn is None:
+            with self.engine.connect() as c:
+                row = c.execute(sa.select(stream_state).where(stream_state.c.id == 1)).mappings().first()
+            if row is not None:
+                return dict(row)
+            with self.tx() as c:
+                return self.stream_state(defaults, c)
+        query = sa.select(stream_state).where(stream_state.c.id == 1)
+        if self.is_postgres:
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            self.lock(conn, "stream-state")
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            row = {"id": 1, **defaults, "updated_at": timestamp(), "updated_by": ""}
+            conn.execute(sa.insert(stream_state).values(**row))
+        return dict(row)
 
-    def drop_worker(self, worker_id: str) -> None:
-        """Remove a runner that stopped cleanly."""
-        with self.tx() as c:
-            c.execute(sa.delete(workers).where(workers.c.id == worker_id))
+    def set_stream(self, conn, **values) -> None:
+        """Change the stream's state row (read it first with stream_state(conn=...), which creates it)."""
+        conn.execute(sa.update(stream_state).where(stream_state.c.id == 1).values(**values))
 
-    def list_workers(self, stale_seconds: float) -> list[dict]:
-        """Registered runners, newest heartbeat first, each with `silent_for` seconds and `alive`."""
-        now = db_now(self.engine.dialect.name)
-        q = sa.select(workers, (now - workers.c.heartbeat_at).label("silent_for")).order_by(
-            workers.c.heartbeat_at.desc())
+    def advance_stream(self, conn, start: int, end: int, produced_at: float) -> bool:
+        """Move the stream from claim `start` to `end` if it is on and still at `start` (another producer or a
+        Stop did not come in between); whether it moved."""
+        return bool(conn.execute(sa.update(stream_state).where(
+            stream_state.c.id == 1, stream_state.c.next_seq == start, stream_state.c.enabled.is_(True))
+            .values(next_seq=end, produced_at=produced_at)).rowcount)
+
+    def add_stream_claims(self, conn, records: list[dict], label_until: int, labelled_from: int,
+                          keep_from: int) -> None:
+        """Store scored claims; give the outcome to every claim before `label_until` not labelled yet (from
+        `labelled_from`); forget claims before `keep_from` (retention)."""
+        conn.execute(sa.insert(stream_claims), records)
+        if label_until > labelled_from:
+            conn.execute(sa.update(stream_claims).where(stream_claims.c.seq >= labelled_from,
+                                                        stream_claims.c.seq < label_until)
+                         .values(outcome=stream_claims.c.hidden_outcome, labelled_at=timestamp()))
+            self.set_stream(conn, labelled_seq=label_until)
+        conn.execute(sa.delete(stream_claims).where(stream_claims.c.seq < keep_from))
+
+    def stream_counts(self) -> tuple[int, int]:
+        """(claims stored, claims whose label has arrived)."""
         with self.engine.connect() as c:
+            stored = c.execute(sa.select(sa.func.count()).select_from(stream_claims)).scalar_one()
+            labelled = c.execute(sa.select(sa.func.count()).select_from(stream_claims)
+                                 .where(stream_claims.c.outcome.is_not(None))).scalar_one()
+        return stored, labelled
+
+    def newest_claims(self, limit: int, columns: Iterable[str] | None = None) -> tuple[list[str], list[tuple]]:
+        """(column names, rows) of the newest `limit` stored claims, newest first; every column but the held-back
+        truth unless `columns` are named."""
+        cols = [stream_claims.c[n] for n in columns] if columns else \
+            [c for c in stream_claims.c if c.name != "hidden_outcome"]
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(*cols).order_by(stream_claims.c.seq.desc()).limit(int(limit))).all()
+        return [c.name for c in cols], [tuple(r) for r in rows]
+
+    def stream_snapshots(self, limit: int, snapshot_id: int | None = None) -> list[dict]:
+        """Stored snapshots, newest first (the one with `snapshot_id`, if given)."""
+        q = sa.select(stream_snapshots).order_by(stream_snapshots.c.id.desc()).limit(int(limit))
+        if snapshot_id is not None:
+            q = q.where(stream_snapshots.c.id == int(snapshot_id))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def add_snapshot(self, row: dict) -> int:
+        """Store a snapshot; its id."""
+        with self.tx() as c:
+            return c.execute(sa.insert(stream_snapshots).values(**row).returning(stream_snapshots.c.id)).scalar_one()
+
+    # ---- leases and heartbeats (the database's clock) ---------------------------------------------------------
+    def renew(self, name: str, owner: str, detail: dict | None = None, conn=None) -> None:
+        """Hold lease `name` for `owner` now (a heartbeat of something only `owner` holds, such as its own
+        registration), with `detail` when given."""
+        now = db_now(self.engine.dialect.name)
+        values = {"owner": owner, "renewed_at": now, **({"detail": detail} if detail is not None else {})}
+        with self._within(conn) as c:
+            if not c.execute(sa.update(leases).where(leases.c.name == name).values(**values)).rowcount:
+                c.execute(sa.insert(leases).values(name=name, since=now, **{"detail": detail, **values}))
+
+    def take(self, name: str, owner: str, stale_seconds: float) -> bool:
+        """Hold lease `name` for `owner` if it is free, already `owner`'s, or silent for `stale_seconds`; whether
+        `owner` holds it now. Serialised per lease, so two takers never both win."""
+        now = db_now(self.engine.dialect.name)
+        with self.tx() as c:
+            self.lock(c, f"lease:{name}")
+            row = c.execute(sa.select(leases.c.owner, (now - leases.c.renewed_at).label("silent_for"))
+                            .where(leases.c.name == name)).first()
+            if row is not None and row.owner != owner and row.silent_for < stale_seconds:
+                return False
+            if row is not None and row.owner != owner:
+                c.execute(sa.delete(leases).where(leases.c.name == name))  # a dead holder's: taken over
+            self.renew(name, owner, conn=c)
+        return True
+
+    def release(self, name: str, owner: str) -> None:
+        """Give lease `name` up if `owner` holds it."""
+        with self.tx() as c:
+            c.execute(sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+
+    def holder(self, name: str, stale_seconds: float, conn=None) -> dict | None:
+        """Who holds lease `name`: {owner, since, silent_for, alive, detail}, or None when nobody does."""
+        rows = self.leases(name, stale_seconds, conn=conn, exact=True)
+        return rows[0] if rows else None
+
+    def leases(self, prefix: str, stale_seconds: float, conn=None, exact: bool = False) -> list[dict]:
+        """Leases whose name starts with `prefix` (or is it, with exact), newest renewal first, each with
+        `silent_for` seconds and `alive` (silent for less than `stale_seconds`), on the database's clock."""
+        now = db_now(self.engine.dialect.name)
+        where = leases.c.name == prefix if exact else leases.c.name.startswith(prefix, autoescape=True)
+        q = (sa.select(leases, (now - leases.c.renewed_at).label("silent_for")).where(where)
+             .order_by(leases.c.renewed_at.desc()))
+        with self._reading(conn) as c:
             rows = [dict(r) for r in c.execute(q).mappings()]
         for r in rows:
             r["alive"] = r["silent_for"] < stale_seconds
         return rows
 
-    def forget_dead_workers(self, older_than: float) -> int:
-        """Delete registrations silent for longer than `older_than` seconds (killed runners never deregister)."""
+    def forget(self, prefix: str, older_than: float) -> int:
+        """Delete leases under `prefix` silent for longer than `older_than` seconds (their holders died)."""
         now = db_now(self.engine.dialect.name)
         with self.tx() as c:
-            return c.execute(sa.delete(workers).where(workers.c.heartbeat_at < now - older_than)).rowcount
+            return c.execute(sa.delete(leases).where(leases.c.name.startswith(prefix, autoescape=True),
+                                                     leases.c.renewed_at < now - older_than)).rowcount
+
+    @contextmanager
+    def _reading(self, conn):
+        """The caller's connection, or a new one for a read."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as c:
+                yield c
+
+    # ---- workers (runners: leases under WORKER) --------------------------------------------------------------
+    def beat_worker(self, worker_id: str, host: str, pid: int, started_at: float, active_steps: int) -> None:
+        """Register a runner or renew its heartbeat."""
+        self.renew(WORKER + worker_id, worker_id, {"host": host, "pid": pid, "started_at": started_at,
+                                                   "active_steps": active_steps})
+
+    def drop_worker(self, worker_id: str) -> None:
+        """Remove a runner that stopped cleanly."""
+        self.release(WORKER + worker_id, worker_id)
+
+    def list_workers(self, stale_seconds: float) -> list[dict]:
+        """Registered runners, newest heartbeat first: id, host, pid, started_at, active_steps, heartbeat_at,
+        `silent_for` seconds and `alive`."""
+        return [{"id": r["owner"], **(r["detail"] or {}), "heartbeat_at": r["renewed_at"],
+                 "silent_for": r["silent_for"], "alive": r["alive"]} for r in self.leases(WORKER, stale_seconds)]
+
+    def forget_dead_workers(self, older_than: float) -> int:
+        """Delete registrations silent for longer than `older_than` seconds (killed runners never deregister)."""
+        return self.forget(WORKER, older_than)
+
+    # ---- the demo autopilot's sessions (engine/autopilot.py) -----------------------------------------------------
+    def autopilot_sessions(self, stale_seconds: float, session: int | None = None, playing: bool = False,
+                           limit: int | None = None, conn=None) -> list[dict]:
+        """Sessions, newest first (one, with `session`; only unfinished ones, with `playing`), each with `alive`:
+        unfinished and its lease renewed within `stale_seconds`."""
+        q = sa.select(autopilot_sessions).order_by(autopilot_sessions.c.id.desc()).limit(limit)
+        if session is not None:
+            q = q.where(autopilot_sessions.c.id == session)
+        if playing:
+            q = q.where(autopilot_sessions.c.finished_at.is_(None))
+        with self._reading(conn) as c:
+            rows = [dict(r) for r in c.execute(q).mappings()]
+            held = {r["name"]: r for r in self.leases(AUTOPILOT, stale_seconds, conn=c)} if rows else {}
+        for r in rows:
+            lease = held.get(f"{AUTOPILOT}{r['id']}")
+            r["alive"] = r["finished_at"] is None and bool(lease and lease["alive"])
+        return rows
+
+    def open_autopilot(self, conn, by: str, visitor: str | None, owner: str) -> int:
+        """A new session playing for `owner` (its lease taken), in the caller's transaction; its id."""
+        session = conn.execute(sa.insert(autopilot_sessions).values(
+            by=by, started_at=timestamp(), stop_requested=False, visitor=visitor)
+            .returning(autopilot_sessions.c.id)).scalar_one()
+        self.renew(f"{AUTOPILOT}{session}", owner, conn=conn)
+        return session
+
+    def beat_autopilot(self, session: int, owner: str) -> bool:
+        """Renew a playing session's lease; whether someone asked it to stop."""
+        with self.tx() as c:
+            self.renew(f"{AUTOPILOT}{session}", owner, conn=c)
+            return bool(c.execute(sa.select(autopilot_sessions.c.stop_requested)
+                                  .where(autopilot_sessions.c.id == session)).scalar())
+
+    def stop_asked(self, session: int) -> bool:
+        """Whether someone asked `session` to stop."""
+        with self.engine.connect() as c:
+            return bool(c.execute(sa.select(autopilot_sessions.c.stop_requested)
+                                  .where(autopilot_sessions.c.id == session)).scalar())
+
+    def ask_autopilot_to_stop(self, session: int | None = None) -> int:
+        """Ask a session (default: every unfinished one) to stop; how many were asked."""
+        q = sa.update(autopilot_sessions).where(autopilot_sessions.c.finished_at.is_(None))
+        if session is not None:
+            q = q.where(autopilot_sessions.c.id == session)
+        with self.tx() as c:
+            return c.execute(q.values(stop_requested=True)).rowcount
+
+    def finish_autopilot(self, session: int, outcome: str) -> None:
+        """Record how a session ended and give its lease up."""
+        with self.tx() as c:
+            c.execute(sa.update(autopilot_sessions).where(autopilot_sessions.c.id == session)
+                      .values(finished_at=timestamp(), outcome=outcome))
+            c.execute(sa.delete(leases).where(leases.c.name == f"{AUTOPILOT}{session}"))
+
+    def narrate(self, session: int, message: str, level: str = "info", run_id: int | None = None, conn=None) -> None:
+        """Append one narration line to a session."""
+        with self._within(conn) as c:
+            c.execute(sa.insert(autopilot_log).values(session=session, ts=timestamp(), level=level, message=message,
+                                                      run_id=run_id))
+
+    def narration(self, session: int, after_id: int = 0) -> list[dict]:
+        """A session's narration lines after `after_id`, oldest first."""
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(
+                sa.select(autopilot_log).where(autopilot_log.c.session == session, autopilot_log.c.id > after_id)
+                .order_by(autopilot_log.c.id)).mappings()]
+
+    def session_runs(self, session: int) -> list[int]:
+        """Pipeline runs a session narrated, in order."""
+        with self.engine.connect() as c:
+            ids = c.execute(sa.select(autopilot_log.c.run_id).where(autopilot_log.c.session == session,
+                                                                   autopilot_log.c.run_id.is_not(None))
+                            .order_by(autopilot_log.c.id)).scalars()
+            return list(dict.fromkeys(ids))
+
+    def prune_autopilot(self, keep: int) -> int:
+        """Delete finished sessions but the newest `keep`, with their narration; how many went."""
+        with self.tx() as c:
+            cutoff = c.execute(sa.select(autopilot_sessions.c.id).order_by(autopilot_sessions.c.id.desc())
+                               .offset(keep).limit(1)).scalar()
+            if cutoff is None:
+                return 0
+            old = sa.select(autopilot_sessions.c.id).where(autopilot_sessions.c.id <= cutoff,
+                                                           autopilot_sessions.c.finished_at.is_not(None))
+            c.execute(sa.delete(autopilot_log).where(autopilot_log.c.session.in_(old)))
+            return c.execute(sa.delete(autopilot_sessions).where(
+                autopilot_sessions.c.id <= cutoff, autopilot_sessions.c.finished_at.is_not(None))).rowcount
 
     def row_counts(self) -> dict[str, Any]:
         """Rows per table (for status and benchmarks)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -24,6 +25,7 @@ from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.utils import _infer_schema
 
 from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_text, mask_url
+from engine.errors import Refused
 from engine.ml.claims import TARGET
 from engine.ml.serving import ServedModel
 
@@ -36,6 +38,22 @@ _DUPLICATE_KEY = ("UNIQUE constraint failed", "duplicate key value violates uniq
 
 class MlflowUnreachable(RuntimeError):
     """The tracking server did not answer; the message names the address."""
+
+
+SERVABLE_TAG = "servable"
+
+
+class NotServable(Refused):
+    """A registered version without what serving needs today: an older lab registered it without a decision
+    threshold. It stays in the registry (its history is real) but nothing can serve or judge against it."""
+    MARK = "false: registered by an older lab without a decision threshold"
+
+    def __init__(self, version: int):
+        self.version = version
+        super().__init__(
+            f"version {version} of {MODEL_NAME} was registered by an older lab without a decision threshold, so it "
+            "cannot be served; promote a version trained by a CD run (commit, continue, approve), or roll back "
+            "to one")
 
 
 def _unreachable(uri: str, exc: Exception) -> MlflowUnreachable:
@@ -66,6 +84,37 @@ def frame_schema(frame: pd.DataFrame) -> Schema | None:
     except MlflowException:
         return None  # e.g. an object column holding several types
     return Schema(specs)
+
+
+_PREPARED: set[str] = set()
+_PREPARE_LOCK = threading.Lock()
+
+
+def prepare_mlflow_backend(uri: str) -> None:
+    """Create MLflow's schema on a PostgreSQL backend once, under an advisory lock in that database.
+
+    Workers starting together on a fresh backend would otherwise all run MLflow's migrations and all but one
+    fail on `alembic_version` (UniqueViolation).
+    """
+    if not uri.startswith("postgresql") or uri in _PREPARED:
+        return
+    with _PREPARE_LOCK:
+        if uri in _PREPARED:
+            return
+        eng = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 5})
+        try:
+            with eng.connect() as c:
+                c.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext('lab-mlflow-schema'))"))
+                try:
+                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
+                    client.search_experiments(max_results=1)
+                    client.search_registered_models(max_results=1)
+                finally:
+                    c.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext('lab-mlflow-schema'))"))
+                    c.commit()
+        finally:
+            eng.dispose()
+        _PREPARED.add(uri)
 
 
 class Tracking:
@@ -145,6 +194,7 @@ class Tracking:
     # ---- the model ----------------------------------------------------------------------------------------
     def log_and_register(self, run_id: str, model, example: pd.DataFrame, threshold: float) -> int:
         """Log the pipeline as the serving pyfunc (skops inside, threshold in its config); register a version."""
+        from engine.ml import contract
         from engine.ml.model import raw_features, save_model_kwargs
         from engine.ml.serving import PYFUNC_CODE, SIGNATURE
         kwargs = save_model_kwargs()
@@ -156,7 +206,8 @@ class Tracking:
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=str(PYFUNC_CODE), artifacts={"pipeline": pipeline_dir},
                     model_config={"threshold": float(threshold)}, signature=SIGNATURE,
-                    input_example=raw_features(example.head(5)), pip_requirements=kwargs["pip_requirements"])
+                    input_example=raw_features(example.head(5)), pip_requirements=kwargs["pip_requirements"],
+                    code_paths=[contract.__file__])  # the claim contract the pyfunc checks with, served along
             # The registry resolves the logged model through the process-wide URI, so register inside _fluent.
             return self._register(info, run_id)
 
@@ -170,6 +221,10 @@ class Tracking:
         version = self.client.create_model_version(MODEL_NAME, source=info.model_uri, run_id=run_id,
                                                    model_id=info.model_id)
         return int(version.version)
+
+    def delete_version(self, version: int) -> None:
+        """Remove a registered version (its artifacts stay with its MLflow run)."""
+        self.client.delete_model_version(MODEL_NAME, str(version))
 
     def set_alias(self, alias: str, version: int) -> None:
         """Point `alias` at `version`."""
@@ -192,13 +247,29 @@ class Tracking:
             self.client.set_model_version_tag(MODEL_NAME, str(version), k, str(v))
 
     def load_model(self, version: int) -> ServedModel:
-        """A registered version as MLflow serves it (cached: versions are immutable)."""
-        return _load(self.uri, int(version))
+        """A registered version as MLflow serves it (cached: versions are immutable). NotServable for a version an
+        older lab registered without today's serving contract; the version is tagged `servable=false` for the
+        registry pages."""
+        try:
+            return _load(self.uri, int(version))
+        except NotServable:
+            with contextlib.suppress(Exception):  # the mark is a courtesy; the refusal is what matters
+                self.client.set_model_version_tag(MODEL_NAME, str(version), SERVABLE_TAG, NotServable.MARK)
+            raise
 
     def load_alias(self, alias: str = CHAMPION) -> tuple[int | None, ServedModel | None]:
         """(version, served model) for an alias, or (None, None)."""
         version = self.alias_version(alias)
         return (version, self.load_model(version)) if version else (None, None)
+
+    def comparable(self, alias: str = CHAMPION) -> tuple[int | None, ServedModel | None, str]:
+        """What a gate compares against: (version, model, "") for a servable holder of `alias`, (version, None,
+        why) when it holds a version that cannot be served (NotServable), and (None, None, "") when nobody does."""
+        try:
+            version, model = self.load_alias(alias)
+        except NotServable as exc:
+            return exc.version, None, str(exc)
+        return version, model, ""
 
     # ---- reads for the explorer ---------------------------------------------------------------------------
     def versions(self) -> list[dict]:
@@ -217,9 +288,11 @@ class Tracking:
                 "status": v.status} for v in found]
         return sorted(out, key=lambda v: -v["version"])
 
-    def search_runs(self, stage: str | None = None, max_results: int = 20, page_token: str | None = None):
-        """One page of runs (newest first), optionally only one stage; returns (rows, next_page_token)."""
-        flt = f"tags.stage = '{stage}'" if stage else ""
+    def search_runs(self, stage: str | None = None, max_results: int = 20, page_token: str | None = None,
+                    where: str = ""):
+        """One page of runs (newest first), optionally only one stage and only those matching `where` (MLflow's
+        search syntax, e.g. "metrics.f1 > 0.8 and tags.seed = '11'"); returns (rows, next_page_token)."""
+        flt = " and ".join(filter(None, (f"tags.stage = '{stage}'" if stage else "", where.strip())))
         page = self.client.search_runs([self.experiment_id()], filter_string=flt, max_results=max_results,
                                        order_by=["attributes.start_time DESC"], page_token=page_token)
         rows = [{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
@@ -300,6 +373,5 @@ def _load(uri: str, version: int) -> ServedModel:
     try:
         pyfunc.unwrap_python_model().threshold
     except (MlflowException, AttributeError):
-        raise MlflowException(f"version {version} of {MODEL_NAME} was not registered as the lab's serving "
-                              "model (no decision threshold); train a new version with a CD run") from None
+        raise NotServable(version) from None
     return ServedModel(version, pyfunc)

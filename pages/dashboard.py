@@ -2,16 +2,16 @@
 MLflow explorer and the claims panel.
 
 Two fragments keep it current without redrawing the page: `panels` (status line, DAG and inspector) reruns every
-second while any step of the shown run is queued or running, and `watch` asks the store every few seconds whether
-a run was created or anyone acted (one query). The whole page reruns when that changes, or when the shown run's
-status changes what the header offers (queued to running does not).
+second (more rarely when many sessions watch: ui/refresh.py) while any step of the shown run is queued or running,
+and `watch` asks the store every few seconds whether a run was created or anyone acted (one query). The whole page
+reruns when that changes, or when the shown run's status changes what the header offers (queued to running does
+not).
 """
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from ui import common, dag, errors, explorer, header, inspector, stream
+from ui import common, dag, errors, explorer, header, inspector, refresh, stream
 
-LIVE_SECONDS = 1.0  # the DAG and inspector of a moving run
 WATCH_SECONDS = 3.0  # a resting page looking for new or changed runs
 
 
@@ -29,8 +29,7 @@ def _panels(lab, run_id: int | None, header_drawn_for: tuple | None, was_live: b
         # running is not such a change, so a moving run redraws only this fragment (nothing else goes stale).
         st.rerun()
     header.status(lab, run)
-    if not st.session_state.get("_step_chosen"):
-        st.session_state["step_pick"] = common.focus_step(run)
+    common.follow(run)  # the step worth looking at (a running one on its log), until someone picks one
     clicked = dag.render(run, st.session_state["step_pick"])
     if clicked and clicked != st.session_state["step_pick"]:
         common.choose_step(clicked)
@@ -40,7 +39,7 @@ def _panels(lab, run_id: int | None, header_drawn_for: tuple | None, was_live: b
     with pick:
         step = inspector.step_picker(on_change=lambda: st.session_state.update(_step_chosen=True))
     with view:
-        tab = inspector.tab_picker()
+        tab = inspector.tab_picker(on_change=lambda: st.session_state.update(_tab_chosen=True))
     inspector.render(lab, run, step, tab)
     common.keep_selection(run_id, step, tab)
 
@@ -70,7 +69,7 @@ common.show_flash()
 with st.container():
     run = header.render(lab)
 moving = common.live(run)
-st.fragment(errors.guard(panels), run_every=LIVE_SECONDS if moving else None)(
+st.fragment(errors.guard(panels), run_every=refresh.interval() if moving else None)(
     lab, run and run["id"], header.drawn_for(run), moving)
 st.divider()
 with st.container():

@@ -5,7 +5,7 @@ from engine import BadInput, IllegalTransition, Refused
 from engine.config import LIMITS, MODEL_NAME
 from ui import icons, lineage
 from ui import registry as r
-from ui.common import acting, get_lab, md_escape, operator_only
+from ui.common import acting, get_lab, md_escape, operator_only, rollback_blocked
 from ui.pagekit import name_input
 
 FLASH = "registry_flash"
@@ -14,15 +14,15 @@ FLASH = "registry_flash"
 @st.cache_data(ttl=5, show_spinner=False)
 def load_versions(uri: str):
     """(versions frame, alias map) from MLflow (uri keys the cache per tracking store)."""
-    tracking = get_lab().tracking
-    aliases = r.alias_map(tracking)
-    versions = tracking.versions()
-    return r.versions_frame(versions, r.cd_metrics(tracking) if versions else {}, aliases), aliases
+    lab = get_lab()
+    aliases = r.alias_map(lab)
+    versions = lab.model_versions()
+    return r.versions_frame(versions, r.cd_metrics(lab) if versions else {}, aliases), aliases
 
 
 def versions_section() -> None:
     """Aliases at a glance and the versions table, champion shaded."""
-    frame, aliases = load_versions(get_lab().tracking.uri)
+    frame, aliases = load_versions(get_lab().settings.tracking_uri)
     cols = st.columns(len(aliases))
     for col, (alias, version) in zip(cols, aliases.items()):
         col.metric(f"@{alias}", f"version {version}" if version else "none")
@@ -48,17 +48,20 @@ def load_lineage(uri: str) -> lineage.Lineage:
 def lineage_section() -> None:
     """Where each version came from and where the aliases point; a click details a version below."""
     st.subheader("Lineage")
-    graph = load_lineage(get_lab().tracking.uri)
+    graph = load_lineage(get_lab().settings.tracking_uri)
     if not graph.versions:
         st.caption("No version is registered yet, so there is no lineage to draw.")
         return
     shown = f"The newest {lineage.NEWEST} versions" if len(graph.versions) >= lineage.NEWEST else "Every version"
-    st.caption(f"{shown}: on the left, the pipeline runs that trained them (border: "
-               "run status) and the aliases pointing at the version they hold now; dashed edges are earlier "
-               "champions (until a UTC time). Click a run, version or alias to see that version below.")
-    picked = lineage.draw(graph)
+    st.caption(f"{shown}: on the left, the pipeline runs that trained them (border: run status) and the aliases "
+               "pointing at the version they hold now; a version that was champion before says until when (UTC). "
+               "Click a run, version or alias to see that version beside the graph (below it on a phone).")
+    drawing, detail = st.columns([1, 1], gap="large")  # a phone stacks them
+    with drawing:
+        picked = lineage.draw(graph)
     if picked is not None:
-        lineage.details(get_lab(), graph, picked)
+        with detail:
+            lineage.details(get_lab(), graph, picked)
 
 
 def history_section() -> None:
@@ -86,7 +89,7 @@ def rollback_section() -> None:
         (st.success if outcome[0] else st.error)(outcome[1])
     current, target = get_lab().rollback_target()
     if target is None:
-        st.info(f"Rollback is not available: {current}.")
+        st.info(f"Rollback is not available: {rollback_blocked(get_lab())}.")
         return
     locked = operator_only(get_lab(), "A rollback")
     if locked:
@@ -95,7 +98,7 @@ def rollback_section() -> None:
     st.write(f"Rolling back moves **@champion** from version **{current}** to version **{target}**, the model "
              "that was champion before it. The live stream and the scoring form serve it at once.")
     with st.form("rollback_form"):
-        name_input("rollback_by")
+        name_input("rollback_by", "Your name (required)")
         st.text_input("Reason", key="rollback_reason", placeholder=f"e.g. false denials up since v{current}",
                       max_chars=LIMITS["reason"])
         st.form_submit_button(f"Roll back to version {target}", type="primary", on_click=_roll_back)
@@ -105,10 +108,14 @@ def _roll_back() -> None:
     # A callback runs before the page is drawn again, so the page shows the state after the rollback, and a
     # rollback that became impossible meanwhile (someone else rolled back) is refused with the engine's reason.
     by = st.session_state.get("rollback_by", "").strip()
+    if not by:
+        st.session_state[FLASH] = (False, "Rollback not done: fill in **Your name**, the audit trail records who "
+                                          "rolled back.")
+        return
     try:
         moved = get_lab().rollback(by, st.session_state.get("rollback_reason", ""), **acting())
-    except (BadInput, Refused, IllegalTransition) as exc:
-        st.session_state[FLASH] = (False, f"Rollback refused: {exc}")
+    except (BadInput, Refused, IllegalTransition) as exc:  # said as the page says it (after a rollback too)
+        st.session_state[FLASH] = (False, f"Rollback refused: {rollback_blocked(get_lab()) or exc}")
         return
     load_versions.clear()
     load_lineage.clear()

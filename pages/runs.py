@@ -2,9 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from engine import RunStatus
 from ui import history as h
-from ui.common import get_lab
+from ui.common import fmt_seconds, get_lab, load_run, settled_status, shown_status
 from ui.pagekit import dashboard_link, query_int
 
 COLUMN_CONFIG = {
@@ -16,6 +15,8 @@ COLUMN_CONFIG = {
                                                                      "full F1")},
     "champion then": st.column_config.NumberColumn("champion then", format="%d",
                                                    help="the version that was champion when the run finished"),
+    "rolled back": st.column_config.TextColumn("rolled back", help="when, by whom and why a rollback undid this "
+                                               "run's promotion (UTC); empty when it did not"),
     "source": st.column_config.TextColumn("source", help="where the run came from: a GitHub push (repository and "
                                           "branch), the CLI, the dashboard, the HTTP API, the closed loop or the "
                                           "demo autopilot"),
@@ -40,8 +41,7 @@ def load_audit(db_url: str, limit: int) -> pd.DataFrame:
 
 def filters(frame: pd.DataFrame) -> pd.DataFrame:
     """Status, text and date filters; return the rows they keep."""
-    order = [s.value for s in RunStatus]
-    present = sorted(frame["status"].unique(), key=order.index)
+    present = sorted(frame["status"].unique(), key=h.STATUS_ORDER.index)
     c1, c2, c3 = st.columns([2, 2, 2])
     statuses = c1.multiselect("Status", present, placeholder="all statuses", key="runs_status")
     text = c2.text_input("Search commit, message, author or source", key="runs_text")
@@ -53,7 +53,7 @@ def filters(frame: pd.DataFrame) -> pd.DataFrame:
 
 def timeline(shown: pd.DataFrame) -> None:
     """Gantt chart of one run's steps, chosen among the shown rows (default: the run in the URL, else the newest)."""
-    st.subheader("Timeline of one run")
+    st.subheader("One run: timeline and summary")
     ids = shown["run"].tolist()
     wanted = query_int("run")
     if wanted in ids and wanted != st.session_state.get("runs_url_last"):
@@ -62,12 +62,22 @@ def timeline(shown: pd.DataFrame) -> None:
     run_id = st.selectbox("Run", ids, format_func=labels.get, key="runs_timeline")
     st.session_state["runs_url_last"] = run_id
     st.query_params["run"] = str(run_id)
-    run = get_lab().run(run_id)
+    run = load_run(get_lab(), run_id)
     bars = h.gantt_frame(run)
     if bars.empty:
         st.info(f"Run {run_id} has not started a step yet.")
     else:
         st.altair_chart(h.gantt_chart(bars), width="stretch")
+    summary = h.summary_frame(run, shown_status)
+    done = summary["seconds"].notna()
+    st.caption(f"Run {run_id} is **{settled_status(run)}**: {int(done.sum())} of {len(summary)} steps have "
+               f"run, {fmt_seconds(summary.loc[done, 'seconds'].sum())} of step time in all.")
+    st.dataframe(summary, hide_index=True, key="run_summary", column_config={
+        "result": st.column_config.TextColumn("result", help="as the dashboard reads it: a stopped gate of a held "
+                                              "or rejected run is held or rejected; an undone promotion rolled_back"),
+        "seconds": st.column_config.NumberColumn("took (s)", format="%.1f", help="a step that waits for a person "
+                                                 "took until the decision; a running one, so far"),
+        "started": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm:ss")})
     dashboard_link(run_id)
 
 
@@ -76,7 +86,7 @@ def audit_section() -> None:
     st.subheader("Audit trail")
     st.caption("Every action a person (or the CLI, or the demo autopilot) took: commits, continues, approvals, "
                "rejections, alias moves, rollbacks, failure-mode toggles.")
-    trail = load_audit(get_lab().store.url, 5000)
+    trail = load_audit(get_lab().settings.database_url, 5000)
     if trail.empty:
         st.info("Nothing has happened yet.")
         return
@@ -91,7 +101,7 @@ st.title("Run history")
 st.caption("Every pipeline run: what it was, how long each stage took, what it measured, which model it "
            "produced, and which model was champion when it finished. Click a column header to sort.")
 limit = st.number_input("Latest runs to load", min_value=10, max_value=10_000, value=500, step=100, key="runs_limit")
-frame = load_history(get_lab().store.url, int(limit))
+frame = load_history(get_lab().settings.database_url, int(limit))
 if frame.empty:
     st.info("No runs yet. Make a commit from the dashboard or the walkthrough, and its run appears here.")
     dashboard_link(None)

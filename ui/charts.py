@@ -9,6 +9,9 @@ GREEN, RED, BLUE, GREY, ORANGE = "#2E9E5B", "#D64545", "#1F6FD6", "#8A94A3", "#F
 OUTCOME_SCALE = alt.Scale(domain=["Approved", "Denied"], range=[GREEN, RED])
 
 
+CELL_PX = 110  # a confusion matrix cell
+
+
 def confusion_heatmap(cm: dict) -> alt.Chart:
     """A labelled 2x2 heatmap: rows actual, columns predicted, counts written in the cells."""
     labels, matrix = cm["labels"], cm["matrix"]
@@ -21,7 +24,16 @@ def confusion_heatmap(cm: dict) -> alt.Chart:
                         legend=None),
         tooltip=["actual", "predicted", "count"])
     text = base.mark_text(fontSize=16, fontWeight="bold").encode(text=alt.Text("count:Q", format=","))
-    return (cells + text).properties(height=170)
+    # Square cells with level labels: stretched across the page it was a thin strip with vertical labels.
+    return (cells + text).properties(width=CELL_PX * len(labels), height=CELL_PX * len(labels)) \
+        .configure_axis(labelAngle=0, labelFontSize=13, titleFontSize=13)
+
+
+def rows_height(rows: int, step: int) -> int:
+    """A chart's height for `rows` bands of `step` px. A fixed height, not alt.Step: Streamlit fits charts to
+    their container, and Vega-Lite drops that fit from a chart whose height is a step, with a console warning
+    ("Dropping fit-y ...") every time one is drawn."""
+    return max(1, rows) * step
 
 
 def importance_bars(importance: list[dict], top: int = 12) -> alt.Chart:
@@ -31,7 +43,7 @@ def importance_bars(importance: list[dict], top: int = 12) -> alt.Chart:
         x=alt.X("mean_abs_shap:Q", title="mean |SHAP| (toward Approved)"),
         y=alt.Y("feature:N", sort="-x", title=None),
         tooltip=["feature", alt.Tooltip("mean_abs_shap:Q", format=".4f")],
-    ).properties(height=alt.Step(22))
+    ).properties(height=rows_height(len(data), 22))
 
 
 def psi_bars(features: list[dict], moderate: float = 0.10, major: float = 0.25) -> alt.Chart:
@@ -43,7 +55,7 @@ def psi_bars(features: list[dict], moderate: float = 0.10, major: float = 0.25) 
                                                    range=[GREEN, ORANGE, RED]), title="level"),
         tooltip=["feature", alt.Tooltip("psi:Q", format=".4f"), "level"])
     rules = alt.Chart(pd.DataFrame({"x": [moderate, major]})).mark_rule(strokeDash=[4, 3], color=GREY).encode(x="x:Q")
-    return (bars + rules).properties(height=alt.Step(22))
+    return (bars + rules).properties(height=rows_height(len(data), 22))
 
 
 def bin_shares(bins: list[dict]) -> alt.Chart:

@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
-from engine.config import CHALLENGER, CHAMPION, STAGING, mask_url
+from engine.config import CHAMPION, mask_url
 from engine.guard import address_visitor
 from engine.lab import champion_line
 from engine.shared import SharedLab
@@ -102,28 +102,27 @@ def show_flash() -> None:
 # ---- selection: session state is the truth, the URL mirrors it ---------------------------------------------
 def restore_selection() -> None:
     """Take run/step/tab from the URL when it says something this page did not write (a copied link, a link
-    from another page); back from another page, restore what the dropped widget state held."""
+    from another page); back from another page, restore the run picker's dropped widget state (the step and
+    the view are plain session state, which outlives the page)."""
     ss = st.session_state
     keep = ss.get("_keep")
-    if keep and "tab_pick" not in ss:  # widget state is dropped while another page is shown
-        if keep.get("run") is not None:
-            ss["_pending_run"] = keep["run"]
-        ss["step_pick"], ss["tab_pick"], ss["_step_chosen"] = keep["step"], keep["tab"], keep["chosen"]
+    if keep and keep.get("run") is not None and "run_pick" not in ss:
+        ss["_pending_run"] = keep["run"]
     qp, last = st.query_params, ss.get("_url_last", {})
     run, step, tab = qp.get("run"), qp.get("step"), qp.get("tab")
     run_id = strict_int(run)  # a URL is typed by strangers: isdigit() let "²" and 5,000 digits reach int()
     if run and run != last.get("run") and run_id is not None:
-        ss["_pending_run"], ss["_step_chosen"] = run_id, False
+        ss["_pending_run"], ss["_step_chosen"], ss["_tab_chosen"] = run_id, False, False
     if step and step != last.get("step") and step in pipeline.NAMES:
         ss["step_pick"], ss["_step_chosen"] = step, True
     if tab and tab != last.get("tab") and tab in TABS:
-        ss["tab_pick"] = tab
+        ss["tab_pick"], ss["_tab_chosen"] = tab, True
 
 
 def keep_selection(run_id: int | None, step: str, tab: str) -> None:
     """Mirror the selection into the URL and keep a copy that outlives the widgets."""
     ss = st.session_state
-    ss["_keep"] = {"run": run_id, "step": step, "tab": tab, "chosen": ss.get("_step_chosen", False)}
+    ss["_keep"] = {"run": run_id}
     wanted = {"run": None if run_id is None else str(run_id), "step": step, "tab": tab}
     for key, value in wanted.items():
         if value is None:
@@ -134,16 +133,37 @@ def keep_selection(run_id: int | None, step: str, tab: str) -> None:
     ss["_url_last"] = {k: v for k, v in wanted.items() if v is not None}
 
 
+def pick_key(key: str, value: str) -> str:
+    """The widget key of a picker whose value lives in st.session_state[key] and that the page sets as well
+    (following a run, a DAG click, a link). The key names the value: setting a widget's state from the page
+    reaches the browser late, and a rerun the browser asked for meanwhile sends the old value back as if the
+    person had picked it (the inspector then stopped following the run, or a click was undone). A new value is a
+    new widget, and the old one's late answer changes nothing."""
+    return f"{key}:{value}"
+
+
 def select_run(run_id: int) -> None:
     """Select `run_id` on the next rerun (its widget is already drawn in this one); follow its active step."""
     st.session_state["_pending_run"] = int(run_id)
-    st.session_state["_step_chosen"] = False
+    st.session_state["_step_chosen"] = st.session_state["_tab_chosen"] = False
 
 
 def choose_step(name: str) -> None:
     """The person picked a step (DAG click or selector): stop following the active step."""
     st.session_state["step_pick"] = name
     st.session_state["_step_chosen"] = True
+
+
+def follow(run: dict | None) -> None:
+    """While nobody chose a step, show the one worth looking at; while nobody chose a view either, a running step
+    opens on its live log and a step at rest on its outputs (as a CI service opens a running job on its log)."""
+    ss = st.session_state
+    if ss.get("_step_chosen"):
+        return
+    ss["step_pick"] = focus_step(run)
+    if not ss.get("_tab_chosen"):
+        step = next((s for s in run["steps"] if s["name"] == ss["step_pick"]), None) if run else None
+        ss["tab_pick"] = "Logs" if step and step["status"] in LIVE_STEPS else "Outputs"
 
 
 def focus_step(run: dict | None) -> str:
@@ -181,10 +201,31 @@ def step_colour(run: dict | None, step: dict | None) -> str:
 
 def load_run(lab: Lab, run_id: int) -> dict:
     """A run with its steps, and `rolled_back` (the rollback row, or None) so every panel tells the same story."""
-    run = lab.run(run_id)
-    run["rolled_back"] = champion_line(lab.champion_history())[1].get(run["id"]) \
-        if run["status"] == RunStatus.PROMOTED.value else None
+    return with_rollback(lab.run(run_id), champion_line(lab.champion_history())[1])
+
+
+def with_rollback(run: dict, undone: dict[int, dict]) -> dict:
+    """`run` with `rolled_back`: the rollback row that undid its promotion (`undone`, by run id), or None."""
+    run["rolled_back"] = undone.get(run["id"]) if run["status"] == RunStatus.PROMOTED.value else None
     return run
+
+
+def rollback_blocked(lab: Lab) -> str | None:
+    """Why a rollback is not possible now (None when it is). After a rollback back to the first champion, say so:
+    the engine's "only model that has been champion" reads as if the undone versions never were."""
+    current, target = lab.rollback_target()
+    if target is not None:
+        return None
+    history = lab.champion_history()
+    line = champion_line(history)[0]
+    undone = sorted({h["version"] for h in history if h["action"] != "rollback"} - {h["version"] for h in line})
+    if len(line) != 1 or not undone:
+        return current
+    was = f"version {undone[0]}" if len(undone) == 1 else \
+        f"versions {', '.join(map(str, undone[:-1]))} and {undone[-1]}"
+    rollbacks = "a rollback" if sum(h["action"] == "rollback" for h in history) == 1 else "rollbacks"
+    return (f"version {line[0]['version']} is champion again since {rollbacks} undid {was}, and no version was "
+            f"champion before version {line[0]['version']}: there is nothing earlier to roll back to")
 
 
 def rolled_back_text(row: dict) -> str:
@@ -202,10 +243,21 @@ def live(run: dict | None) -> bool:
 
 
 def duration(step: dict) -> float | None:
-    """Seconds a finished step took, else None."""
+    """Seconds a finished step took, else None. A step that waits for a person took until the decision: its
+    own work (gathering the evidence) ends in a fraction of a second, and then the run waits there."""
     if step.get("started_at") and step.get("finished_at") and step["status"] != StepStatus.RUNNING.value:
-        return max(0.0, step["finished_at"] - step["started_at"])
+        decided = (step.get("outputs") or {}).get("at") if pipeline.spec(step["name"]).approval else None
+        if step["status"] == StepStatus.AWAITING_APPROVAL.value:
+            return None  # still waiting: see waiting()
+        return max(0.0, max(step["finished_at"], decided or 0) - step["started_at"])
     return None
+
+
+def waiting(step: dict, now: float | None = None) -> float | None:
+    """Seconds a step has been waiting for a person's decision, else None."""
+    if step.get("status") != StepStatus.AWAITING_APPROVAL.value or not step.get("started_at"):
+        return None
+    return max(0.0, (time.time() if now is None else now) - step["started_at"])
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -229,7 +281,10 @@ def iso_ts(ts: float) -> str:
 
 def settled_status(run: dict) -> str:
     """The run's status with queued and running as one, "in progress": what the header and the run picker show
-    (they offer the same then); the live status line says which of the two."""
+    (they offer the same then); the live status line says which of the two. A promotion a rollback undid (see
+    with_rollback) reads "promoted, rolled back"."""
+    if run.get("rolled_back"):
+        return f"{run['status']}, rolled back"
     return "in progress" if run["status"] in ACTIVE else run["status"]
 
 
@@ -242,26 +297,31 @@ def run_label(run: dict) -> str:
 # ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------
 @st.cache_data(ttl=5, show_spinner=False)
 def mlflow_runs(_lab: Lab, uri: str, stage: str | None, page_token: str | None, per_page: int = 10,
-                stamp: tuple = ()):
-    """One page of MLflow runs: (rows, next page token). A new `stamp` (see state_stamp) skips the cache."""
-    return _lab.tracking.search_runs(stage, per_page, page_token)
+                stamp: tuple = (), where: str = ""):
+    """One page of MLflow runs matching `where` (MLflow search syntax): (rows, next page token). A new `stamp`
+    (see state_stamp) skips the cache."""
+    return _lab.mlflow_runs(stage, per_page, page_token, where)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def artifact_text(_lab: Lab, uri: str, run_id: str, path: str, limit: int = 200_000) -> str | None:
+    """A text artifact's content (cut at `limit` characters), or None when it is not UTF-8 text."""
+    try:
+        return _lab.artifact(run_id, path)[:limit].decode()
+    except UnicodeDecodeError:
+        return None
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def mlflow_run(_lab: Lab, uri: str, run_id: str) -> dict:
     """Params, metrics, tags, inputs and artifact paths of one MLflow run."""
-    return _lab.tracking.run_detail(run_id)
+    return _lab.mlflow_run(run_id)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def model_versions(_lab: Lab, uri: str, stamp: tuple = ()) -> list[dict]:
     """Registered versions with aliases, newest first. A new `stamp` (see state_stamp) skips the cache."""
-    versions = _lab.tracking.versions()
-    # MLflow's version search leaves `aliases` empty on this store: ask each alias where it points instead.
-    holders = {alias: _lab.tracking.alias_version(alias) for alias in (CHALLENGER, STAGING, CHAMPION)}
-    for v in versions:
-        v["aliases"] = sorted(set(v["aliases"]) | {a for a, held in holders.items() if held == v["version"]})
-    return versions
+    return _lab.model_versions()
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
@@ -272,7 +332,7 @@ def artifact_image(_lab: Lab, uri: str, run_id: str, path: str) -> str:
     at the session's next page run: a browser that asks for it after a page switch, or late on a busy machine,
     gets a 404 and a broken image.
     """
-    return "data:image/png;base64," + base64.b64encode(_lab.tracking.artifact_bytes(run_id, path)).decode()
+    return "data:image/png;base64," + base64.b64encode(_lab.artifact(run_id, path)).decode()
 
 
 def state_stamp(lab: Lab, run: dict | None) -> tuple:
@@ -297,7 +357,7 @@ def mlflow_run_url(lab: Lab, run_id: str) -> str | None:
     if url is None:
         return None
     try:
-        return f"{url.rstrip('/')}/#/experiments/{lab.tracking.experiment_id()}/runs/{run_id}"
+        return f"{url.rstrip('/')}/#/experiments/{lab.mlflow_experiment_id()}/runs/{run_id}"
     except Exception:  # MLflow down: the caller shows the bare run id instead
         return None
 

@@ -56,6 +56,7 @@ _CSS = """
 @keyframes lab-halo { from { opacity: 0.55; stroke-width: 2; } to { opacity: 0; stroke-width: 14; } }
 """
 _component = st.components.v2.component("lab_pipeline_dag", js=_JS, css=_CSS)
+KEY = "pipeline_dag"
 
 
 def columns() -> dict[str, int]:
@@ -181,9 +182,17 @@ def render(run: dict | None, selected: str | None) -> str | None:
     picture = svg(run, selected)
     st.html(f'<div class="lab-dag-first"><img alt="pipeline" src="data:image/svg+xml;base64,'
             f'{base64.b64encode(picture.encode()).decode()}"></div>')
-    result = _component(data={"svg": picture}, key="pipeline_dag", on_clicked_change=lambda: None)
+    result = _component(data={"svg": picture}, key=KEY, on_clicked_change=_clicked)
     clicked = getattr(result, "clicked", None) if result is not None else None
     return clicked if clicked in pipeline.BY_NAME else None
+
+
+def _clicked() -> None:
+    """Take a click in its own callback, which runs before anything is drawn: read in the page's body, a click
+    that came during a redraw was lost whenever that run was cut short by the next one."""
+    name = (st.session_state.get(KEY) or {}).get("clicked")
+    if name in pipeline.BY_NAME:
+        common.choose_step(name)
 
 
 LEGEND = (("pending", "not reached"), ("queued", "queued"), ("running", "running"), ("succeeded", "succeeded"),

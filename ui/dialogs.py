@@ -10,6 +10,7 @@ import streamlit as st
 
 from engine import pipeline
 from engine.config import LIMITS
+from engine.lab import SHA_RE
 from ui import common, icons, outputs_deploy
 
 HELP = {
@@ -20,6 +21,10 @@ HELP = {
     "retry": "Re-run from the step that stopped the run (or an earlier one), with today's failure modes",
     "rollback": "Move the champion alias back to the previous production version",
 }
+
+
+REVIEWER = "Reviewer (required)"
+NAME_REQUIRED = "Your name (required)"
 
 
 def open_dialog(name: str) -> None:
@@ -56,6 +61,24 @@ def _name_input(label: str = "Your name") -> str:
     return st.text_input(label, value=common.who(), max_chars=LIMITS["by"], placeholder="e.g. Dana (reviewer)")
 
 
+def named(name: str, label: str) -> bool:
+    """Whether the required name field `label` was filled in; if not, say so under the form (nothing is sent)."""
+    if name.strip():
+        return True
+    st.error(f"Fill in **{label.removesuffix(' (required)')}**: the audit trail records who did this.",
+             icon=icons.REFUSED)
+    return False
+
+
+def sha_ok(sha: str) -> bool:
+    """Whether the optional SHA field is empty or a git SHA; if not, say what to type (nothing is sent)."""
+    if not sha or SHA_RE.match(sha):
+        return True
+    st.error(f"**Real commit SHA** {common.md_escape(sha[:80])} is not a git commit SHA: type 4 to 64 hex digits "
+             "(0-9 and a-f) of a real commit, or leave the field empty for a random fake one.", icon=icons.REFUSED)
+    return False
+
+
 def _remember(name: str) -> None:
     if name.strip():
         st.session_state[common.NAME_KEY] = name.strip()
@@ -81,7 +104,7 @@ def _commit(lab) -> None:
                                placeholder="random", help="The same seed regenerates the same claims")
         author = _name_input("Author (optional)")
         submitted = st.form_submit_button("Start CI", icon=icons.STARTED, type="primary")
-    if submitted:
+    if submitted and sha_ok(sha.strip()):
         ok, run_id = common.attempt(lab.commit, sha=sha.strip() or None, message=message,
                                     seed=None if seed is None else int(seed), author=author,
                                     trigger="dashboard", visitor=common.visitor())
@@ -106,12 +129,12 @@ def _decide(lab, run: dict, approve: bool) -> None:
     """The reviewer's form first (it is what the dialog is for), the evidence below it."""
     verb = "Approve" if approve else "Reject"
     with st.form(f"{verb.lower()}_form", border=False):
-        by = _name_input("Reviewer")
+        by = _name_input(REVIEWER)
         comment = st.text_area("Comment", max_chars=LIMITS["comment"],
                                placeholder="why (recorded in the audit trail and on the model version)")
         submitted = st.form_submit_button(f"{verb} run {run['id']}", icon=icons.APPROVE if approve else icons.REJECT,
                                           type="primary")
-    if submitted:
+    if submitted and named(by, REVIEWER):
         ok, _ = common.attempt(lab.approve if approve else lab.reject, run["id"], by=by, comment=comment)
         if ok:
             _remember(by)
@@ -135,7 +158,7 @@ def _reject(lab, run: dict) -> None:
 def _rollback(lab) -> None:
     current, target = lab.rollback_target()
     if target is None:
-        st.info(current)
+        st.info(f"Rollback is not available: {common.rollback_blocked(lab)}.")
         return
     st.markdown(f"The **champion** alias moves from version **{current}** back to version **{target}**; "
                 "the live model and the next evaluation use it at once.")
@@ -145,10 +168,10 @@ def _rollback(lab) -> None:
                      .assign(since=lambda d: d["since"].map(common.fmt_ts)).iloc[::-1],
                      hide_index=True, width="stretch")
     with st.form("rollback_form", border=False):
-        by = _name_input()
+        by = _name_input(NAME_REQUIRED)
         reason = st.text_area("Reason", max_chars=LIMITS["reason"], placeholder="what went wrong in production")
         submitted = st.form_submit_button(f"Roll back to version {target}", icon=icons.ROLLBACK, type="primary")
-    if submitted:
+    if submitted and named(by, NAME_REQUIRED):
         ok, moved = common.attempt(lab.rollback, by=by, reason=reason, **common.acting())
         if ok:
             _remember(by)

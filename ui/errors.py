@@ -23,7 +23,7 @@ import streamlit as st
 from streamlit.errors import FragmentHandledException
 from streamlit.logger import get_logger
 
-from engine import BadInput, IllegalTransition, Refused, logmask
+from engine import BadInput, IllegalTransition, Refused, logmask, shared
 from engine.config import env_secrets, exception_chain, mask_exception
 from engine.tracking import MlflowUnreachable
 from ui import icons
@@ -78,8 +78,12 @@ def on_script_error(exc: Exception) -> bool:
 
 
 def report(exc: BaseException, where: str) -> None:
-    """Show `exc` to the visitor as a short message and log it, masked, on the server."""
-    log_error(exc, where)
+    """Show `exc` to the visitor as a short message and log it, masked, on the server (a database outage once for
+    the whole server, by engine.shared.DATABASE, not once per page that meets it)."""
+    if kind_of(exc) == "database":
+        shared.DATABASE.failed(exc)
+    else:
+        log_error(exc, where)
     show(exc)
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import pipeline
+from engine.lab import champion_line
 from ui import common, dialogs, icons, origin
 
 # (action, label, icon)
 ACTIONS = (("commit", "Fake commit", icons.COMMIT), ("continue", "Continue to CD", icons.CONTINUE),
            ("approve", "Approve", icons.APPROVE), ("reject", "Reject", icons.REJECT),
            ("retry", "Retry", icons.RETRY), ("rollback", "Rollback", icons.ROLLBACK))
+MENU_KEY = "phone_more"  # the phone row's menu: open (True) or closed
 # The action a run's status calls for: the primary button (and the one shown beside the menu on a phone).
 NEXT_ACTION = {"ci_complete": "continue", "awaiting_approval": "approve", "failed": "retry", "held": "retry",
                "interrupted": "retry"}
@@ -28,7 +30,7 @@ HINTS = {
     "failed": "A step failed: it is open below (red in the DAG). Turn the failure mode off, then **Retry**.",
     "held": "A deploy gate held the run (orange step). Inspect the shadow results; **Retry** when ready.",
     "interrupted": "The worker running a step stopped. **Retry** re-runs it.",
-    "promoted": "This model is (or was) the champion. **Rollback** restores the previous one.",
+    "promoted": "This model is the champion. **Rollback** restores the previous one.",
     "rejected": "A reviewer rejected this model (brown step). Commit a new change to try again.",
 }
 
@@ -60,11 +62,23 @@ def drawn_for(run: dict | None) -> tuple | None:
 def status(lab, run: dict | None) -> None:
     """The shown run's status line and the hint for what to do next (redrawn every second while it moves)."""
     _status_line(run)
-    hint = HINTS.get(run["status"]) if run else None
-    if run and run["status"] == "promoted" and lab.rollback_target()[1] is None:
-        hint = "This model is (or was) the champion. Rollback needs an earlier champion: promote another model."
+    hint = _promoted_hint(lab, run) if run and run["status"] == "promoted" else HINTS.get(run["status"]) if run \
+        else None
     if hint:
         st.caption(f"{icons.HINT} {hint}")
+
+
+def _promoted_hint(lab, run: dict) -> str:
+    """What a promoted run's model is now: champion, undone by a rollback, or replaced by a later promotion."""
+    line = champion_line(lab.champion_history())[0]
+    serving = f"@champion serves version {line[-1]['version']}" if line else "no model is champion"
+    if run.get("rolled_back"):
+        return f"A rollback took this model out of production; {serving}. Commit a change to train a new one."
+    if not line or line[-1].get("run_id") != run["id"]:
+        return f"This model was champion until a later promotion replaced it; {serving}."
+    if lab.rollback_target()[1] is None:
+        return "This model is the champion. Rollback needs an earlier champion: promote another model."
+    return HINTS["promoted"]
 
 
 def _workers_line(lab) -> str:
@@ -84,10 +98,14 @@ def _pick_run(lab, runs: list[dict]) -> dict | None:
     wanted = ss.pop("_pending_run", None)
     if wanted is None:
         wanted = ss.get("run_pick")
+        if not isinstance(wanted, int):
+            # The browser keeps the picked option's label; once the run's status changed that label matches no
+            # option and Streamlit hands the label back: the run shown last is still the one picked.
+            wanted = ss.get("_run_shown")
         if ids and wanted is not None and wanted == newest_seen and ids[0] > wanted:
             wanted = ids[0]
             st.toast(f"Run {wanted} started: showing it", icon=icons.NEW_RUN)
-            ss["_step_chosen"] = False
+            ss["_step_chosen"] = ss["_tab_chosen"] = False
     if not ids:
         return None
     try:
@@ -97,15 +115,17 @@ def _pick_run(lab, runs: list[dict]) -> dict | None:
         run = common.load_run(lab, ids[0])
     if run["id"] not in ids:
         ids.append(run["id"])  # older than the list: still selectable
-    labels = {r["id"]: common.run_label(r) for r in runs}
+    undone = champion_line(lab.champion_history())[1]
+    labels = {r["id"]: common.run_label(common.with_rollback(dict(r), undone)) for r in runs}
     labels[run["id"]] = common.run_label(run)  # fresher than the list's copy
-    ss["run_pick"] = run["id"]
+    ss["run_pick"] = ss["_run_shown"] = run["id"]
     st.selectbox("Pipeline run", ids, format_func=labels.get, key="run_pick", on_change=_run_changed)
     return run
 
 
 def _run_changed() -> None:
-    st.session_state["_step_chosen"] = False  # a new run: follow its active step until a step is picked
+    # a new run: follow its active step (on its live log while it runs) until a step or a view is picked
+    st.session_state["_step_chosen"] = st.session_state["_tab_chosen"] = False
 
 
 def mlflow_button(lab) -> None:
@@ -147,7 +167,8 @@ def primary_action(run: dict | None, allowed: dict) -> str:
 def _actions(lab, run: dict | None) -> None:
     allowed = lab.allowed_actions(run)
     allowed["commit"] = None
-    allowed["rollback"] = allowed["rollback"] or common.operator_only(lab, "Rollback")
+    allowed["rollback"] = (allowed["rollback"] and common.rollback_blocked(lab)) or \
+        common.operator_only(lab, "Rollback")
     primary = primary_action(run, allowed)
     clicked = None
     with st.container(key="actions_wide"):
@@ -162,9 +183,10 @@ def _actions(lab, run: dict | None) -> None:
         name, label, icon = next(a for a in ACTIONS if a[0] == primary)
         if _button(first, name, label, icon, allowed, primary, "phone"):
             clicked = name
-        with menu, st.popover("More", icon=icons.MENU, width="stretch"):
+        # Keyed and tracked, so that an action chosen in it closes it: it stayed open over the dialog it opened.
+        with menu, st.popover("More", icon=icons.MENU, width="stretch", key=MENU_KEY, on_change="rerun"):
             for name, label, icon in ACTIONS:
-                if name != primary and _button(st, name, label, icon, allowed, primary, "phone"):
+                if name != primary and _button(st, name, label, icon, allowed, primary, "phone", _close_menu):
                     clicked = name
             _failure_modes(lab, "fm_phone")
     if clicked == "continue":
@@ -173,10 +195,16 @@ def _actions(lab, run: dict | None) -> None:
         dialogs.open_dialog(clicked)
 
 
-def _button(where, name: str, label: str, icon: str, allowed: dict, primary: str, prefix: str) -> bool:
+def _button(where, name: str, label: str, icon: str, allowed: dict, primary: str, prefix: str,
+            on_click=None) -> bool:
     reason = allowed.get(name)
     return where.button(label, key=f"{prefix}_{name}", icon=icon, type="primary" if name == primary else "secondary",
-                        disabled=reason is not None, width="stretch", help=reason or dialogs.HELP[name])
+                        disabled=reason is not None, width="stretch", help=reason or dialogs.HELP[name],
+                        on_click=on_click)
+
+
+def _close_menu() -> None:
+    st.session_state[MENU_KEY] = False  # a callback runs before the menu is drawn again: it is drawn closed
 
 
 def _continue(lab, run: dict) -> None:

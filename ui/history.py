@@ -13,13 +13,17 @@ import pandas as pd
 
 from engine import pipeline
 from engine.csvsafe import frame_to_csv
-from engine.states import StepStatus
+from engine.lab import champion_line
+from engine.states import RunStatus, StepStatus
 from ui import origin
+from ui.common import duration, waiting
 
 STAGES = pipeline.STAGES
 HISTORY_COLUMNS = ["run", "commit", "message", "author", "source", "status", "started", "CI s", "CD s", "Deploy s",
                    "quick ROC-AUC", "quick F1", "full ROC-AUC", "full F1", "model version", "champion then",
-                   "MLflow CI run", "MLflow CD run", "failure modes", "commit link"]
+                   "rolled back", "MLflow CI run", "MLflow CD run", "failure modes", "commit link"]
+ROLLED_BACK = "promoted, rolled back"  # the status shown for a promotion a rollback undid (as in the header)
+STATUS_ORDER = [*(s.value for s in RunStatus), ROLLED_BACK]
 AUDIT_COLUMNS = ["when", "actor", "action", "run", "comment", "detail"]
 # One colour per step status, shared by every chart of this module so a status reads the same everywhere.
 STATUS_COLOURS = {"succeeded": "#2e7d32", "running": "#1565c0", "queued": "#90caf9", "awaiting_approval": "#f9a825",
@@ -55,20 +59,24 @@ def _outputs(steps: list[dict], name: str) -> dict:
     return next((s["outputs"] or {} for s in steps if s["name"] == name), {})
 
 
-def history_row(run: dict, steps: list[dict], champions: list[dict], now: float | None = None) -> dict:
-    """One run as a row of the history table."""
+def history_row(run: dict, steps: list[dict], champions: list[dict], now: float | None = None,
+                undone: dict[int, dict] | None = None) -> dict:
+    """One run as a row of the history table; `undone` (engine.lab.champion_line) marks rolled-back promotions."""
+    rollback = (undone or {}).get(run["id"]) if run["status"] == RunStatus.PROMOTED.value else None
     quick = _outputs(steps, "ci_quick_train").get("metrics") or {}
     full_out = _outputs(steps, "cd_full_train")
     full = full_out.get("metrics") or {}
     took = stage_seconds(steps, now)
     return {
         "run": run["id"], "commit": run["sha"][:8], "message": run["message"], "author": run["author"],
-        "source": origin.source(run), "status": run["status"], "started": to_time(run["created_at"]),
+        "source": origin.source(run), "status": ROLLED_BACK if rollback else run["status"],
+        "started": to_time(run["created_at"]),
         **{f"{stage} s": took[stage] for stage in STAGES},
         "quick ROC-AUC": quick.get("roc_auc"), "quick F1": quick.get("f1"),
         "full ROC-AUC": full.get("roc_auc"), "full F1": full.get("f1"),
         "model version": full_out.get("model_version"),
         "champion then": champion_at(champions, run["finished_at"]),
+        "rolled back": _rollback_text(rollback),
         "MLflow CI run": _outputs(steps, "mlflow_log_ci").get("mlflow_run_id"),
         "MLflow CD run": full_out.get("mlflow_run_id"),
         "failure modes": ", ".join(run["failure_modes"] or []),
@@ -79,13 +87,22 @@ def history_row(run: dict, steps: list[dict], champions: list[dict], now: float 
 def history_frame(runs: list[dict], steps_by_run: dict[int, list[dict]], champions: list[dict],
                   now: float | None = None) -> pd.DataFrame:
     """The history table: one row per run, newest first, columns HISTORY_COLUMNS."""
-    rows = [history_row(r, steps_by_run.get(r["id"], []), champions, now) for r in runs]
+    undone = champion_line(champions)[1]
+    rows = [history_row(r, steps_by_run.get(r["id"], []), champions, now, undone) for r in runs]
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     for col in ("model version", "champion then"):
         frame[col] = frame[col].astype("Int64")  # nullable: runs without a model keep an empty cell, not NaN
     for col in ("CI s", "CD s", "Deploy s", "quick ROC-AUC", "quick F1", "full ROC-AUC", "full F1"):
         frame[col] = frame[col].astype("float64")
     return frame
+
+
+def _rollback_text(row: dict | None) -> str:
+    """'2026-11-28T09:01:02Z by Sam: bad canary' for the rollback that undid a promotion, else ''."""
+    if not row:
+        return ""
+    return f"{time.strftime(ISO_SECONDS, time.gmtime(row['since']))} by {row['moved_by']}" + \
+        (f": {row['reason']}" if row.get("reason") else "")
 
 
 def filter_history(frame: pd.DataFrame, statuses=None, text: str = "",
@@ -139,6 +156,25 @@ def gantt_frame(run: dict, now: float | None = None) -> pd.DataFrame:
             for s in run["steps"] if s["started_at"]]
     return pd.DataFrame(rows, columns=["step", "name", "position", "stage", "status", "start_ms", "end_ms", "from",
                                        "to", "seconds", "error"])
+
+
+def summary_frame(run: dict, shown_status, now: float | None = None) -> pd.DataFrame:
+    """Every job (step) of a run in pipeline order, as a CI service's run summary lists them: stage, result as a
+    person reads it (`shown_status(run, step)`), how long it took (a running step up to now; a step that waited
+    for a person until the decision), attempts, and the error of a step that stopped."""
+    now = time.time() if now is None else now
+    rows = []
+    for s in sorted(run["steps"], key=lambda s: s["position"]):
+        took = duration(s)
+        if took is None and s["status"] == StepStatus.RUNNING.value and s["started_at"]:
+            took = now - s["started_at"]
+        took = waiting(s, now) if took is None else took
+        rows.append({"step": pipeline.spec(s["name"]).title, "stage": s["stage"], "result": shown_status(run, s),
+                     "seconds": None if took is None else round(took, 1), "attempts": s.get("attempt") or 0,
+                     "started": to_time(s["started_at"]), "error": s["error"] or ""})
+    frame = pd.DataFrame(rows, columns=["step", "stage", "result", "seconds", "attempts", "started", "error"])
+    frame["seconds"] = frame["seconds"].astype("float64")
+    return frame
 
 
 def clock(ts: float) -> str:

@@ -14,8 +14,24 @@ SHOWN_LINES = 600  # the console shows the newest lines; the download has every 
 
 
 def step_picker(key: str = "step_pick", on_change=None) -> str:
-    """The plain step selector (on the dashboard a DAG click sets the same state)."""
-    return st.selectbox("Step", pipeline.NAMES, key=key, format_func=_step_title, on_change=on_change)
+    """The step selector; st.session_state[key] holds the step, which the page may set too (a DAG click, a link,
+    following the run). `on_change` runs when the person picks a step here."""
+    value = st.session_state.setdefault(key, pipeline.NAMES[0])
+    widget = common.pick_key(key, value)
+    st.selectbox("Step", pipeline.NAMES, index=pipeline.NAMES.index(value), key=widget, format_func=_step_title,
+                 on_change=_picked, args=(key, widget, on_change))
+    return st.session_state[key]
+
+
+def _picked(key: str, widget: str, then=None) -> None:
+    """The person picked in `widget`. Its own value coming back is no pick (a widget the page has replaced since,
+    answering late: common.pick_key); another value is, even from a replaced widget (a click during a redraw)."""
+    picked = st.session_state.get(widget)
+    if picked is None or widget == common.pick_key(key, picked):
+        return
+    st.session_state[key] = picked
+    if then:
+        then()
 
 
 def _step_title(name: str) -> str:
@@ -23,11 +39,13 @@ def _step_title(name: str) -> str:
     return f"{spec.stage} · {spec.title}"
 
 
-def tab_picker(key: str = "tab_pick") -> str:
-    """Code / Config / Logs / Outputs, kept in session state so the URL can carry it."""
-    st.session_state.setdefault(key, "Outputs")
-    return st.segmented_control("View", common.TABS, key=key, required=True, width="stretch",
-                                label_visibility="collapsed") or "Outputs"
+def tab_picker(key: str = "tab_pick", on_change=None) -> str:
+    """Code / Config / Logs / Outputs, kept in st.session_state[key] so the URL (and the page) can set it."""
+    value = st.session_state.setdefault(key, "Outputs")
+    widget = common.pick_key(key, value)
+    st.segmented_control("View", common.TABS, default=value, key=widget, required=True, width="stretch",
+                         label_visibility="collapsed", on_change=_picked, args=(key, widget, on_change))
+    return st.session_state[key]
 
 
 def render(lab, run: dict | None, name: str, tab: str) -> None:
@@ -60,6 +78,8 @@ def _title(run: dict | None, spec, step: dict | None) -> None:
         bits.append(f"took {common.fmt_seconds(took)}")
     elif step and step["status"] == "running" and step.get("started_at"):
         bits.append(f"running for {common.fmt_seconds(time.time() - step['started_at'])}")
+    elif step and common.waiting(step) is not None:
+        bits.append(f"waiting for a decision for {common.fmt_seconds(common.waiting(step))}")
     if spec.gate:
         bits.append(f"{icons.GATE} gate")
     st.markdown(f"#### {spec.title}  \n" + " · ".join(bits))

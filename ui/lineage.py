@@ -1,6 +1,8 @@
 """Model lineage: which pipeline run trained each registered version, where each alias points now, and which
-versions were champion before (and until when), drawn left to right: runs and aliases, then versions. Two
-columns keep the labels at their size on a phone (vis-network shrinks a drawing to fit its frame).
+versions were champion before, drawn left to right: runs and aliases, then versions. Two columns keep the labels
+at their size on a phone (vis-network shrinks a drawing to fit its frame), and edges carry no labels (they
+piled up and were clipped from two versions on): a version's own box says whether it was or is champion, and the
+details below the graph give every tenure with its dates.
 
 `build` is pure (lists and dicts in, plain node/edge dicts out) so it is tested without Streamlit; `draw` hands
 them to streamlit-agraph (vis-network) with only options vis accepts, so the browser console stays clean.
@@ -38,11 +40,14 @@ RUN_COLOURS = {
 UNKNOWN = STEP_COLOURS["pending"]  # a run the store no longer has
 VERSION_COLOUR = "#1F6FD6"
 ALIAS_COLOUR = "#F2B01E"
-EDGE_COLOURS = {"trained": "#7A869A", "holds": "#C98A00", "was": "#9AA5B5"}
+EDGE_COLOURS = {"trained": "#7A869A", "holds": "#C98A00"}
 TEXT_COLOUR = "#1B2430"
-LEVELS = {"run": 0, "alias": 0, "version": 1}
-ROW_PX = 80
-NEWEST = 12  # versions drawn: more would shrink the drawing below a readable size
+COLUMN = {"run": 0, "alias": 0, "version": 1}
+LEVEL_PX = 200  # between the two columns' centres: the drawing is about 370 px wide, a phone's width
+BOX_PX = 168  # every box as wide (the longest line fits), so the columns line up
+LINE_PX, PAD_PX, GAP_PX = 18, 20, 12  # a box is LINE_PX a line plus PAD_PX; GAP_PX between boxes
+ROW_GAP_PX = 26  # between one version's row and the next
+NEWEST = 12  # versions drawn: more would make a page-long graph; the details below reach every version
 
 
 def run_node(run_id: int) -> str:
@@ -96,8 +101,8 @@ def source_run(version: dict) -> int | None:
 
 
 def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> Lineage:
-    """Nodes and edges of the lineage: run -> version ("trained"), alias -> version it holds now, and a dashed
-    champion -> version edge per earlier champion tenure, saying until when and whether a rollback ended it."""
+    """Nodes and edges of the lineage: run -> version (it trained it), alias -> version it holds now; a version
+    that was champion before says so in its box (and whether a rollback ended its last tenure)."""
     undone = champion_line(history)[1]
     nodes: list[dict] = []
     edges: list[dict] = []
@@ -111,27 +116,50 @@ def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> L
             nodes.append(_node(run_node(run_id), f"run {run_id}\n{status.replace('_', ' ')}", "run",
                                RUN_COLOURS.get(status, UNKNOWN)))
         if run_id is not None:
-            edges.append(_edge(run_node(run_id), version_node(number), "trained", "trained"))
-        nodes.append(_node(version_node(number), _version_label(v), "version", VERSION_COLOUR))
-    numbers = {v["version"] for v in versions}
+            edges.append(_edge(run_node(run_id), version_node(number), "trained"))
+        nodes.append(_node(version_node(number), _version_label(v, history), "version", VERSION_COLOUR))
     held = {alias: v["version"] for v in versions for alias in v["aliases"]}
     for alias in ALIASES:
         nodes.append(_node(alias_node(alias), f"@{alias}", "alias", ALIAS_COLOUR if alias in held else UNKNOWN))
         if alias in held:
-            edges.append(_edge(alias_node(alias), version_node(held[alias]), "", "holds"))
-    past = [(i, h) for i, h in enumerate(history) if h["until"] is not None and h["version"] in numbers]
-    # Aliases are drawn below the runs: champion's past edges bend down, away from the "trained" labels, each to
-    # a different depth so that their labels stand apart.
-    for bend, (i, h) in enumerate(past):
-        ended_by_rollback = i + 1 < len(history) and history[i + 1]["action"] == "rollback"
-        label = f"was champion\nuntil {clock(h['until'])}" + ("\n(rolled back)" if ended_by_rollback else "")
-        edges.append(_edge(alias_node(CHAMPION), version_node(h["version"]), label, "was", id=f"was:{i}", dashes=True,
-                           smooth={"enabled": True, "type": "curvedCCW",
-                                   "roundness": 0.2 + 0.5 * (bend % 2)}))
+            edges.append(_edge(alias_node(alias), version_node(held[alias]), "holds"))
+    _place(nodes, edges)
     return Lineage(nodes, edges, {v["version"]: v for v in versions}, history, undone)
 
 
-def _version_label(v: dict) -> str:
+def _place(nodes: list[dict], edges: list[dict]) -> None:
+    """Give every node its x, y (vis centres): one row per version, newest on top, its box on the right and, on
+    the left, the run that trained it with the aliases that hold it under that run. Nothing crosses, and each row
+    is as tall as its boxes (a laid-out tree spread the rows apart until vis shrank the whole drawing)."""
+    by_id = {n["id"]: n for n in nodes}
+    pointing: dict[str, list[str]] = {}
+    for e in edges:
+        pointing.setdefault(e["to"], []).append(e["from"])
+    top = 0.0
+    for version in (n for n in nodes if n["column"] == 1):
+        left = top
+        for node in (by_id[i] for i in pointing.get(version["id"], [])):
+            left = _put(node, 0, left)
+        top = max(left, _put(version, LEVEL_PX, top)) - GAP_PX + ROW_GAP_PX
+    for node in (n for n in nodes if "y" not in n):  # aliases that hold no version drawn
+        top = _put(node, 0, top)
+
+
+def _put(node: dict, x: float, top: float) -> float:
+    """Place `node`'s box with its top edge at `top`; return where the next box below it may start."""
+    height = LINE_PX * (node["label"].count("\n") + 1) + PAD_PX
+    node["x"], node["y"] = x, top + height / 2
+    return top + height + GAP_PX
+
+
+def extent(lineage: Lineage) -> tuple[float, float]:
+    """(width, height) of the drawing at scale 1: vis-network shrinks it to fit its frame when it is wider."""
+    bottom = max((n["y"] + (LINE_PX * (n["label"].count("\n") + 1) + PAD_PX) / 2 for n in lineage.nodes),
+                 default=0)
+    return LEVEL_PX + BOX_PX, bottom
+
+
+def _version_label(v: dict, history: list[dict]) -> str:
     lines = [f"v{v['version']}"]
     digest = v["tags"].get("training_digest")
     if digest:
@@ -142,19 +170,24 @@ def _version_label(v: dict) -> str:
             lines.append(f"threshold {float(threshold):.2f}")
         except ValueError:
             lines.append(f"threshold {threshold}")
+    tenures = [i for i, h in enumerate(history) if h["version"] == v["version"]]
+    past = [i for i in tenures if history[i]["until"] is not None]
+    if past and len(past) == len(tenures):  # champion now: its @champion arrow says so
+        ended = past[-1] + 1 < len(history) and history[past[-1] + 1]["action"] == "rollback"
+        lines += ["was champion until", clock(history[past[-1]]["until"]) + (" (rolled back)" if ended else "")]
     return "\n".join(lines)
 
 
 def _node(node_id: str, label: str, kind: str, colour: str) -> dict:
-    return {"id": node_id, "label": label, "level": LEVELS[kind], "shape": "box",
+    return {"id": node_id, "label": label, "column": COLUMN[kind], "shape": "box",
+            "widthConstraint": {"minimum": BOX_PX, "maximum": BOX_PX},
             "color": {"background": "#FFFFFF", "border": colour,
                       "highlight": {"background": "#EAF2FD", "border": colour}},
             "borderWidth": 3, "borderWidthSelected": 4}
 
 
-def _edge(source: str, target: str, label: str, kind: str, **extra) -> dict:
-    return {"id": f"{source}->{target}", "from": source, "to": target, "label": label,
-            "color": EDGE_COLOURS[kind], **extra}
+def _edge(source: str, target: str, kind: str) -> dict:
+    return {"id": f"{source}->{target}", "from": source, "to": target, "color": EDGE_COLOURS[kind]}
 
 
 def clock(ts: float) -> str:
@@ -165,7 +198,7 @@ def clock(ts: float) -> str:
 # ---- Streamlit --------------------------------------------------------------------------------------------
 def load(lab: Lab) -> Lineage:
     """Read versions (MLflow), the runs that trained them and the champion history, and build the lineage."""
-    versions = lab.tracking.versions()[:NEWEST]
+    versions = lab.model_versions()[:NEWEST]
     runs = {}
     for run_id in {r for r in map(source_run, versions) if r is not None}:
         try:
@@ -178,17 +211,14 @@ def load(lab: Lab) -> Lineage:
 def config(lineage: Lineage) -> Config:
     """vis-network options, and nothing else: agraph's Config also copies its own keyword arguments (and a
     `groups: null`) into the options, which vis reports as console errors, so the options are set whole."""
-    rows = max(sum(n["level"] == level for n in lineage.nodes) for level in set(LEVELS.values()))
     options = Config()
     options.__dict__ = {
-        "height": f"{40 + ROW_PX * rows}px", "width": "100%", "autoResize": True,
-        "physics": {"enabled": False},
-        "layout": {"hierarchical": {"enabled": True, "direction": "LR", "sortMethod": "directed",
-                                    "levelSeparation": 250, "nodeSpacing": ROW_PX}},
+        "height": f"{40 + extent(lineage)[1]:.0f}px", "width": "100%", "autoResize": True,
+        "physics": {"enabled": False}, "layout": {"hierarchical": {"enabled": False}},
         "interaction": {"dragNodes": False, "zoomView": False, "hover": True, "tooltipDelay": 86_400_000},
-        "nodes": {"shape": "box", "margin": 10, "font": {"size": 15, "color": TEXT_COLOUR}},
-        "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}},
-                  "font": {"size": 14, "color": TEXT_COLOUR, "strokeWidth": 3, "strokeColor": "#FFFFFF"}},
+        "nodes": {"shape": "box", "margin": 8, "font": {"size": 15, "color": TEXT_COLOUR}},
+        "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}}, "smooth": {"type": "cubicBezier",
+                                                                                      "forceDirection": "horizontal"}},
     }
     return options
 
@@ -210,7 +240,7 @@ def _agraph_node(spec: dict, link: str | None) -> Node:
     # agraph's page parses a node's title as HTML and a double-click opens that HTML as a URL (and throws when a
     # node has no title). So the title is the dashboard link of the node's run, or "<body>", which parses to
     # nothing: a double-click then does nothing. Tooltips are off (tooltipDelay), the title is not a tooltip.
-    return Node(**spec, title=link or "<body>")
+    return Node(**{k: v for k, v in spec.items() if k != "column"}, title=link or "<body>")  # vis: x, y
 
 
 def details(lab: Lab, lineage: Lineage, number: int) -> None:

@@ -79,7 +79,7 @@ def training(lab, o: dict) -> None:
     cm = metrics.get("confusion_matrix")
     if cm and "matrix" in cm:
         st.caption(f"Confusion matrix on {metrics.get('n_rows', 0):,} holdout claims (rows: actual)")
-        st.altair_chart(charts.confusion_heatmap(cm), width="stretch")
+        st.altair_chart(charts.confusion_heatmap(cm), width="content")
     facts = {"model version": o.get("model_version"), "train rows": o.get("train_rows"),
              "holdout rows": o.get("holdout_rows"), "fit seconds": o.get("fit_seconds"),
              "model size (MB)": o.get("artifact_mb"), "dataset digest": o.get("dataset_digest")}
@@ -97,7 +97,7 @@ def shap(lab, o: dict) -> None:
         st.altair_chart(charts.importance_bars(s["importance"]), width="stretch")
     if s.get("artifact") and o.get("mlflow_run_id"):
         try:
-            image = common.artifact_image(lab, lab.tracking.uri, o["mlflow_run_id"], s["artifact"])
+            image = common.artifact_image(lab, lab.settings.tracking_uri, o["mlflow_run_id"], s["artifact"])
             st.image(image, caption=f"{s['artifact']} of MLflow run {o['mlflow_run_id']}")
         except Exception as exc:  # MLflow down or artifact gone: say so, keep the rest of the page
             st.warning(f"Could not load {s['artifact']} from MLflow: {errors.first_line(exc)}")

@@ -16,15 +16,15 @@ TAGS = ("approval", "approval_by", "approval_comment", "pipeline_run_id", "commi
 ACTION_COLOURS = {"promote": "#2e7d32", "rollback": "#c62828", "deploy": "#1565c0"}
 
 
-def alias_map(tracking) -> dict[str, int | None]:
+def alias_map(lab) -> dict[str, int | None]:
     """Which version each lab alias points at now (asked per alias: version searches may omit aliases)."""
-    return {alias: tracking.alias_version(alias) for alias in ALIASES}
+    return {alias: lab.alias_version(alias) for alias in ALIASES}
 
 
-def cd_metrics(tracking, max_results: int = 500) -> dict[str, dict]:
+def cd_metrics(lab, max_results: int = 500) -> dict[str, dict]:
     """Metrics of the CD (full-train) MLflow runs by run id, in one search."""
     try:
-        rows, _ = tracking.search_runs(stage="CD", max_results=max_results)
+        rows, _ = lab.mlflow_runs(stage="CD", per_page=max_results)
     except Exception:  # an unreachable or empty store shows versions without metrics rather than failing
         return {}
     return {r["run_id"]: {m: r.get(m) for m in METRICS} for r in rows}

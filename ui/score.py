@@ -11,7 +11,7 @@ from engine.lab import MAX_NUMBER_CHARS, claim_errors
 from engine.ml.claims import APPROVED, CATEGORICAL, CATEGORIES, FEATURES
 from engine.tracking import MlflowUnreachable
 from ui import errors
-from ui.charts import BLUE, GREEN, GREY, RED
+from ui.charts import BLUE, GREEN, GREY, RED, rows_height
 
 EXAMPLE = {"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group": "Cardiovascular",
            "billed_amount": "4200", "allowed_amount": "3100", "patient_age": "61"}
@@ -120,4 +120,4 @@ def waterfall(result: dict) -> alt.LayerChart:
                  alt.Tooltip("end:Q", format=".4f", title="running total")])
     rule = alt.Chart(pd.DataFrame({"x": [result["threshold"]]})).mark_rule(strokeDash=[4, 3], color=GREY) \
         .encode(x="x:Q")
-    return (bars + rule).properties(height=alt.Step(28), title="Why: this claim's SHAP contributions")
+    return (bars + rule).properties(height=rows_height(len(frame), 28), title="Why: this claim's SHAP contributions")

@@ -7,8 +7,6 @@ snapshots come from a cache keyed on the stream's position, which does not move 
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -83,6 +81,11 @@ def _controls(lab, state: dict) -> None:
               args=(lab,), disabled=bool(locked),
               help=locked or "After several major snapshots in a row the lab commits one retraining run on the "
                              "drifted claims; it goes through every gate and the manual approval.")
+    st.button("Retrain on recent production data", key="stream_retrain", icon=":material/model_training:",
+              on_click=_retrain, args=(lab,),
+              help="Commit a run that trains on the newest labelled claims production served; the newest quarter "
+                   "of them, never trained on, is its promotion gate's holdout. It goes through every gate and the "
+                   "manual approval.")
     kept = st.session_state.pop(MESSAGE, None)
     if kept and kept[0]:
         st.toast(kept[1], icon=":material/check_circle:")
@@ -120,6 +123,12 @@ def _closed_loop(lab) -> None:
     on = st.session_state["stream_closed_loop"]
     if _act(lab.stream.set_closed_loop, on, by=who() or "dashboard", **acting()):
         st.session_state[MESSAGE] = (True, f"Closed loop {'on' if on else 'off'}")
+
+
+def _retrain(lab) -> None:
+    ss = st.session_state
+    if _act(lab.retrain_on_production, by=who() or "dashboard", **acting()):
+        ss[MESSAGE] = (True, f"Retraining on production data: run {lab.open_drift_run()} started")
 
 
 # ---- the live part ----------------------------------------------------------------------------------------
@@ -195,7 +204,7 @@ def status_line(state: dict, claims: pd.DataFrame) -> str:
         shadow = newest["shadow_version"]
         parts.append(f"champion v{int(newest['champion_version'])}"
                      + (f", shadow v{int(shadow)}" if pd.notna(shadow) else ", no shadow"))
-    if on and not (state["lease_until"] and state["lease_until"] > time.time()):
+    if on and not state["producer"]["alive"]:
         parts.append(":orange[waiting for a producer (the app's runner or `python -m engine worker`)]")
     return " · ".join(parts)
 
@@ -242,6 +251,7 @@ def _alert(latest: dict | None, snapshots: list[dict]) -> None:
     if latest is None:
         st.info(f"The first drift snapshot comes after {SNAPSHOT_EVERY:,} claims.", icon=":material/hourglass_top:")
         return
+    drift.performance_banner(latest)  # realised performance on arrived labels, beside the input drift below
     if latest["status"] == "not_enough_data":
         n = (latest["detail"] or {}).get("n_window", 0)
         st.info(f"Not enough data: the latest snapshot's window holds {n:,} claims and PSI needs at least "

@@ -247,3 +247,19 @@ def _block(seed: int, block: int, start: date, end: date, shift: Shift) -> dict[
 def label_array(frame: pd.DataFrame) -> np.ndarray:
     """1 for Approved, 0 for Denied: the positive class the metrics are about."""
     return (frame[TARGET].astype(str).to_numpy() == APPROVED).astype(np.int8)
+
+
+def stored_frame(rows: list[dict]) -> pd.DataFrame:
+    """Claims stored by the live stream (dicts with claim_id, ts, the features and a boolean outcome) as a frame in
+    generate_claims' layout: service_date is the day production scored the claim, the outcome Approved/Denied."""
+    import pandas as pd
+    frame = pd.DataFrame(rows, columns=["seq", "claim_id", "ts", *FEATURES, TARGET])
+    return pd.DataFrame({
+        "claim_id": frame["claim_id"].astype(np.int64),
+        "service_date": pd.to_datetime(frame["ts"].astype(float), unit="s").dt.floor("D").astype("datetime64[ns]"),
+        **{col: pd.Categorical(frame[col], categories=list(CATEGORIES[col])) for col in CATEGORICAL},
+        "billed_amount": frame["billed_amount"].astype(np.float64),
+        "allowed_amount": frame["allowed_amount"].astype(np.float64),
+        "patient_age": frame["patient_age"].astype(np.int64),
+        TARGET: pd.Categorical(np.where(frame[TARGET].astype(bool), APPROVED, DENIED), categories=[APPROVED, DENIED]),
+    })

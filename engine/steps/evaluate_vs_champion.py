@@ -1,4 +1,7 @@
-"""Score the challenger and the champion on the same fresh holdout, each at its own threshold; apply the gate."""
+"""Score the challenger and the champion on the same holdout, each at its own threshold; apply the gate.
+
+The holdout is where the model will serve: for a retrain on production data, the newest labelled production
+claims of its time-based split, which it never trained on; for any other run, fresh claims of its window."""
 import numpy as np
 
 from engine.errors import GateFailed
@@ -13,7 +16,9 @@ def run(ctx) -> dict:
     p, tracking = ctx.params, ctx.tracking
     full = ctx.upstream("cd_full_train")
     costs = Costs(**full["threshold_choice"]["costs"])
-    holdout = ctx.fresh(p["holdout_rows"], purpose=2)
+    holdout = ctx.holdout(p["holdout_rows"], purpose=2)
+    where = (f"production claims {ctx.production['evaluation'][0]:,}..{ctx.production['evaluation'][1] - 1:,} "
+             "(newer than every claim it trained on)" if ctx.production else "fresh claims")
     y = label_array(holdout)
     boot = G.PairedBootstrap(y, p["bootstrap_resamples"], ctx.run["seed"])
 
@@ -24,13 +29,16 @@ def run(ctx) -> dict:
         return {"version": version, "threshold": round(s.threshold, 6), "metrics": metrics}, s
 
     challenger, new = scored(full["model_version"], tracking.load_model(full["model_version"]))
-    champion_version, champion_model = tracking.load_alias("champion")
+    champion_version, champion_model, unservable = tracking.comparable("champion")
+    if unservable:
+        ctx.log(f"{unservable}: judged against approve-every-claim instead", "WARNING")
     if champion_model is not None:
         champion, old = scored(champion_version, champion_model)
         baseline, against = None, f"champion v{champion_version} (threshold {old.threshold:.4f})"
         checks = G.versus_champion(boot, new, old, p["min_auc_delta"], p["min_f1_delta"])
-        rule = (f"against champion v{champion_version} on the same claims, each at its own threshold: ROC-AUC may "
-                f"not fall by more than {-p['min_auc_delta']:.3f}, nor F1 by more than {-p['min_f1_delta']:.3f}")
+        rule = (f"against champion v{champion_version} on the same {where}, each at its own threshold: ROC-AUC "
+                f"may not fall by more than {-p['min_auc_delta']:.3f}, nor F1 by more than "
+                f"{-p['min_f1_delta']:.3f}; {G.BOUND_RULE}")
     else:
         champion, against = None, G.APPROVE_ALL
         feature, feature_auc, score = G.best_single_feature(holdout)
@@ -40,12 +48,13 @@ def run(ctx) -> dict:
                     "single_feature": {"feature": feature, "roc_auc": round(feature_auc, 4)}}
         checks = G.versus_baseline(boot, new, feature, score, costs, p["min_auc_gain_over_single_feature"],
                                    p["min_f1_gain_over_baseline"], p["min_cost_saving_over_baseline"])
-        rule = (f"no champion yet: ROC-AUC must beat the best single feature ({feature}) by "
+        rule = (f"{'champion v%d cannot be served' % champion_version if unservable else 'no champion yet'}: "
+                f"ROC-AUC must beat the best single feature ({feature}) by "
                 f"{p['min_auc_gain_over_single_feature']:.3f}; F1 must beat approve-every-claim by "
                 f"{p['min_f1_gain_over_baseline']:.3f} and its expected cost per claim be lower by "
-                f"{p['min_cost_saving_over_baseline']:.3f}")
+                f"{p['min_cost_saving_over_baseline']:.3f}; {G.BOUND_RULE}")
     ctx.log(f"challenger v{challenger['version']} (threshold {new.threshold:.4f}) vs {against} on "
-            f"{len(holdout):,} fresh claims")
+            f"{len(holdout):,} {where}")
     verdict = G.gate(rule, checks)
     verdict["thresholds"] = {"challenger": challenger["threshold"],
                              "champion": champion["threshold"] if champion else None}
@@ -54,7 +63,7 @@ def run(ctx) -> dict:
         ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " FAIL"))
     outputs = {"gate": verdict, "challenger": challenger, "champion": champion, "baseline": baseline,
                "costs": {"false_denial": costs.false_denial, "false_approval": costs.false_approval},
-               "holdout_rows": len(holdout), "holdout_digest": frame_digest(holdout)}
+               "holdout_rows": len(holdout), "holdout_digest": frame_digest(holdout), "holdout_source": where}
     if verdict["verdict"] != "pass":
         failed = "; ".join(G.describe_check(c) for c in verdict["checks"] if not c["passed"])
         raise GateFailed(f"promotion gate failed: {failed}", outputs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +26,9 @@ def answer_to(exc: BaseException) -> tuple[int, dict]:
         return {"type": "http.request", "body": b"", "more_body": False}
     scope = {"type": "http", "method": "GET", "path": "/api/x", "raw_path": b"/api/x", "query_string": b"",
              "headers": [], "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": ""}
-    reply = asyncio.run(endpoint(handler)(Request(scope, receive)))
+    # On a thread of its own: a browser test earlier in this process may hold Playwright's loop on this one.
+    with ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(asyncio.run, endpoint(handler)(Request(scope, receive))).result()
     return reply.status_code, json.loads(reply.body)
 
 

@@ -109,7 +109,8 @@ def test_stream_status_and_workers_answer(lab_server):
     ("/api/runs?limit=0", ["runs", "--limit", "0"], 422),
     ("/api/runs/999", ["status", "999"], 404),
     ("/api/stream/snapshots?limit=0", ["stream", "snapshots", "--limit", "0"], 422),
-], ids=["runs-limit", "no-such-run", "snapshots-limit"])
+    ("/api/runs/%D9%A1", ["status", "١"], 422),  # an Arabic-Indic one is not run 1
+], ids=["runs-limit", "no-such-run", "snapshots-limit", "arabic-indic-digit"])
 def test_a_refused_read_says_what_the_cli_says(lab_server, path, args, status):
     code, _, said = cli(lab_server, *args)
     reply = api(lab_server, "GET", path)
@@ -166,9 +167,12 @@ def test_a_server_without_a_token_takes_no_writes_and_says_how_to_enable_them(qu
     ("PUT", "/api/failures/nosuch", {"enabled": True}, ["failures", "nosuch", "on"], 422),
     ("POST", "/api/stream/start", {"scenario": "nosuch"}, ["stream", "start", "--scenario", "nosuch"], 422),
     ("POST", "/api/score", OLD_CLAIM, ["score", "--claim", json.dumps(OLD_CLAIM)], 422),
+    ("POST", "/api/score", {**CLAIM, "patient_age": 110.0000001},
+     ["score", "--claim", json.dumps({**CLAIM, "patient_age": 110.0000001})], 422),
+    ("POST", "/api/runs/3/retry", {"from": "s" * 50_000}, ["retry", "3", "--from", "s" * 50_000], 422),
 ], ids=["commit-sha", "commit-message", "continue-state", "continue-no-run", "approve-state", "approve-no-name",
         "reject-state", "retry-state", "retry-step", "rollback-one-champion", "failures-mode", "stream-scenario",
-        "score-claim"])
+        "score-claim", "score-age-just-past", "retry-huge-step"])
 def test_a_refused_write_says_what_the_cli_says_and_changes_nothing(lab_server, method, path, body, args, status):
     before = state(lab_server)
     reply = api(lab_server, method, path, body)
@@ -270,6 +274,13 @@ def test_the_stream_starts_loops_and_stops(lab_server):
     assert stopped.status == 200 and (stopped.json()["enabled"], stopped.json()["closed_loop"]) == (False, False)
 
 
+def test_a_huge_bad_value_is_quoted_cut_short(lab_server):
+    reply = call(lab_server.url, "POST", "/api/score", {**CLAIM, "cpt_bucket": "S" * 600_000})
+    message = reply.json()["message"]
+    assert reply.status == 422 and len(message) < 2000, message[:300]
+    assert message.startswith("error: cpt_bucket '" + "S" * 39 + "... (600,002 characters) is not a known category")
+
+
 def test_score_answers_the_champions_decision_like_the_cli(lab_server):
     reply = call(lab_server.url, "POST", "/api/score?explain=true", CLAIM)  # open, like the dashboard's form
     code, stdout, _ = cli(lab_server, "score", "--claim", json.dumps(CLAIM), "--explain")
@@ -280,4 +291,5 @@ def test_score_answers_the_champions_decision_like_the_cli(lab_server):
     assert (mine["p_approved"], mine["base_value"]) == pytest.approx((theirs["p_approved"], theirs["base_value"]))
     assert [c["feature"] for c in mine["contributions"]] == [c["feature"] for c in theirs["contributions"]]
     assert [c["shap"] for c in mine["contributions"]] == pytest.approx([c["shap"] for c in theirs["contributions"]])
-    assert {c["feature"] for c in mine["contributions"]} == set(CLAIM)  # one per field of the claim
+    # One per field of the claim, and the calibration CD fitted (the forest's SHAP values explain it uncalibrated).
+    assert {c["feature"] for c in mine["contributions"]} == set(CLAIM) | {"calibration"}

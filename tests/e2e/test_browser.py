@@ -3,14 +3,16 @@
 - a fake commit runs CI to ci_complete; a step's log console opens; a DAG click picks a step;
 - a schema-failure run, then Retry: the page keeps working and the failed step is focused;
 - a commit from the CLI appears on a resting dashboard by itself;
-- screenshots at 1440 px and 390 px (the phone layout: primary action plus menu);
-- the registry's lineage graph over a played lifecycle, at 1440 px and 390 px.
+- the phone layout (390 px): primary action plus a menu, which closes when an action in it opens its dialog;
+- the registry's lineage graph over a played lifecycle, at 1440 px and 390 px; and over 2, 7 and 20 synthetic
+  versions at both widths, measured on its screenshot (saved as /tmp/lineage-<versions>-<width>.png).
 
 No Streamlit exception and no browser console error may show in any of them. Waits are by condition with
 generous deadlines (the machine is small and shared); nothing here asserts a timing.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -77,6 +79,9 @@ def status_line(page, text: str, timeout: float):
     expect(page.get_by_text(text).first).to_be_visible(timeout=timeout * 1000)
 
 
+NAV_LINKS = '[data-testid="stTopNavLink"], [data-testid="stTopNavDropdownLink"], [data-testid="stSidebarNavLink"]'
+
+
 def dag_node(page, name: str):
     return page.locator(f'.lab-dag [data-step="{name}"]')
 
@@ -87,7 +92,7 @@ def step_select(page):
 
 
 @pytest.mark.e2e
-def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, browser, tmp_path, lab):
+def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, browser, lab):
     from playwright.sync_api import expect
     page = open_page(browser, server, wait=False)
     raw_list_seen, deadline = False, time.monotonic() + 60  # Streamlit's own list of the pages/ folder
@@ -109,10 +114,11 @@ def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, br
 
     dag_node(page, "ci_quick_train").click()  # the DAG picks the step the inspector shows
     expect(step_select(page)).to_have_value("CI · Quick train", timeout=15_000)
+    expect(page).to_have_url(re.compile(r"step=ci_quick_train"), timeout=15_000)  # the link follows the click
     page.get_by_role("radiogroup", name="View").get_by_role("radio", name="Logs").click()
+    expect(page).to_have_url(re.compile(r"tab=Logs"), timeout=15_000)
     expect(page.locator(".lab-console")).to_contain_text("started ci_quick_train", timeout=15_000)
     expect(page.get_by_role("button", name="Download the full log")).to_be_visible()
-    page.screenshot(path=str(tmp_path / "dashboard-1440.png"))
     assert_healthy(page)
 
 
@@ -157,7 +163,7 @@ def test_a_cli_commit_appears_on_a_resting_dashboard_by_itself(server, browser, 
 
 
 @pytest.mark.e2e
-def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab, tmp_path):
+def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab):
     from playwright.sync_api import expect
     lab.commit(message="e2e: phone", author="e2e")
     page = open_page(browser, server, width=390, height=844)
@@ -171,13 +177,33 @@ def test_phone_layout_shows_the_primary_action_and_a_menu(server, browser, lab, 
     box = page.locator(".lab-dag").bounding_box()
     assert box["width"] <= 390  # the DAG keeps its size and scrolls inside its frame
     assert page.locator(".lab-dag").evaluate("el => el.scrollWidth > el.clientWidth")
-    page.screenshot(path=str(tmp_path / "dashboard-390.png"))
+    assert_healthy(page)
+
+
+@pytest.mark.e2e
+def test_on_a_phone_the_menu_closes_when_an_action_in_it_opens_its_dialog(lifecycle_server, browser):
+    from playwright.sync_api import expect
+    page = open_page(browser, lifecycle_server, width=390, height=844)
+    status_line(page, "run 3: failed", 60)  # Retry is the first button; Fake commit is in the menu
+    page.get_by_role("button", name="More").click()
+    menu = page.get_by_test_id("stPopoverBody")
+    expect(menu).to_be_visible()
+    # As a person does: the menu's own rerun (it is tracked) has finished before an entry in it is chosen.
+    expect(page.locator('[data-test-script-state="notRunning"]')).to_have_count(1, timeout=60_000)
+    menu.get_by_role("button", name="Fake commit").click()
+    field = page.get_by_role("dialog").get_by_role("textbox", name="Commit message")
+    expect(field).to_be_visible(timeout=30_000)
+    expect(menu).to_be_hidden(timeout=30_000)  # it stayed open over the dialog's title and first field
+    box = field.bounding_box()
+    on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('[role=dialog]') !== null",
+                           [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert on_top, "something covers the dialog's first field"
     assert_healthy(page)
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
-def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, tmp_path, width, height):
+def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, width, height):
     from playwright.sync_api import expect
     # Through the navigation, as a person gets there: a page's own URL opened cold makes Streamlit probe
     # <page>/_stcore/health and host-config first, two 404s in the console that are not this page's.
@@ -187,13 +213,95 @@ def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, b
         page.get_by_role("button", name="Lab").click()
     else:
         page.get_by_test_id("stExpandSidebarButton").click()
-    page.get_by_text("Model registry", exact=True).filter(visible=True).first.click()  # the navigation's entry
+    # The navigation's own entry: the dashboard's "Model registry" heading has the same text.
+    page.locator(NAV_LINKS).filter(has_text="Model registry").filter(visible=True).first.click()
     expect(page.get_by_role("heading", name="Lineage")).to_be_visible(timeout=60_000)
     if width < 1000:
         page.get_by_test_id("stSidebarCollapseButton").get_by_role("button").click()
     graph = page.frame_locator('iframe[title="streamlit_agraph.agraph"]').locator("canvas")
     expect(graph).to_be_visible(timeout=60_000)  # vis-network drew into its canvas
-    expect(page.get_by_text("Trained by run 1")).to_be_visible(timeout=30_000)  # the champion, detailed
-    graph.scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / f"registry-{width}.png"), full_page=True)
+    detail = page.get_by_text("Trained by run 1")
+    expect(detail).to_be_visible(timeout=30_000)  # the champion, detailed
+    # Wide, the details sit beside the graph (it used about 300 px of the page, the rest left blank); on a
+    # phone, under it.
+    frame, text = page.locator('iframe[title="streamlit_agraph.agraph"]').bounding_box(), detail.bounding_box()
+    if width >= 1000:
+        assert text["x"] >= frame["x"] + frame["width"] and text["y"] < frame["y"] + frame["height"], (frame, text)
+    else:
+        assert text["y"] >= frame["y"] + frame["height"], (frame, text)
+    assert_healthy(page)
+
+
+@pytest.fixture(scope="module")
+def lineage_server(tmp_path_factory, mlflow_template):
+    """tests/e2e/lineage_page.py served by Streamlit: the lineage graph over synthetic versions."""
+    import signal
+
+    from tests.conftest import free_port, kill_group, python_module, wait_serving
+    tmp = tmp_path_factory.mktemp("lineage")
+    port, log = free_port(), tmp / "streamlit.log"
+    env = cli_env(make_settings(tmp / "lab", None, mlflow_template))
+    proc = python_module("streamlit", ["run", str(ROOT / "tests" / "e2e" / "lineage_page.py"), "--server.port",
+                                       str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                         env, log)
+    try:
+        wait_serving(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        kill_group(proc, signal.SIGTERM, timeout=15)
+
+
+MIN_DRAWN_PX, MIN_ROW_PX = 300, 70  # the lineage graph's readable size (see the test below)
+
+
+def drawn_box(png: bytes) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of what is drawn (not white) in a screenshot."""
+    import io
+
+    from PIL import Image, ImageChops
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    return ImageChops.difference(image, Image.new("RGB", image.size, "white")).getbbox()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+@pytest.mark.parametrize("count", [2, 7, 20])
+def test_the_lineage_graph_is_drawn_at_a_readable_size_whatever_the_versions_and_the_width(
+        lineage_server, browser, count, width, height):
+    from playwright.sync_api import expect
+
+    from ui import lineage
+    page = open_page(browser, f"{lineage_server}?versions={count}", width=width, height=height)
+    frame = page.locator('iframe[title="streamlit_agraph.agraph"]')
+    canvas = page.frame_locator('iframe[title="streamlit_agraph.agraph"]').locator("canvas")
+    expect(canvas).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("picked")).to_be_visible(timeout=60_000)
+    # The whole drawing, measured: the layout depends on the width only, so a taller window shows all of it.
+    page.set_viewport_size({"width": width, "height": 4000})
+    frame.scroll_into_view_if_needed()
+    wait_until(lambda: drawn_box(frame.screenshot()) is not None, timeout=60, what="the graph to be drawn")
+    left, top, right, bottom = drawn_box(frame.screenshot(path=f"/tmp/lineage-{count}-{width}.png"))
+    # Two columns of boxes with 15 px labels (run or alias, then version) need about 370 px; vis-network shrinks
+    # a drawing to fit its frame, and below 300 px wide the labels fall under 12 px. Each version's row needs
+    # its box (four lines or more): under 70 px a row, boxes and labels run into each other. Two versions used
+    # to be drawn 262 px wide; seven on a phone were shrunk further, their edge labels piled up.
+    rows = min(count, lineage.NEWEST)
+    assert right - left >= MIN_DRAWN_PX and (bottom - top) / rows >= MIN_ROW_PX, (right - left, bottom - top)
+    box = frame.bounding_box()  # and nothing cut off at the frame's edges (edge labels were, on the right)
+    assert left > 2 and top > 2 and right < box["width"] - 3 and bottom < box["height"] - 3, \
+        ((left, top, right, bottom), box)
+    assert frame.bounding_box()["width"] <= width  # the page never scrolls sideways
+    assert_healthy(page)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+def test_a_pages_title_starts_just_below_the_top_bar(server, browser, width, height):
+    from playwright.sync_api import expect
+    page = open_page(browser, server, width=width, height=height)
+    title = page.get_by_role("heading", name="Claim ML CI/CD Lab")
+    expect(title).to_be_visible(timeout=60_000)
+    bar = page.get_by_test_id("stHeader").bounding_box()
+    gap = title.bounding_box()["y"] - (bar["y"] + bar["height"])
+    assert 0 <= gap <= 32, f"{gap:.0f} px of blank above the title"  # it was about 100 px
     assert_healthy(page)

@@ -113,7 +113,7 @@ def test_the_panel_starts_the_stream_rows_appear_and_stop_stops_it(server, brows
     assert reader.stream.state()["enabled"] is False
     stopped_at = reader.stream.state()["next_seq"]
     # Stopped, the producer gives its lease up at its next tick (it would otherwise lapse in 30 s).
-    wait_until(lambda: reader.stream.state()["lease_owner"] is None, DEADLINE, interval=0.5,
+    wait_until(lambda: reader.stream.state()["producer"]["owner"] is None, DEADLINE, interval=0.5,
                what="the producer to give up its lease")
     # A batch already being scored when Stop landed may still be stored (at most rate x MAX_LAG_SECONDS claims).
     # Ticks never overlap (one instance at a time), so that batch was stored before the tick that gave the lease

@@ -9,6 +9,7 @@ from engine import Refused
 from engine.autopilot import (
     Autopilot,
     active_session,
+    closing,
     is_active,
     latest_session,
     narration,
@@ -55,15 +56,32 @@ def test_plays_the_whole_lifecycle_and_leaves_an_ordinary_history(played):
     assert {("demo", "commit"), ("demo", "continue"), ("demo", "approve"), ("demo", "rollback")} <= actions
     text = _messages(lab, session["id"])
     assert "Quick train succeeded" in text and "Rolled production back" in text
-    closing = narration(lab, session["id"])[-1]["message"]  # it claims a drift alarm only when it saw one
-    assert closing.startswith("Lifecycle complete")
-    assert ("Drift is major" in text) == ("a drift alarm" in closing) == ("no alarm yet" not in closing), closing
+    last = narration(lab, session["id"])[-1]["message"]  # it claims an alert only when it saw one
+    assert last.startswith("Lifecycle complete")
+    assert ("Performance alert (snapshot" in text) == ("caught by the performance alert" in last) \
+        == ("no performance alert yet" not in last), last
+    assert "concept_drift" in text and "retrain" not in last  # the played demo does not retrain (retrain=False)
 
 
 def test_the_drift_act_reports_no_alarm_when_no_producer_streams(played):
     # It used to end "... and a drift alarm" even after saying "No major drift yet" (a saturated demo server).
     # Here nothing produces claims (the lab's runner is not started), so no alarm can be seen.
-    assert Autopilot(played, poll=0.1)._show_drift() is False
+    seen = Autopilot(played, poll=0.1)._show_drift()
+    assert seen["alert"] is None and seen["retrain"] is None and seen["cost"] is None
+    assert "no performance alert yet" in closing(seen) and "caught" not in closing(seen)
+
+
+def test_the_last_line_says_what_the_drift_act_really_saw():
+    quiet = {"alert": None, "max_psi": 0.02, "retrain": None, "cost": None}
+    assert closing(quiet) == ("Lifecycle complete: two promotions, live traffic and a rollback and a concept-drift "
+                              "watch with no performance alert yet (max input PSI 0.020); all in the run history, "
+                              "the registry, the stream's snapshots and the audit trail.")
+    full = {"alert": {"id": 7}, "max_psi": 0.031, "retrain": 5, "cost": (0.6007, 0.2433)}
+    said = closing(full)
+    assert "concept drift caught by the performance alert on arriving labels while max input PSI 0.031" in said
+    assert "a retrain on production claims (run 5) judged and promoted on production claims" in said
+    assert "cost per claim 0.601 before and 0.243 after its promotion" in said
+    assert "retrain" not in closing({**full, "retrain": None, "cost": None})
 
 
 def test_a_failing_run_is_narrated_and_the_demo_stops_cleanly(ticking_lab):
@@ -215,19 +233,3 @@ def test_retention_keeps_the_newest_finished_sessions_with_their_narration(lab):
     assert prune_sessions(lab, keep=1) == 3  # the one still playing is never pruned
     assert narration(lab, pilot.session) == [] and narration(lab, playing.session) != []
 
-
-def test_a_sessions_table_from_before_visitors_gets_the_column(lab, monkeypatch):
-    import sqlalchemy as sa
-
-    from engine import autopilot
-    old = sa.MetaData()
-    sa.Table("autopilot_sessions", old, *[c.copy() for c in autopilot.sessions.c if c.name != "visitor"])
-    with lab.store.tx() as c:
-        old.create_all(c)
-        c.execute(sa.text("INSERT INTO autopilot_sessions (by, started_at, heartbeat_at, stop_requested, outcome, "
-                          "finished_at) VALUES ('demo', 1, 1, false, 'done', 2)"))
-    monkeypatch.setattr(autopilot, "_created", set())
-    assert latest_session(lab)["visitor"] is None  # the old session reads, with no visitor
-    pilot = Autopilot(lab, visitor="ip:a")
-    pilot.open()
-    assert latest_session(lab)["visitor"] == "ip:a"

@@ -200,7 +200,8 @@ def test_approve_deploys_and_promotes(promoted):
     shadow = steps["shadow_monitor"]["outputs"]
     assert shadow["gate"]["verdict"] == "pass" and shadow["champion_version"] is None
     assert [c["name"] for c in shadow["gate"]["checks"]] == ["accuracy change vs approve-every-claim", "max input PSI"]
-    assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 1, "previous_champion": None}
+    assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 1, "previous_champion": None,
+                                                "shadow_tested_version": 1}
 
 
 def test_promotion_moves_every_alias_to_version_1(promoted):
@@ -262,6 +263,28 @@ def test_cd_full_train_outputs(promoted):
     assert len(importance) == 6 and importance == sorted(importance, reverse=True) and importance[0] > 0
 
 
+def test_cd_calibrates_on_the_validation_split_and_logs_the_ece_and_reliability_table(promoted, mlab):
+    full = by_name(promoted["run"])["cd_full_train"]["outputs"]
+    calibration = full["calibration"]
+    assert calibration["method"] == pipeline.spec("cd_full_train").params()["calibration"] == "isotonic"
+    assert calibration["fitted_on"] == "validation"
+    assert calibration["ece"] < calibration["ece_uncalibrated"]  # the forest alone is under-confident
+    assert sum(b["n"] for b in calibration["reliability"]) == full["holdout_rows"]
+    detail = mlab.tracking.run_detail(full["mlflow_run_id"])
+    assert detail["metrics"]["ece"] == pytest.approx(calibration["ece"])
+    assert detail["metrics"]["ece_uncalibrated"] == pytest.approx(calibration["ece_uncalibrated"])
+    table = json.loads(mlab.tracking.artifact_bytes(full["mlflow_run_id"], "eval/reliability.json"))
+    assert table["calibrated"]["bins"] == calibration["reliability"]
+    # What the version serves is the calibrated P(Approved): on the same holdout its ECE is the one CD logged.
+    from engine.ml.claims import derived_seed, generate_claims, label_array
+    from engine.ml.monitor import calibration as reliability
+    run = promoted["run"]
+    holdout = generate_claims(full["holdout_rows"], derived_seed(run["seed"], 1), run["dataset_window"])
+    served = mlab.tracking.load_model(full["model_version"])
+    assert reliability(served.p_approved(holdout), label_array(holdout) == 1)["ece"] == pytest.approx(
+        calibration["ece"], abs=1e-12)
+
+
 def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted):
     out = by_name(promoted["run"])["evaluate_vs_champion"]["outputs"]
     params = pipeline.spec("evaluate_vs_champion").params()
@@ -283,7 +306,9 @@ def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted
                                          abs=1e-4)
     assert f1_gain["value"] == pytest.approx(challenger["f1"] - baseline["f1"], abs=1e-4)
     assert saving["value"] == pytest.approx(baseline["cost_per_claim"] - challenger["cost_per_claim"], abs=1e-4)
-    assert f1_gain["margin"] == pytest.approx(f1_gain["value"] - f1_gain["threshold"], abs=1e-6)
+    # Decided on the interval's lower bound ("at least"): the margin is measured from it.
+    assert f1_gain["decided_on"].startswith("lower bound")
+    assert f1_gain["margin"] == pytest.approx(f1_gain["interval"][0] - f1_gain["threshold"], abs=1e-6)
     assert out["champion"] is None and gate["thresholds"] == {"challenger": out["challenger"]["threshold"],
                                                               "champion": None}
     assert out["baseline"]["policy"] == "approve every claim" and out["baseline"]["version"] is None

@@ -164,12 +164,18 @@ def test_the_warm_cli_answers_exactly_as_a_new_interpreter_does(env, healthy, fa
     (("status", str(2**64)), f"there is no run {2**64}: run ids are whole numbers from 1"),
     (("retry", str(2**63)), f"there is no run {2**63}"),
     (("reset", "--by", "ops"), "add --yes to confirm"),
+    (("status", "١"), "run id '١' is not a whole number written with the digits 0-9"),  # int() reads it as 1
+    (("retry", "٣"), "run id '٣' is not a whole number written with the digits 0-9"),
+    (("status", "1_0"), "run id '1_0' is not a whole number written with the digits 0-9"),
+    (("status", "x" * 100_000), "run id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (100,002 characters) is not"),
+    (("retry", "1", "--from", "s" * 100_000), "unknown step 'sssssssssssssssssssssssssssssssssssssss... (100,002"),
 ], ids=lambda v: " ".join(v)[:60] if isinstance(v, tuple) else None)
 def test_bad_input_exits_2_saying_what_to_fix(env, snapshot, healthy, args, says):
     before = snapshot()
     proc = cli(env, *args, expect=2)
     assert proc.stdout == ""
     assert proc.stderr.startswith("error: ") and says in proc.stderr, proc.stderr
+    assert len(proc.stderr) < 2500  # a bad argument is quoted cut short, never whole
     assert "Traceback" not in proc.stderr
     assert snapshot() == before  # nothing was created or changed
 
@@ -258,7 +264,8 @@ def test_approve_wait_deploys_and_promotes(story):
     steps = {s["name"]: s for s in run["steps"]}
     assert (steps["manual_approval"]["outputs"]["by"], steps["manual_approval"]["outputs"]["comment"]) == (
         "alice", "ship v3")
-    assert steps["promote_prod"]["outputs"] == {"alias": "champion", "version": 3, "previous_champion": 1}
+    assert steps["promote_prod"]["outputs"] == {"alias": "champion", "version": 3, "previous_champion": 1,
+                                                "shadow_tested_version": 3}
 
 
 def test_rollback_moves_champion_back_and_prints_the_move(story):
@@ -454,9 +461,55 @@ def test_commit_without_wait_says_when_no_worker_is_alive(tmp_path, mlflow_templ
     ("1" + "0" * 5000, "--json is not valid JSON (a number in it has too many digits)"),  # past int()'s limit
     ("NaN", "billed_amount nan is not a finite number"),
     ('"²"', "billed_amount '²' is not a number"),
-], ids=["1e39", "400 digits", "5000 digits", "NaN", "superscript two"])
+    ("1" + "0" * 100_000, "--json is not valid JSON (a number in it has too many digits)"),
+    ("[" * 50_000 + "]" * 50_000, "--json is not valid JSON (it is nested too deeply)"),
+    ('{"a": ' * 20_000 + "1" + "}" * 20_000, "--json is not valid JSON (it is nested too deeply)"),
+    ('"' + "9" * 60_000 + '"', "billed_amount '" + "9" * 39 + "... (60,002 characters) is not a number"),
+], ids=["1e39", "400 digits", "5000 digits", "NaN", "superscript two", "100k digits", "nested lists",
+        "nested objects", "60k characters"])
 def test_score_refuses_a_number_the_model_cannot_read_with_exit_2(env, billed, says):
     claim = ('{"cpt_bucket": "Surgery", "provider_type": "Hospital", "diagnosis_group": "Renal", '
              f'"billed_amount": {billed}, "allowed_amount": 3100, "patient_age": 45}}')
     proc = cli(env, "score", "--json", claim, expect=2)
     assert proc.stderr.startswith("error: ") and says in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr) < 2500
+
+
+def test_score_reports_an_age_just_past_the_range_with_its_real_value(env):
+    proc = cli(env, "score", "--cpt-bucket", "Surgery", "--provider-type", "Hospital", "--diagnosis-group", "Renal",
+               "--billed-amount", "4200", "--allowed-amount", "3100", "--patient-age", "110.0000001", expect=2)
+    assert "error: patient_age 110.0000001 is outside 0..110" in proc.stderr, proc.stderr
+
+
+def test_a_failure_message_is_bounded_whatever_input_it_quotes():
+    from engine.errors import BadInput
+    from engine.output import MAX_MESSAGE, failure
+    said = failure(BadInput("the value " + "v" * 10_000_000 + " is wrong; use a short one"))
+    assert (said.exit_code, said.http) == (2, 422) and len(said.message) < MAX_MESSAGE + 100
+    assert said.message.startswith("error: the value vvv") and said.message.endswith("is wrong; use a short one")
+    assert "(10,000,043 characters in all)" in said.message  # "error: " and the 36 characters around it
+
+
+def test_commit_wait_leaves_no_live_worker_behind(env, healthy, failing):
+    """`commit --wait` ran a worker in its own process; once it exited, that worker is gone from the list at once
+    (not listed as alive until its heartbeat goes stale)."""
+    assert cli_json(env, "workers") == []
+
+
+def test_a_run_from_an_older_pipeline_is_listed_shown_and_retried(tmp_path, mlflow_template):
+    """A run stored before ci_tests existed, its positions not today's: runs, status and retry --wait all work."""
+    from engine.lab import Lab
+    from tests.engine.test_lab import failed_in_data_validation
+    settings = make_settings(tmp_path, None, mlflow_template)
+    lab = Lab(settings)
+    try:
+        run_id = failed_in_data_validation(lab, 32, without="ci_tests", shift=5)
+    finally:
+        lab.close()
+    env = cli_env(settings)
+    assert [r["id"] for r in cli_json(env, "runs")] == [run_id]
+    steps = cli_json(env, "status", str(run_id))["steps"]
+    assert [s["name"] for s in steps][:2] == ["commit_received", "data_validation"] and steps[1]["position"] == 6
+    proc = cli(env, "retry", str(run_id), "--wait", expect=0)
+    assert said(proc) == [f"run {run_id} queued again from data_validation", f"run {run_id}: ci_complete"]
+    assert json.loads(proc.stdout)["status"] == "ci_complete"

@@ -43,6 +43,20 @@ def test_run_ids_outside_1_to_2_63_are_bad_input():
         check_run_id("seven")
 
 
+@pytest.mark.parametrize("typed", ["١", "٣٢", "７", "1_000", "1.0", "", " ", True, 1.0, None])
+def test_a_run_id_is_written_with_the_digits_0_to_9(typed):
+    """int() reads "١" (Arabic-Indic one) as run 1: a typo must never act on another run."""
+    with pytest.raises(BadInput, match="is not a whole number written with the digits 0-9; list runs with"):
+        check_run_id(typed)
+
+
+def test_a_huge_run_id_is_quoted_cut_short():
+    with pytest.raises(BadInput) as err:
+        check_run_id("x" * 10_000_000)
+    assert "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (10,000,002 characters)" in str(err.value)
+    assert len(str(err.value)) < 200
+
+
 # ---- the public demo ----------------------------------------------------------------------------------------
 KEY = "the-operator-key"
 
@@ -386,9 +400,75 @@ def test_what_a_person_types_as_a_number_still_reads(value, expected):
     assert not errors and row["billed_amount"] == expected
 
 
+@pytest.mark.parametrize("age, says", [("110.0000001", "patient_age 110.0000001 is outside 0..110"),
+                                       (-0.5, "patient_age -0.5 is outside 0..110"),
+                                       ("1e3", "patient_age 1000 is outside 0..110")])
+def test_an_age_out_of_range_is_reported_with_its_real_value(age, says):
+    _, errors = claim_errors({**CLAIM, "patient_age": age})
+    assert list(errors) == ["patient_age"] and errors["patient_age"].startswith(says), errors
+
+
+def test_a_huge_category_is_quoted_cut_short():
+    _, errors = claim_errors({**CLAIM, "cpt_bucket": "S" * 10_000_000})
+    assert errors["cpt_bucket"].startswith("cpt_bucket 'SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS... (10,000,002 "
+                                           "characters) is not a known category")
+    assert len(errors["cpt_bucket"]) < 400
+
+
 def test_a_claims_messages_name_each_field_as_the_caller_shows_it():
     _, errors = claim_errors({**CLAIM, "allowed_amount": "5000", "patient_age": "x" * 100, "cpt_bucket": None},
                              names={"allowed_amount": "Allowed amount ($)", "billed_amount": "Billed amount ($)"})
     assert errors["allowed_amount"].startswith("Allowed amount ($) 5000 is more than Billed amount ($) 4200")
     assert errors["patient_age"].startswith("patient_age 'xxxx") and "(102 characters)" in errors["patient_age"]
     assert errors["cpt_bucket"].startswith("cpt_bucket is missing")
+
+
+# ---- runs stored by an older pipeline ---------------------------------------------------------------------------
+def as_older_pipeline(lab: Lab, run_id: int, without: str | None = None, shift: int = 0) -> None:
+    """Make run `run_id` read as one an older pipeline stored: no row for the step `without` (added since), the
+    later positions closed up over it, and every position moved by `shift` (not today's pipeline.NAMES index)."""
+    s = store.steps
+    with lab.store.tx() as c:
+        if without:
+            gone = c.execute(sa.select(s.c.position).where(s.c.run_id == run_id, s.c.name == without)).scalar_one()
+            c.execute(sa.delete(s).where(s.c.run_id == run_id, s.c.name == without))
+            c.execute(sa.update(s).where(s.c.run_id == run_id, s.c.position > gone).values(position=s.c.position - 1))
+        c.execute(sa.update(s).where(s.c.run_id == run_id).values(position=s.c.position + shift))
+
+
+def failed_in_data_validation(lab: Lab, seed: int, **older) -> int:
+    """A run of an older pipeline (see as_older_pipeline) that failed in data_validation (schema_validation)."""
+    lab.set_failure_mode("schema_validation", True, by="test")
+    run_id = lab.commit(seed=seed)
+    as_older_pipeline(lab, run_id, **older)
+    lab.runner.run_until_idle()
+    lab.set_failure_mode("schema_validation", False, by="test")
+    return run_id
+
+
+def test_a_step_the_run_has_no_row_for_is_not_part_of_it():
+    from engine import pipeline
+    older = {"commit_received": "succeeded", "data_validation": "pending", "ci_quick_train": "pending",
+             "mlflow_log_ci": "pending"}  # stored before ci_tests existed
+    assert pipeline.ready("CI", older) == ["data_validation"]
+    assert not pipeline.stage_done("CI", older)
+    assert pipeline.stage_done("CI", dict.fromkeys(older, "succeeded"))
+
+
+@pytest.mark.parametrize("older", [{"without": "ci_tests"}, {"shift": 100}], ids=["predates-ci_tests", "positions"])
+def test_a_run_from_an_older_pipeline_is_listed_shown_and_retried(lab, older):
+    run_id = failed_in_data_validation(lab, 31, **older)
+    run = lab.run(run_id)
+    names = [s["name"] for s in run["steps"]]
+    assert run["status"] == "failed" and ("ci_tests" in names) == ("without" not in older)
+    assert {s["name"]: s["status"] for s in run["steps"]}["data_validation"] == "failed"
+    assert [r["id"] for r in lab.runs()] == [run_id]
+    if "without" in older:
+        with pytest.raises(BadInput, match=f"run {run_id} has no step ci_tests .* retry from data_validation"):
+            lab.retry(run_id, from_step="ci_tests")
+    assert lab.retry(run_id, by="ops") == "data_validation"
+    lab.runner.run_until_idle()
+    run = lab.run(run_id)
+    assert run["status"] == "ci_complete", [(s["name"], s["status"], s["error"]) for s in run["steps"]]
+    assert [s["name"] for s in run["steps"]] == names  # nothing added, nothing reordered
+    assert {s["name"]: s["attempt"] for s in run["steps"]}["data_validation"] == 2

@@ -108,8 +108,10 @@ def test_each_promotion_moves_champion(two_promotions):
     a, b = two_promotions["runs"]["a"], two_promotions["runs"]["b"]
     assert a["status"] == b["status"] == RunStatus.PROMOTED.value
     outputs = {name: {s["name"]: s["outputs"] for s in run["steps"]} for name, run in (("a", a), ("b", b))}
-    assert outputs["a"]["promote_prod"] == {"alias": CHAMPION, "version": 1, "previous_champion": None}
-    assert outputs["b"]["promote_prod"] == {"alias": CHAMPION, "version": 2, "previous_champion": 1}
+    assert outputs["a"]["promote_prod"] == {"alias": CHAMPION, "version": 1, "previous_champion": None,
+                                            "shadow_tested_version": 1}
+    assert outputs["b"]["promote_prod"] == {"alias": CHAMPION, "version": 2, "previous_champion": 1,
+                                            "shadow_tested_version": 2}
     assert outputs["b"]["evaluate_vs_champion"]["champion"]["version"] == 1
     assert outputs["b"]["shadow_monitor"]["champion_version"] == 1
     assert outputs["b"]["shadow_monitor"]["staging_version"] == 2

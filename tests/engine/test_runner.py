@@ -24,7 +24,8 @@ from engine import pipeline
 from engine.config import EXPERIMENT, RUN_TAGS
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
-from engine.runner import Outage, StepContext
+from engine.outage import Outage
+from engine.runner import StepContext
 from engine.states import RESTING, RunStatus, StepStatus
 from engine.store import steps as steps_table
 from tests.conftest import ROOT, STALE, python_module, wait_until
@@ -384,7 +385,7 @@ def test_a_call_that_began_before_an_outage_does_not_end_it(caplog):
     # a second time. Only a call that began after the outage did may end it.
     outage = Outage("the database")
     down = ConnectionRefusedError("connection refused")
-    with caplog.at_level(logging.WARNING, logger="engine.runner"):
+    with caplog.at_level(logging.WARNING, logger="engine.outage"):
         in_flight = time.monotonic()  # began while the database still answered
         outage.failed(down)
         outage.ok(in_flight)
@@ -481,7 +482,7 @@ def test_a_runner_never_interrupts_its_own_live_step(lab):
 def test_workers_racing_on_a_fresh_mlflow_postgres_backend_all_start(pg_url, tmp_path):
     """Three processes create MLflow's schema at once; the advisory lock lets one migrate, the others wait."""
     (tmp_path / "race_probe.py").write_text(
-        "import sys\nfrom engine.runner import prepare_mlflow_backend\nfrom engine.tracking import Tracking\n"
+        "import sys\nfrom engine.tracking import prepare_mlflow_backend\nfrom engine.tracking import Tracking\n"
         "prepare_mlflow_backend(sys.argv[1])\nTracking(sys.argv[1]).experiment_id()\nprint('ok')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     procs = [python_module("race_probe", [pg_url], env, tmp_path / f"out{i}", tmp_path / f"err{i}") for i in range(3)]

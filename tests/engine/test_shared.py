@@ -87,3 +87,34 @@ def test_the_cache_stays_bounded():
     for i in range(2000):
         cache.get(str(i), lambda: i)
     assert len(cache._values) <= 512
+
+
+def test_a_database_outage_is_logged_once_when_it_goes_and_once_when_it_is_back(monkeypatch, caplog):
+    import logging
+
+    import sqlalchemy as sa
+
+    from engine import shared
+    from engine.outage import Outage
+    monkeypatch.setattr(shared, "DATABASE", Outage("the lab's database", meanwhile="pages say so"))
+    fake = FakeLab()
+    down = {"now": True}
+
+    def runs(limit=50):
+        if down["now"]:
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        return []
+    fake.runs = runs
+    lab = SharedLab(fake, ttl=0)
+    with caplog.at_level(logging.WARNING, logger="engine.outage"):
+        for _ in range(20):  # twenty page refreshes of several visitors meet it
+            try:
+                lab.runs()
+            except sa.exc.OperationalError:
+                pass
+        down["now"] = False
+        for _ in range(5):
+            assert lab.runs() == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("the lab's database is unreachable") and "answers again" in messages[1]

@@ -6,6 +6,7 @@ which owns the temp dir. Everything waits by condition, with generous deadlines:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -70,6 +71,22 @@ class Cluster:
 
     def resume(self) -> None:
         os.kill(self.postmaster_pid(), signal.SIGCONT)
+        self.paused = False
+
+    def hang(self) -> list[int]:
+        """Hang the whole server (SIGSTOP to the postmaster and every backend): open connections stay up and their
+        statements are never answered, as with a frozen host. Returns the pids for unhang."""
+        pids = [self.postmaster_pid(), *(int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(self.postmaster_pid())], capture_output=True, text=True).stdout.split())]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        self.paused = True
+        return pids
+
+    def unhang(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         self.paused = False
 
     def url(self, database: str, password: str = PG_PASSWORD) -> str:

@@ -213,15 +213,49 @@ def texts(at) -> str:
 
 
 def errors_besides_the_drift_alert(at, lab) -> list[str]:
-    """The errors a dashboard run shows, less the Claims panel's major-drift alert, which must be there exactly
-    when the store's latest drift snapshot is major (the lifecycle stores streamed claims that drifted)."""
+    """The errors a dashboard run shows, less the Claims panel's major-drift and performance alerts, each of which
+    must be there exactly when the store's latest snapshot says so (the lifecycle streams drifted claims)."""
     errors = [str(e.value) for e in at.error]
     latest = lab.stream.snapshots(1)
-    if not latest or latest[0]["level"] != "major":
-        return errors
-    alert = f"Drift is **major** (snapshot #{latest[0]['id']}):"
-    assert [e for e in errors if e.startswith(alert)], f"no major-drift alert among {errors}"
-    return [e for e in errors if not e.startswith(alert)]
+    alerts = []
+    if latest and latest[0]["level"] == "major":
+        alerts.append(f"Drift is **major** (snapshot #{latest[0]['id']}):")
+    if latest and latest[0]["performance_level"] == "alert":
+        alerts.append(f"Performance **alert** (snapshot #{latest[0]['id']}, ")
+    for alert in alerts:
+        assert [e for e in errors if e.startswith(alert)], f"no alert starting {alert!r} among {errors}"
+    return [e for e in errors if not any(e.startswith(alert) for alert in alerts)]
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """Call with a download button (AppTest element) to get the bytes it serves when clicked: the file its
+    data callable builds, as the button registered it with Streamlit's media manager in the page run."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    made: dict[str, object] = {}
+    register = MediaFileManager.add_deferred
+
+    def add_deferred(self, data, *args, **kwargs):
+        file_id = register(self, data, *args, **kwargs)
+        made[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+
+    def serve(button) -> bytes:
+        data = made[button.proto.deferred_file_id]()
+        return data.encode() if isinstance(data, str) else data
+    return serve
+
+
+def step_picker(at):
+    """The inspector's step selector (its widget key names the shown step: ui/common.pick_key)."""
+    return next(s for s in at.selectbox if s.label == "Step")
+
+
+def view_picker(at):
+    """The inspector's Code / Config / Logs / Outputs control."""
+    return next(s for s in at.segmented_control if s.label == "View")
 
 
 def frame_with(at, column: str):

@@ -59,3 +59,29 @@ def test_a_run_in_the_url_that_is_not_a_run_id_is_ignored(app, seeded_dir, value
     app.run()
     assert not app.exception
     assert app.query_params["run"] in (str(runs["failed"]), [str(runs["failed"])])  # the latest run, as without
+
+
+def test_a_manual_approval_took_until_the_decision_and_waits_while_nobody_decided():
+    gathered = {"name": "manual_approval", "status": "awaiting_approval", "started_at": 100.0, "finished_at": 100.02,
+                "outputs": {"evidence": {}}}
+    assert common.duration(gathered) is None and common.waiting(gathered, now=400.0) == 300.0
+    decided = {**gathered, "status": "succeeded", "outputs": {"evidence": {}, "decision": "approved", "at": 460.0}}
+    assert common.duration(decided) == 360.0 and common.waiting(decided) is None
+    # Any other step took from its start to its finish.
+    assert common.duration({**decided, "name": "deploy_staging", "finished_at": 101.5}) == 1.5
+
+
+def test_following_a_run_opens_a_running_step_on_its_log_and_a_resting_one_on_its_outputs(monkeypatch):
+    import streamlit as st
+    state: dict = {}
+    monkeypatch.setattr(st, "session_state", state)
+    common.follow(_run("running", commit_received="succeeded", ci_tests="running"))
+    assert (state["step_pick"], state["tab_pick"]) == ("ci_tests", "Logs")
+    common.follow(_run("failed", commit_received="succeeded", ci_tests="failed"))
+    assert (state["step_pick"], state["tab_pick"]) == ("ci_tests", "Outputs")
+    state.update(_tab_chosen=True, tab_pick="Code")  # a view the person picked stays
+    common.follow(_run("running", commit_received="running"))
+    assert (state["step_pick"], state["tab_pick"]) == ("commit_received", "Code")
+    state.update(_step_chosen=True)  # so does a step
+    common.follow(_run("running", commit_received="succeeded", ci_tests="running"))
+    assert state["step_pick"] == "commit_received"

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from engine import pipeline
-from tests.ui.conftest import WAITING, errors_besides_the_drift_alert
+from tests.ui.conftest import WAITING, errors_besides_the_drift_alert, step_picker, view_picker
 from ui import dag
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
@@ -57,8 +57,8 @@ def thresholds_caption(at) -> str:
 
 
 def select(at, step: str, tab: str):
-    at.selectbox(key="step_pick").set_value(step)
-    at.segmented_control(key="tab_pick").set_value(tab)
+    step_picker(at).set_value(step)
+    view_picker(at).set_value(tab)
     return at.run()
 
 
@@ -82,7 +82,7 @@ def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir, make_lab):
     assert status_line(app).startswith(f"**run {runs['failed']}: failed**")
     assert app.selectbox(key="run_pick").value == runs["failed"]
     # Nobody chose a step: the inspector follows the one that stopped the run, and shows its error.
-    assert app.selectbox(key="step_pick").value == "data_validation"
+    assert step_picker(app).value == "data_validation"
     assert "**data_validation failed:**" in [e.value for e in app.error]
     error = make_lab().run(runs["failed"])["steps"][2]["error"]
     assert error.startswith("data contract violated") and "diagnosis_group" in error
@@ -154,8 +154,8 @@ def test_query_params_restore_run_step_and_tab(app, seeded_dir):
     app.run()
     assert not app.exception
     assert status_line(app).startswith(f"**run {runs['ok']}: ci_complete**")
-    assert app.selectbox(key="step_pick").value == "ci_quick_train"
-    assert app.segmented_control(key="tab_pick").value == "Logs"
+    assert step_picker(app).value == "ci_quick_train"
+    assert view_picker(app).value == "Logs"
     assert any(m.value.startswith("#### Quick train") for m in app.markdown)
     assert "started ci_quick_train" in console(app)
 
@@ -170,7 +170,7 @@ def test_an_unknown_run_in_the_url_falls_back_to_the_latest(app, seeded_dir):
 
 
 @pytest.mark.parametrize("step", CI_STEPS)
-def test_every_tab_renders_for_a_succeeded_ci_step(app, seeded_dir, step):
+def test_every_tab_renders_for_a_succeeded_ci_step(app, seeded_dir, make_lab, served, step):
     _, runs = seeded_dir
     app.query_params["run"] = str(runs["ok"])
     app.run()
@@ -183,7 +183,11 @@ def test_every_tab_renders_for_a_succeeded_ci_step(app, seeded_dir, step):
         elif tab == "Config":
             assert "yaml" in [c.language for c in app.code]
         elif tab == "Logs":
-            assert app.download_button[0].label == "Download the full log"
+            button = app.download_button(key=f"log_dl_{step}")
+            log = served(button).decode().splitlines()  # the file the button serves: every line of the step
+            assert button.label == "Download the full log"
+            assert [line.split(" ", 3)[3].strip() for line in log] == \
+                [r["message"] for r in make_lab().logs(runs["ok"], step, limit=100_000)]
         else:
             assert "Raw outputs (JSON)" in [e.label for e in app.expander]
     if step == "ci_quick_train":
@@ -223,9 +227,9 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiti
     assert not app.exception
     assert "Gate verdict: **PASS**" in shown(app)  # the evidence is in the dialog
     button(app, f"Approve run {WAITING}").click().run()  # no reviewer name: refused, nothing changes
-    assert any("approve needs the name" in e.value for e in app.error)
+    assert any("Fill in **Reviewer**" in e.value for e in app.error) and "--by" not in shown(app)
     assert lab.run(WAITING)["status"] == "awaiting_approval"
-    labelled(app.text_input, "Reviewer").input("Dana")
+    labelled(app.text_input, "Reviewer (required)").input("Dana")
     labelled(app.text_area, "Comment").input("metrics hold up")
     button(app, f"Approve run {WAITING}").click().run()
     assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
@@ -266,9 +270,9 @@ def test_reject_dialog_needs_a_name_then_stops_the_run_at_the_gate(app, awaiting
     assert not app.exception
     assert "Gate verdict: **PASS**" in shown(app)  # the same evidence as for approving
     button(app, f"Reject run {WAITING}").click().run()
-    assert any("reject needs the name" in e.value for e in app.error)
+    assert any("Fill in **Reviewer**" in e.value for e in app.error) and "--by" not in shown(app)
     assert lab.run(WAITING)["status"] == "awaiting_approval"
-    labelled(app.text_input, "Reviewer").input("Rui")
+    labelled(app.text_input, "Reviewer (required)").input("Rui")
     labelled(app.text_area, "Comment").input("wait for the audit")
     button(app, f"Reject run {WAITING}").click().run()
     assert not app.exception
@@ -315,7 +319,7 @@ def test_rollback_dialog_names_the_version_that_becomes_champion(app, awaiting_d
     app.button(key="act_rollback").click().run()
     assert not app.exception
     assert "moves from version **3** back to version **1**" in shown(app)
-    labelled(app.text_input, "Your name").input("Sam")
+    labelled(app.text_input, "Your name (required)").input("Sam")
     labelled(app.text_area, "Reason").input("bad canary")
     button(app, "Roll back to version 1").click().run()
     assert not app.exception

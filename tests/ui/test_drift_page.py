@@ -16,6 +16,7 @@ import pytest
 
 from engine.ml.claims import CATEGORICAL, FEATURES, NUMERIC
 from engine.ml.drift import EPSILON
+from engine.stream import SNAPSHOT_EVERY, WINDOW
 from tests.conftest import ROOT
 from tests.ui.conftest import STILL, open_page, texts
 from ui import drift, score
@@ -38,10 +39,11 @@ def by_hand(bins: list[dict]) -> float:
 
 @pytest.fixture
 def drifted(producer):
-    """Two snapshots of claims under full inflation (1,000 claims); returns the producing Lab."""
+    """Snapshots of claims under full inflation until a whole window is inflated (the played lifecycle leaves
+    concept-drift claims in it); returns the producing Lab."""
     producer.stream.start(rate=STILL, scenario="inflation", ramp=0, by="test")
-    for _ in range(2):
-        producer.stream.produce(500)  # a batch that crosses a multiple of 500 ends with one snapshot
+    for _ in range(WINDOW // SNAPSHOT_EVERY):
+        producer.stream.produce(SNAPSHOT_EVERY)  # a batch that crosses a multiple of 500 ends with one snapshot
     return producer
 
 
@@ -105,6 +107,62 @@ def test_the_history_lists_every_snapshot_and_the_csv_holds_them(drifted):
     for row, snap in zip(csv.to_dict("records"), snapshots):
         for feature in snap["detail"]["features"]:
             assert row[f"psi_{feature['feature']}"] == pytest.approx(feature["psi"], rel=1e-12)
+
+
+def test_snapshot_labels_name_each_level_and_the_history_spans_the_page(drifted):
+    drifted.stream.start(rate=STILL, scenario="none", ramp=0, by="test")
+    drifted.stream.produce(500)
+    calm = drifted.stream.snapshots(1)[0]
+    label = drift.snapshot_label({**calm, "level": "none", "performance_level": "none"})
+    assert "none · none" not in label  # the scenario and the level were two bare "none"s side by side
+    assert "no scenario · drift none · performance none" in label
+    at = drift_page()
+    assert not at.exception
+    # The history is drawn at the page's full width, not squeezed into a column that cut its columns off.
+    assert not [d for column in at.columns for d in column.dataframe if "max_psi" in d.value.columns]
+    history = next(d.value for d in at.dataframe if "max_psi" in d.value.columns)
+    assert list(history.columns[:6]) == ["id", "seq", "level", "performance_level", "realised_accuracy",
+                                         "estimated_accuracy"]
+    assert history["realised_accuracy"].tolist()[0] == pytest.approx(calm["realised_accuracy"])
+    assert "corrected for their number by Holm's step-down rule at a family-wise 5%" in texts(at)
+
+
+def test_every_features_drift_over_time_and_a_numeric_features_distribution(drifted):
+    snapshots = drifted.stream.snapshots()
+    frame = drift.feature_psi_frame(snapshots)
+    measured = [s for s in snapshots if s["status"] == "ok"]
+    assert len(frame) == len(FEATURES) * len(measured)
+    newest = measured[0]
+    for f in newest["detail"]["features"]:  # one line per feature, at the stored PSI
+        stored = frame[(frame["id"] == newest["id"]) & (frame["feature"] == f["feature"])]["psi"]
+        assert stored.tolist() == [f["psi"]]
+    hist = drift.distribution_frame(newest, "billed_amount")
+    assert hist.groupby("sample")["share"].sum().to_dict() == pytest.approx({"reference": 1, "current": 1})
+    centre = hist.pivot(index="centre", columns="sample", values="share")
+    # Inflation: the current amounts sit higher than the reference's.
+    assert (centre.index * centre["current"]).sum() > 1.3 * (centre.index * centre["reference"]).sum()
+    at = drift_page()
+    at.selectbox(key="feature").set_value("billed_amount").run()
+    text = texts(at)
+    assert "Drift per feature over time" in text and "**billed_amount: reference against current**" in text
+    assert "test: p-value" in text and "after Holm's step-down rule over the 6 features" in text
+    assert len(at.get("vega_lite_chart")) >= 4  # shares, terms, the distribution, PSI over time
+
+
+def test_the_page_shows_both_levels_and_the_performance_figures_with_intervals(drifted):
+    newest = drifted.stream.snapshots(1)[0]
+    at = drift_page()
+    assert not at.exception
+    perf = newest["detail"]["performance"]
+    table = next(d.value for d in at.dataframe if "approve every claim" in d.value.columns)
+    accuracy = table[table["metric"] == "accuracy"].iloc[0]
+    assert accuracy["realised"] == pytest.approx(perf["metrics"]["accuracy"]["value"])
+    assert accuracy["low"] <= accuracy["realised"] <= accuracy["high"]
+    assert accuracy["holdout"] == pytest.approx(perf["holdout"]["accuracy"])
+    level = newest["performance_level"]
+    banners = [e.value for e in (*at.error, *at.warning, *at.success) if f"Performance **{level}**" in e.value]
+    assert banners and drift.evidence_text(perf["evidence"]) in banners[0]
+    assert "Rule: alert when the 95% interval of realised accuracy" in texts(at)
 
 
 # ---- the score form ---------------------------------------------------------------------------------------
@@ -196,6 +254,6 @@ def test_an_unreachable_mlflow_is_named_and_never_called_no_champion(lifecycle_l
     at = drift_page()
     submit(at)
     assert not at.exception
-    [message] = [e.value for e in at.error]
+    [message] = [e.value for e in at.error if not e.value.startswith("Performance **")]  # the lifecycle's alert
     assert f"MLflow at {address} is unreachable" in message
     assert "no champion" not in message.lower()

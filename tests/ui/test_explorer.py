@@ -3,8 +3,12 @@ tokens both ways), and the newest run's details with its artifacts."""
 from __future__ import annotations
 
 import base64
+import json
 
-from tests.ui.conftest import frame_with
+import pandas as pd
+import pytest
+
+from tests.ui.conftest import frame_with, texts
 from ui.explorer import PER_PAGE
 
 
@@ -55,9 +59,8 @@ def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_la
     metrics = frame_with(app, "metric").set_index("metric")["value"]
     assert metrics["roc_auc"] == f"{full['metrics']['roc_auc']:.4g}"
     artifacts = next(e for e in app.expander if e.label.startswith("Artifacts ("))
-    files = [c.value for c in artifacts.caption]
-    listed = {f":material/description: {path}" for path in ("shap/importance.csv", "eval/confusion_matrix.json")}
-    assert listed <= set(files)
+    browser = app.selectbox(key=f"mlf_artifact_{mlflow_id}")
+    assert {"shap/importance.csv", "eval/confusion_matrix.json"} <= set(browser.options)
     [image] = artifacts.image
     assert image.captions == ["shap/beeswarm.png"]
     # The page carries the picture itself: a media URL is dropped at the session's next page run, and a browser
@@ -65,3 +68,47 @@ def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_la
     url = image.proto.imgs[0].url
     assert url.startswith("data:image/png;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == lab.tracking.artifact_bytes(mlflow_id, "shap/beeswarm.png")
+
+
+def test_any_artifact_can_be_opened_and_downloaded_as_mlflow_stored_it(app, played_dir, make_lab, served):
+    lab = make_lab()
+    _, mlflow_id = pipeline_mlflow_runs(lab)[0]
+    app.run()
+    app.selectbox(key=f"mlf_artifact_{mlflow_id}").set_value("eval/confusion_matrix.json").run()
+    assert not app.exception
+    stored = lab.tracking.artifact_bytes(mlflow_id, "eval/confusion_matrix.json")
+    assert json.loads(next(c.value for c in app.code if c.language == "json")) == json.loads(stored)
+    assert served(app.download_button(key=f"mlf_download_{mlflow_id}")) == stored
+
+
+def test_runs_are_searched_by_metric_and_tag_and_a_bad_search_says_how_to_write_one(app, played_dir, make_lab):
+    lab = make_lab()
+    logged = pipeline_mlflow_runs(lab)
+    f1 = {m: lab.tracking.client.get_run(m).data.metrics.get("f1") for _, m in logged}
+    cut = sorted(v for v in f1.values() if v is not None)[1]  # at least one run above, one at or below
+    app.run()
+    app.text_input(key="mlf_where").set_value(f"metrics.f1 > {cut} and tags.pipeline_run_id = '2'").run()
+    assert not app.exception
+    names = {m: lab.tracking.client.get_run(m).info.run_name for _, m in logged}
+    expected = [names[m] for r, m in logged if r == "2" and (f1[m] or 0) > cut]
+    assert frame_with(app, "MLflow run")["MLflow run"].tolist() == expected
+    app.text_input(key="mlf_where").set_value("f1 >> 0.8").run()
+    assert not app.exception
+    assert any("is not one MLflow understands" in e.value and "metrics.f1 > 0.85" in e.value for e in app.error)
+    assert "is not answering" not in texts(app)  # MLflow is fine: the search was wrong
+
+
+def test_two_runs_picked_are_compared_metric_by_metric_with_a_chart(app, played_dir, make_lab):
+    lab = make_lab()
+    logged = pipeline_mlflow_runs(lab)
+    cd = [m for _, m in logged if lab.tracking.client.get_run(m).data.tags.get("stage") == "CD"]
+    app.run()
+    app.multiselect(key="mlf_compare").set_value(cd).run()
+    assert not app.exception
+    frame = next(d.value for d in app.dataframe if d.value.index.name == "metric")
+    for mlflow_id in cd:
+        run = lab.tracking.client.get_run(mlflow_id)
+        column = frame[f"{run.info.run_name} (#{run.data.tags['pipeline_run_id']})"]
+        assert column.dropna().to_dict() == pytest.approx(run.data.metrics)
+    assert len(frame.columns) == 2 and pd.notna(frame.loc["f1"]).all()
+    assert app.get("vega_lite_chart")

@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import LIMITS
 from tests.conftest import wait_until
-from tests.ui.conftest import APP, WAITING, errors_besides_the_drift_alert
+from tests.ui.conftest import APP, WAITING, errors_besides_the_drift_alert, step_picker
 from ui import common, dialogs, header, icons
 
 ACTIONS = [name for name, _, _ in header.ACTIONS]
@@ -25,6 +25,7 @@ def _labelled(elements, label: str):
 
 def _check_buttons(app, lab, run) -> None:
     allowed = {**lab.allowed_actions(run), "commit": None}
+    allowed["rollback"] = allowed["rollback"] and common.rollback_blocked(lab)  # said truly after a rollback
     primary = header.NEXT_ACTION.get(run["status"]) if run else None
     primary = primary if primary and allowed[primary] is None else "commit"
     for name in ACTIONS:
@@ -61,7 +62,7 @@ def test_retry_from_the_phone_menu_requeues_the_failed_step_and_focuses_it(app, 
     assert make_lab().run(runs["failed"])["status"] == "queued"
     assert [(t.value, t.icon) for t in app.toast] == [(f"Run {runs['failed']} retrying from data_validation",
                                                        icons.RETRY)]
-    assert app.selectbox(key="step_pick").value == "data_validation"  # the requeued step is followed
+    assert step_picker(app).value == "data_validation"  # the requeued step is followed
     assert f"**run {runs['failed']}: queued**" in _texts(app)
 
 
@@ -71,13 +72,13 @@ def test_reject_dialog_puts_the_form_first_and_draws_the_rejection_as_rejected(a
     app.button(key="act_reject").click().run()
     assert not app.exception
     assert "Gate verdict: **PASS**" in _texts(app)  # the evidence is in the dialog, below the form
-    _labelled(app.text_input, "Reviewer").input("Dana")
+    _labelled(app.text_input, "Reviewer (required)").input("Dana")
     _labelled(app.text_area, "Comment").input("false denials too high")
     _labelled(app.button, f"Reject run {WAITING}").click().run()
     lab = make_lab()
     assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
     assert lab.run(WAITING)["status"] == "rejected"
-    assert app.selectbox(key="step_pick").value == "manual_approval"
+    assert step_picker(app).value == "manual_approval"
     assert "`rejected`" in _texts(app)  # the inspector's status, not "failed"
     assert "manual_approval rejected:" in [w.value.strip("*") for w in app.warning]
     assert not any("failed" in e.value for e in app.error)
@@ -88,13 +89,14 @@ def test_approve_dialog_shows_the_reviewer_form_and_the_evidence(app, awaiting_d
     app.run()
     app.button(key="act_approve").click().run()
     assert not app.exception
-    assert _labelled(app.text_input, "Reviewer") and "Gate verdict: **PASS**" in _texts(app)
+    assert _labelled(app.text_input, "Reviewer (required)").value == ""  # the form first (absent: StopIteration)
+    assert "Gate verdict: **PASS**" in _texts(app)
     # The check against champion v1 reads as a sentence, not "ROC-AUC change vs champion is -0.0040".
     gate = {s["name"]: s for s in make_lab().run(WAITING)["steps"]}["evaluate_vs_champion"]["outputs"]["gate"]
     auc = next(c["value"] for c in gate["checks"] if c["name"] == "ROC-AUC change vs champion")
     said = f"ROC-AUC {'rose' if auc > 0 else 'fell'} by {abs(auc):.4f} vs champion;"
     assert any(m.value.startswith(f"{icons.DONE} {said}") for m in app.markdown), said
-    _labelled(app.text_input, "Reviewer").input("Dana")
+    _labelled(app.text_input, "Reviewer (required)").input("Dana")
     _labelled(app.button, f"Approve run {WAITING}").click().run()
     lab = make_lab()
     assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
@@ -133,7 +135,7 @@ def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(
     assert not app.exception
     _check_buttons(app, lab, lab.run(run_id))
     assert app.button(key="act_retry").proto.type == "primary"
-    assert app.selectbox(key="step_pick").value == "commit_received"  # the interrupted step is shown
+    assert step_picker(app).value == "commit_received"  # the interrupted step is shown
     app.button(key="act_retry").click().run()
     _labelled(app.button, f"Retry run {run_id}").click().run()
     assert not app.exception and not app.error
@@ -152,9 +154,58 @@ def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step
     assert "**run 2: promoted, then rolled back**" in text
     assert "This run's model is no longer champion: rolled back by demo at" in text
     assert "`rolled_back`" in text and "This promotion was undone" in text
+    assert at.selectbox(key="run_pick").value == 2
+    picker = {o.split(" · ")[0]: o.split(" · ")[1] for o in at.selectbox(key="run_pick").options}
+    assert picker == {"run 3": "failed", "run 2": "promoted, rolled back", "run 1": "promoted"}
+    assert "A rollback took this model out of production; @champion serves version 1." in text
+    assert "(or was)" not in text
     at.query_params.update(run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
     at.run()
-    assert "rolled back" not in _texts(at).replace("Rollback", "")
+    assert "rolled back" not in _texts(at).replace("Rollback", "").replace("promoted, rolled back", "")
+    assert "This model is the champion. Rollback needs an earlier champion" in _texts(at)
+
+
+def test_a_picker_label_the_browser_kept_from_an_earlier_status_keeps_the_run_without_a_warning(
+        app, seeded_dir, make_lab, monkeypatch):
+    # The browser sends the picked option's label. When the run's status changed since it drew the picker, that
+    # label matches none of the options drawn last, and Streamlit hands the label itself back instead of the run.
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+    from streamlit.testing.v1.element_tree import Selectbox
+    _, runs = seeded_dir
+    app.query_params["run"] = str(runs["ok"])
+    app.run()
+    kept = app.selectbox(key="run_pick").options[1]  # what the browser shows: "run 1 · ci_complete · ..."
+    assert kept.startswith(f"run {runs['ok']} · ci_complete")
+    make_lab().continue_run(runs["ok"], by="someone else")  # queued now: the next page run labels it in progress
+    app.run()
+    drawn = Selectbox._widget_state.fget
+    monkeypatch.setattr(Selectbox, "_widget_state", property(
+        lambda sb: WidgetState(id=sb.id, string_value=kept) if sb.key == "run_pick" else drawn(sb)))
+    app.run()
+    assert not app.exception and not app.warning, [w.value for w in app.warning]
+    assert app.selectbox(key="run_pick").value == runs["ok"]
+    assert f"**run {runs['ok']}: queued**" in _texts(app)
+
+
+def test_the_commit_dialog_says_what_a_bad_sha_is_in_the_forms_words_and_starts_nothing(app, make_lab):
+    app.run()
+    app.button(key="act_commit").click().run()
+    _labelled(app.text_input, "Real commit SHA (optional)").input("not-a-sha")
+    _labelled(app.button, "Start CI").click().run()
+    said = " ".join(e.value for e in app.error)
+    assert "**Real commit SHA** not\\-a\\-sha is not a git commit SHA" in said, said
+    assert "--sha" not in said and "$(" not in said
+    assert make_lab().runs() == []
+
+
+def test_approving_without_a_reviewer_names_the_field_not_a_command_line_flag(app, awaiting_dir, make_lab):
+    app.query_params["run"] = str(WAITING)
+    app.run()
+    app.button(key="act_approve").click().run()
+    _labelled(app.button, f"Approve run {WAITING}").click().run()
+    said = " ".join(e.value for e in app.error)
+    assert "Fill in **Reviewer**" in said and "--by" not in said and "pass" not in said
+    assert make_lab().run(WAITING)["status"] == "awaiting_approval"
 
 
 def _fake_commit(app, message: str) -> None:
@@ -231,3 +282,15 @@ def test_queued_to_running_keeps_the_header_and_its_picker_label():
     assert header.drawn_for({**running, "id": 8}) != header.drawn_for(running)
     assert common.run_label(run) == common.run_label(running) == "run 7 · in progress · abcdef1 · fix: round amounts"
     assert common.run_label(done) == "run 7 · ci_complete · abcdef1 · fix: round amounts"
+
+
+def test_an_action_chosen_in_the_phone_menu_closes_the_menu_before_its_dialog_opens(app, seeded_dir):
+    _, runs = seeded_dir
+    app.query_params["run"] = str(runs["failed"])  # Retry is the phone row's first button; Fake commit is in More
+    app.run()
+    app.session_state[header.MENU_KEY] = True  # the person opened the menu
+    app.run()
+    app.button(key="phone_commit").click().run()
+    assert not app.exception
+    assert app.session_state[header.MENU_KEY] is False  # drawn closed: it covered the dialog's title and first field
+    assert _labelled(app.text_input, "Commit message").value == ""  # the dialog is open, its form empty

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from html import unescape
 
+from engine import pipeline
 from ui import inspector
 
 LINES = [  # two attempts of one step; attempt 2 started at t=200 (its first line came 0.5 s later)
@@ -56,3 +57,48 @@ def test_the_downloaded_log_has_every_line_with_iso_utc_times():
     text = inspector.log_text(Lab(), 7, "ci_tests")
     assert text.splitlines()[1] == "1970-01-01T00:01:41Z attempt=1 ERROR   FAILED test_x <assert 1 == 2>"
     assert len(text.splitlines()) == len(LINES)
+
+
+def test_the_inspector_keeps_following_when_the_browser_answers_with_the_step_it_showed_before(app, make_lab):
+    # The page moves the step picker as the run moves; a rerun the browser asked for before that redraw reached
+    # it carries the picker as it was. That old value was taken for a person's pick: the inspector stopped
+    # following and stayed on "CI · Commit" while every CI step ran.
+    from tests.ui.conftest import step_picker
+    lab = make_lab()
+    lab.commit(message="follow me", author="test")
+    app.run()
+    assert step_picker(app).value == "commit_received"
+    before = app._tree.get_widget_states()  # what the browser still holds while the next redraw is on its way
+    lab.runner.execute(lab.store.claim_step(lab.runner.worker_id))  # the commit step ran: CI steps are queued
+    app.run()
+    followed = step_picker(app).value
+    assert followed != "commit_received"
+    app._run(before)  # the late rerun
+    assert not app.exception
+    assert step_picker(app).value == followed
+    assert f"#### {pipeline.spec(followed).title}" in [m.value.split("  \n")[0] for m in app.markdown]
+
+
+def test_a_step_picked_while_the_page_was_redrawing_the_picker_is_not_lost(app, make_lab):
+    from tests.ui.conftest import step_picker
+    lab = make_lab()
+    lab.commit(message="follow me", author="test")
+    app.run()
+    picker = step_picker(app)
+    lab.runner.execute(lab.store.claim_step(lab.runner.worker_id))
+    app.run()  # the page moved the picker on; the browser had not drawn that yet when the person picked
+    picker.set_value("data_validation")
+    app._run(_states_with(app, picker, instead_of=step_picker(app)))
+    assert step_picker(app).value == "data_validation"
+    app.run()  # and the run moving on does not take the pick back
+    assert step_picker(app).value == "data_validation"
+
+
+def _states_with(app, widget, instead_of):
+    """The browser's widget states: the page as drawn last, but with `widget` (from an earlier drawing, as the
+    person set it) instead of the widget that replaced it."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+    states = WidgetStates()
+    states.widgets.extend(w for w in app._tree.get_widget_states().widgets if w.id != instead_of.id)
+    states.widgets.append(widget._widget_state)
+    return states

@@ -46,8 +46,11 @@ def test_refuses_rollback_clearly_when_there_is_no_earlier_champion(lifecycle_la
     # The lifecycle ended with a rollback to version 1, the first champion: nothing is earlier than it.
     at = open_page("registry")
     assert not at.exception
-    assert ("Rollback is not available: version 1 is the only model that has been champion on this line; "
-            "there is nothing earlier to roll back to") in texts(at)
+    # Version 2 was champion until the rollback: the page says so instead of "the only model that has been
+    # champion on this line" (the engine's words, true only of the line that is left).
+    assert ("Rollback is not available: version 1 is champion again since a rollback undid version 2, and no "
+            "version was champion before version 1: there is nothing earlier to roll back to") in texts(at)
+    assert "only model that has been champion" not in texts(at)
     assert _rollback_button(at) is None
 
 
@@ -57,7 +60,7 @@ def test_rollback_through_the_form_needs_a_name_then_moves_champion(awaiting_lab
     assert "from version **3** to version **1**" in texts(at)
 
     _rollback_button(at).click().run()
-    assert "Rollback refused: rollback needs the name of who does it" in texts(at)
+    assert "Rollback not done: fill in **Your name**" in texts(at) and "--by" not in texts(at)
     assert side_lab.tracking.alias_version("champion") == 3
 
     at.text_input(key="rollback_by").set_value("Dana")
@@ -77,7 +80,7 @@ def test_a_rollback_made_meanwhile_elsewhere_is_refused_with_its_reason(awaiting
     side_lab.rollback("someone else", "beat you to it")
     at.text_input(key="rollback_by").set_value("Dana")
     _rollback_button(at).click().run()
-    assert "Rollback refused: version 1 is the only model" in texts(at)
+    assert "Rollback refused: version 1 is champion again since rollbacks undid versions 2 and 3" in texts(at)
     assert [h["moved_by"] for h in side_lab.champion_history()].count("Dana") == 0
 
 

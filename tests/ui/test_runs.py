@@ -62,6 +62,23 @@ def test_one_row_per_run_with_stage_durations_metrics_and_champion_then(sample):
     assert pd.isna(failed["CD s"]) and pd.isna(failed["model version"]) and failed["CI s"] == 2.0
 
 
+def test_a_promotion_a_rollback_undid_reads_rolled_back_in_its_row_and_the_csv():
+    runs = [_run(2, "promoted", T0 + 200, T0 + 302.5), _run(1, "promoted", T0, T0 + 102.5)]
+    steps = {1: _promoted_steps(1, T0, 1), 2: _promoted_steps(2, T0 + 200, 2)}
+    champions = [{"version": 1, "since": T0 + 102.5, "until": T0 + 302.5, "action": "promote", "run_id": 1,
+                  "moved_by": "a", "reason": ""},
+                 {"version": 2, "since": T0 + 302.5, "until": T0 + 400, "action": "promote", "run_id": 2,
+                  "moved_by": "b", "reason": ""},
+                 {"version": 1, "since": T0 + 400, "until": None, "action": "rollback", "run_id": None,
+                  "moved_by": "sam", "reason": "bad canary"}]
+    frame = h.history_frame(runs, steps, champions, now=T0 + 500).set_index("run")
+    assert frame["status"].tolist() == [h.ROLLED_BACK, "promoted"]
+    assert frame["rolled back"].tolist() == ["2026-05-28T20:33:20Z by sam: bad canary", ""]
+    parsed = pd.read_csv(io.StringIO(h.history_csv(frame.reset_index())), keep_default_na=False)
+    assert parsed.set_index("run").loc[2, ["status", "rolled back"]].tolist() == [
+        "promoted, rolled back", "2026-05-28T20:33:20Z by sam: bad canary"]
+
+
 def test_a_running_step_counts_up_to_now():
     steps = [_step(1, "ci_tests", "CI", "running", T0, None), _step(1, "commit_received", "CI", "succeeded", T0,
                                                                     T0 + 1)]
@@ -95,8 +112,8 @@ def test_csv_holds_exactly_the_filtered_rows_and_columns(sample):
 def test_a_thousand_runs_give_a_thousand_rows_with_their_own_champion():
     runs = [_run(i, "promoted", T0 + i * 200, T0 + i * 200 + 102.5) for i in range(1000, 0, -1)]
     steps = {i: _promoted_steps(i, T0 + i * 200, i) for i in range(1, 1001)}
-    champions = [{"version": i, "since": T0 + i * 200 + 102.5, "until": T0 + (i + 1) * 200 + 102.5}
-                 for i in range(1, 1001)]
+    champions = [{"version": i, "since": T0 + i * 200 + 102.5, "until": T0 + (i + 1) * 200 + 102.5,
+                  "action": "promote", "run_id": i} for i in range(1, 1001)]
     frame = h.filter_history(h.history_frame(runs, steps, champions, now=T0 + 300_000), ["promoted"], "fake")
     assert frame["run"].tolist() == list(range(1000, 0, -1))
     # run i finished the moment version i became champion
@@ -119,23 +136,29 @@ def test_page_on_an_empty_store_explains_how_to_start(empty_lab):
     assert "Nothing has happened yet" in texts(at)
 
 
-def test_page_filters_and_shows_exactly_the_rows_the_csv_holds(lifecycle_lab):
+def test_page_filters_and_shows_exactly_the_rows_the_csv_holds(lifecycle_lab, served):
     at = open_page("runs")
     assert not at.exception
     everything = frame_with(at, "MLflow CI run")
-    assert len(everything) == 3 and set(everything["status"]) == {"promoted", "failed"}
+    # The played lifecycle promoted runs 1 and 2, then rolled back to version 1: run 2 reads rolled back.
+    assert everything.set_index("run")["status"].to_dict() == {3: "failed", 2: h.ROLLED_BACK, 1: "promoted"}
+    assert everything.set_index("run")["rolled back"].str.contains(" by ").tolist() == [False, True, False]
+    assert at.multiselect(key="runs_status").options == ["promoted", "failed", h.ROLLED_BACK]
 
-    at.multiselect(key="runs_status").set_value(["promoted"]).run()
+    at.multiselect(key="runs_status").set_value(["promoted", h.ROLLED_BACK]).run()
     shown = frame_with(at, "MLflow CI run")
-    assert shown["status"].tolist() == ["promoted", "promoted"]
+    assert shown["status"].tolist() == [h.ROLLED_BACK, "promoted"]
     assert "Showing 2 of 3 loaded runs" in texts(at)
-    parsed = pd.read_csv(io.StringIO(h.history_csv(shown)))
-    assert parsed["run"].tolist() == shown["run"].tolist() and list(parsed.columns) == h.HISTORY_COLUMNS
     assert shown["model version"].notna().all() and shown["MLflow CD run"].notna().all()
+
+    parsed = pd.read_csv(io.BytesIO(served(at.download_button(key="history_csv"))), keep_default_na=False)
+    assert parsed["run"].tolist() == [2, 1] and list(parsed.columns) == h.HISTORY_COLUMNS  # what the button serves
+    assert parsed["status"].tolist() == [h.ROLLED_BACK, "promoted"] and " by " in parsed.loc[0, "rolled back"]
 
     at.text_input(key="runs_text").set_value("retrain").run()
     assert frame_with(at, "MLflow CI run")["message"].tolist() == ["demo: retrain on fresh claims"]
-    assert at.download_button(key="history_csv") is not None
+    parsed = pd.read_csv(io.BytesIO(served(at.download_button(key="history_csv"))))
+    assert parsed["message"].tolist() == ["demo: retrain on fresh claims"]
 
 
 def test_page_draws_the_timeline_of_the_run_in_the_url(lifecycle_lab):
@@ -149,3 +172,28 @@ def test_page_draws_the_timeline_of_the_run_in_the_url(lifecycle_lab):
     assert at.get("vega_lite_chart"), "the Gantt chart is drawn"
     audit = frame_with(at, "actor")
     assert {"commit", "approve", "continue"} <= set(audit["action"])
+
+
+def test_a_run_summary_lists_every_step_with_its_result_and_how_long_it_took():
+    from ui.common import shown_status
+    steps = [_step(1, "commit_received", "CI", "succeeded", T0, T0 + 0.4, position=0),
+             _step(1, "ci_tests", "CI", "running", T0 + 1, None, position=1),
+             _step(1, "manual_approval", "CD", "succeeded", T0 + 10, T0 + 10.1, {"decision": "approved",
+                                                                                 "at": T0 + 130}, position=2),
+             _step(1, "deploy_staging", "Deploy", "pending", position=3)]
+    run = {"id": 1, "status": "running", "steps": [dict(s, attempt=1 if s["started_at"] else 0) for s in steps]}
+    summary = h.summary_frame(run, shown_status, now=T0 + 31)
+    assert summary["step"].tolist() == ["Commit", "CI tests", "Manual approval", "Deploy staging"]
+    assert summary["result"].tolist() == ["succeeded", "running", "succeeded", "pending"]
+    # the manual gate took until the decision (not its 0.1 s of gathering evidence); the running step so far
+    assert summary["seconds"].tolist()[:3] == [0.4, 30.0, 120.0] and pd.isna(summary["seconds"].iloc[3])
+
+
+def test_page_shows_the_summary_of_the_chosen_run_as_the_dashboard_reads_it(lifecycle_lab):
+    at = open_page("runs")
+    at.selectbox(key="runs_timeline").set_value(2).run()
+    assert not at.exception
+    summary = frame_with(at, "attempts")
+    assert len(summary) == 11 and summary.set_index("step").loc["Promote to production", "result"] == "rolled_back"
+    assert summary["seconds"].notna().all()
+    assert "Run 2 is **promoted, rolled back**: 11 of 11 steps have run" in texts(at)

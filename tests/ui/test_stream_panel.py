@@ -11,8 +11,9 @@ import pytest
 
 from engine.errors import BadInput, Refused
 from engine.ml.claims import APPROVED, DENIED
-from engine.stream import SCENARIOS
+from engine.stream import SCENARIOS, SNAPSHOT_EVERY, WINDOW
 from tests.ui.conftest import STILL, open_page, texts
+from ui import drift
 from ui import stream as panel
 from ui.common import OPERATOR_KEY
 
@@ -93,7 +94,8 @@ def test_labels_show_once_they_arrive(producer):
 
 def test_major_drift_raises_the_alert_and_shows_the_estimate_caveat(producer):
     producer.stream.start(rate=STILL, scenario="inflation", ramp=0, by="test")
-    producer.stream.produce(1000)
+    for _ in range(WINDOW // SNAPSHOT_EVERY):  # a whole window of inflated claims (the lifecycle's are not)
+        producer.stream.produce(SNAPSHOT_EVERY)
     latest = producer.stream.snapshots(1)[0]
     assert latest["level"] == "major"  # inflation moves amounts far past 0.25
     at = dashboard()
@@ -101,10 +103,27 @@ def test_major_drift_raises_the_alert_and_shows_the_estimate_caveat(producer):
     alert = next(e.value for e in at.error if "Drift is **major**" in e.value)
     worst = max(latest["detail"]["features"], key=lambda f: f["psi"])
     assert f"{worst['feature']} PSI {worst['psi']:.3f}" in alert
-    ece = latest["detail"]["calibration"]["ece"]
+    ece, live = latest["detail"]["calibration"], latest["detail"]["live_calibration"]
     caveat = texts(at)
-    assert f"expected calibration error on its holdout is **{ece:.3f}**" in caveat
+    # The live ECE on labelled production claims stands beside the holdout's, never the holdout's alone.
+    assert f"expected calibration error is **{ece['ece']:.3f}** on its holdout" in caveat
+    assert f"and **{live['ece']:.3f}** on the {live['n']:,} labelled production claims" in caveat
     assert "covariate drift" in caveat and "concept drift" in caveat
+
+
+def test_concept_drift_raises_the_performance_banner_beside_a_quiet_input_drift(producer):
+    producer.stream.start(rate=STILL, scenario="concept_drift", ramp=0, by="test")
+    for _ in range(10):  # a snapshot a batch; the labels of the turned rule arrive 300 claims late
+        producer.stream.produce(500)
+    latest = producer.stream.snapshots(1)[0]
+    assert latest["performance_level"] == "alert" and latest["level"] == "none"
+    at = dashboard()
+    assert not at.exception
+    banner = next(e.value for e in at.error if "Performance **alert**" in e.value)
+    evidence = latest["detail"]["performance"]["evidence"]
+    assert f"snapshot #{latest['id']}, input drift :green[none]" in banner
+    assert drift.evidence_text(evidence) in banner and "retraining" in banner
+    assert not any("Drift is" in e.value for e in at.error)  # PSI cannot see concept drift
 
 
 def test_a_small_window_says_not_enough_data_instead_of_a_level(lifecycle_lab, quiet_stream):

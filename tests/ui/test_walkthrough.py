@@ -73,7 +73,7 @@ def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle
     at.run()
     assert "Gate" in texts(at)
     _button(at, "Approve").click().run()
-    assert "approve needs the name" in texts(at)
+    assert "Fill in **Your name**" in texts(at) and "--by" not in texts(at)
     at.text_input(key="tour5_by").set_value("Dana")
     at.text_input(key="tour5_comment").set_value("F1 within the margin")
     _button(at, "Approve").click().run()
@@ -148,7 +148,7 @@ def test_step_8_streams_claims_and_ticks_on_a_major_snapshot_taken_after_it_open
     assert not at.exception, at.exception
     lab = started_labs[0]
     history = lab.stream.snapshots(limit=1)
-    assert history and history[0]["level"] == "major"  # the played demo's drift act: history, not the learner's
+    assert history  # the played demo's drift act (concept drift): history, not the learner's
     assert "Start the stream with a drifting scenario" in texts(at)
     assert not lab.stream.state()["enabled"]
 
@@ -157,11 +157,28 @@ def test_step_8_streams_claims_and_ticks_on_a_major_snapshot_taken_after_it_open
     assert not at.exception, at.exception
     state = lab.stream.state()
     assert state["enabled"] and state["scenario"] == "inflation"
-    # The app's runner produces the claims; a new snapshot (one every 500 claims) turns up by itself.
-    wait_until(lambda: lab.stream.snapshots(limit=1)[0]["id"] > history[0]["id"], what="a new snapshot")
+    # The app's runner produces the claims; snapshots (one every 500 claims) turn up by themselves, and once enough
+    # of the 5,000-claim window is inflated, one is major.
+    wait_until(lambda: (lambda s: s["id"] > history[0]["id"] and s["level"] == "major")(
+        lab.stream.snapshots(limit=1)[0]), what="a new major snapshot")
     at.run()
-    newest = lab.stream.snapshots(limit=1)[0]
-    assert newest["level"] == "major"
-    assert f"Snapshot {newest['id']} shows major drift" in texts(at)
+    # It ticks on a snapshot taken since it opened: major input drift, or the performance alert inflation may
+    # also raise (the page names that one first). The stream goes on meanwhile, so any fresh one may be named.
+    said = texts(at)
+    fresh = [s for s in lab.stream.snapshots(limit=50) if s["id"] > history[0]["id"]]
+    assert any(f"Snapshot {s['id']}: the performance alert fired" in said or
+               f"Snapshot {s['id']} shows major input drift" in said for s in fresh), said[-600:]
     _button(at, "Stop the stream").click().run()
     assert not lab.stream.state()["enabled"]
+
+
+def test_step_6_says_a_rolled_back_promotion_is_no_longer_the_champion(lifecycle_lab):
+    at = open_page("tour-6-deploy")
+    at.selectbox(key="tour6_pick").set_value(2).run()  # run 2 made version 2 champion; the demo rolled it back
+    assert not at.exception
+    said = " ".join(s.value for s in at.success)
+    assert "Version 2 was promoted (it replaced 1), then rolled back by demo at" in said, said
+    assert "it is no longer the champion" in said and "is the champion now" not in said
+    assert "status **promoted, then rolled back**" in texts(at)
+    at.selectbox(key="tour6_pick").set_value(1).run()  # version 1 is champion again
+    assert "Version 1 is the champion now" in " ".join(s.value for s in at.success)

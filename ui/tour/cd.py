@@ -8,7 +8,8 @@ from engine import BadInput, IllegalTransition, Refused
 from engine.config import LIMITS
 from engine.states import RunStatus
 from ui import icons
-from ui.common import get_lab, md_escape, mlflow_ui
+from ui.common import get_lab, md_escape, mlflow_ui, rolled_back_text
+from ui.dialogs import named
 from ui.errors import first_line
 from ui.pagekit import name_input
 from ui.tour import kit as k
@@ -55,13 +56,13 @@ def _decision_form(run: dict) -> None:
     if get_lab().allowed_actions(run)["approve"]:
         return  # the tick below says what to do first
     with st.form("tour5_decide"):
-        by = name_input("tour5_by")
+        by = name_input("tour5_by", "Your name (required)")
         comment = st.text_input("Comment", key="tour5_comment", placeholder="why you decided so",
                                 max_chars=LIMITS["comment"])
         approve, reject = st.columns(2)
         ok = approve.form_submit_button("Approve", icon=icons.APPROVE, type="primary")
         no = reject.form_submit_button("Reject", icon=icons.REJECT)
-    if ok or no:
+    if (ok or no) and named(by, "Your name (required)"):
         try:
             (get_lab().approve if ok else get_lab().reject)(run["id"], by, comment)
         except (BadInput, Refused, IllegalTransition) as exc:
@@ -113,9 +114,13 @@ def _deploy_progress(run: dict) -> None:
         st.warning("A deploy gate held the run: read why above, then retry it from the dashboard.")
     if status == RunStatus.REJECTED.value:
         st.warning("This run was rejected at the manual gate, so nothing was deployed. Commit again (step 1).")
+    replaced = promote.get('previous_champion') or 'nobody: it is the first'
+    if run.get("rolled_back"):  # promoted, then undone: the lesson is done, but this is no longer the champion
+        k.tick(True, f"Version {promote.get('version')} was promoted (it replaced {replaced}), then "
+               f"{rolled_back_text(run['rolled_back'])}: it is no longer the champion.", "")
+        return
     k.tick(status == RunStatus.PROMOTED.value, f"Version {promote.get('version')} is the champion now "
-           f"(it replaced {promote.get('previous_champion') or 'nobody: it is the first'}).",
-           f"Run {run['id']} is {status}: approve it (step 5) and wait for promotion.")
+           f"(it replaced {replaced}).", f"Run {run['id']} is {status}: approve it (step 5) and wait for promotion.")
 
 
 @k.page(7, "View MLflow runs", "mlflow",
@@ -149,12 +154,12 @@ def view_mlflow(run: dict | None) -> str:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _detail(uri: str, mlflow_id: str) -> dict:
-    return get_lab().tracking.run_detail(mlflow_id)
+    return get_lab().mlflow_run(mlflow_id)
 
 
 def _mlflow_run(mlflow_id: str) -> None:
     try:
-        d = _detail(get_lab().tracking.uri, mlflow_id)
+        d = _detail(get_lab().settings.tracking_uri, mlflow_id)
     except Exception as exc:  # MLflow down or the run deleted: say so instead of breaking the page
         st.warning(f"MLflow could not return run {mlflow_id}: {first_line(exc)}")  # masked: it may quote a URL
         return

@@ -6,15 +6,15 @@ them and hands the list to app.py. This module imports none of them, so there is
 from __future__ import annotations
 
 import functools
+import time
 from typing import Callable
 
 import streamlit as st
 
 from engine import pipeline
 from engine.states import RESTING, RunStatus, StepStatus
-from engine.store import timestamp
 from ui import icons
-from ui.common import get_lab, md_escape
+from ui.common import duration, fmt_seconds, get_lab, load_run, md_escape
 from ui.pagekit import dashboard_link, live, query_int
 
 TOTAL = 10
@@ -48,7 +48,7 @@ def page(n: int, title: str, slug: str, concept: str, real_world: str, follow: s
 
 def opened_at(n: int) -> float:
     """When this session first opened tour page `n`: ticks count only what the learner did since."""
-    return st.session_state.setdefault(f"tour{n}_opened", timestamp())
+    return st.session_state.setdefault(f"tour{n}_opened", time.time())  # the store's clock: epoch seconds
 
 
 # ---- the run the tour follows ---------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def steps_list(run: dict, stage: str | None = None) -> None:
     for s in run["steps"]:
         if stage and s["stage"] != stage:
             continue
-        took = f" · {s['finished_at'] - s['started_at']:.1f} s" if s["finished_at"] and s["started_at"] else ""
+        took = f" · {fmt_seconds(duration(s))}" if duration(s) is not None else ""
         lines.append(f"- {icons.status(s['status'])} **{pipeline.spec(s['name']).title}** · {s['status']}{took}")
     st.markdown("\n".join(lines))
     bad = stopped_step(run)
@@ -146,8 +146,9 @@ def watch(run_id: int, body: Callable[[dict], None], key: str) -> None:
     lab = get_lab()
 
     def render() -> bool:
-        run = lab.run(run_id)
-        st.caption(f"Run {run['id']} · commit {run['sha'][:8]} · status **{run['status']}**")
+        run = load_run(lab, run_id)  # with the rollback that undid its promotion, if any
+        status = run["status"] + (", then rolled back" if run["rolled_back"] else "")
+        st.caption(f"Run {run['id']} · commit {run['sha'][:8]} · status **{status}**")
         body(run)
         return is_active(run)
 

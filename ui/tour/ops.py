@@ -19,22 +19,25 @@ TOUR_RATE = 200  # claims a second: a snapshot every few seconds, so the lesson 
 
 
 @k.page(8, "Monitor live claims", "drift",
-        "A model is trained on yesterday's claims and scores today's. When the inputs move (amounts inflate, a "
-        "new mix of diagnoses arrives) its accuracy can fall long before anyone has labels to notice: real "
-        "outcomes arrive weeks after the decision. **Drift monitoring** compares each feature's current "
-        "distribution with the champion's own training data. The **Population Stability Index** bins the "
-        "reference, compares each bin's share of current claims, and sums (current − reference) × "
-        "ln(current / reference): below 0.10 means no meaningful change, 0.10 to 0.25 is moderate (watch it), "
-        "0.25 and above is major (investigate, consider retraining). While labels are pending, the model's own "
-        "probabilities *estimate* its accuracy; that estimate is only as good as its calibration, and it cannot "
-        "see **concept drift**, where the inputs stay put and the rule that decides claims changes.",
-        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature; "
-        "delayed ground truth joined back to predictions.",
+        "A model is trained on yesterday's claims and scores today's. **Input drift monitoring** compares each "
+        "feature's current distribution with the champion's own training data: the **Population Stability "
+        "Index** bins the reference, compares each bin's share of current claims, and sums (current − "
+        "reference) × ln(current / reference) (below 0.10 no meaningful change, 0.25 and above major). But PSI "
+        "only sees inputs. Under **concept drift** the claims look exactly as before while the payer's rule "
+        "changes: PSI stays quiet and the model stays sure of itself. Only the outcomes, arriving weeks after "
+        "the decision, reveal it: the **performance level** (realised accuracy, false denials and cost per "
+        "claim on labelled claims, each with its interval) turns to *alert*. The fix is to **retrain on what "
+        "production saw**: the labelled production claims, split by time, so the promotion gate judges the "
+        "retrain on newer production claims it never trained on, and cost per claim comes back down after it "
+        "is promoted.",
+        "Evidently, WhyLabs, Arize or SageMaker Model Monitor on live traffic, alerting on PSI per feature and "
+        "on performance once delayed ground truth is joined back to predictions; retraining on a recent window "
+        "of labelled production data.",
         follow="none")
 def live_claims(_: None) -> None:
     """Step 8: start the live stream with a drift scenario and watch the monitor turn major."""
     lab = get_lab()
-    if lab.tracking.alias_version("champion") is None:
+    if lab.alias_version("champion") is None:
         k.tick(False, "", "There is no champion to serve claims yet: promote a model first (step 5).")
         return None
     opened = k.opened_at(8)
@@ -42,7 +45,7 @@ def live_claims(_: None) -> None:
                 "as a shadow while it holds another version). Pick a scenario and start it; the dashboard's "
                 "Claims panel and the **Drift** page show the same stream.")
     names = list(SCENARIOS)
-    scenario = st.selectbox("Scenario", names, index=names.index("inflation"), key="tour8_scenario",
+    scenario = st.selectbox("Scenario", names, index=names.index("concept_drift"), key="tour8_scenario",
                             format_func=lambda n: f"{n}: {SCENARIOS[n].description}")
     state = lab.stream.state()
     by = st.session_state.get(NAME_KEY) or "tour"
@@ -76,17 +79,24 @@ def _monitor(lab, opened: float) -> bool:
         realised, estimated = snap["realised_accuracy"], snap["estimated_accuracy"]
         st.caption(f"Snapshot {snap['id']}: realised accuracy {_num(realised)} on labelled claims; the model "
                    f"expects {_num(estimated)} on the claims still waiting for their labels.")
+    alert = next((s for s in fresh if s.get("performance_level") == "alert"), None)
     major = next((s for s in fresh if s["level"] == "major"), None)
-    if major:
-        k.tick(True, f"Snapshot {major['id']} shows major drift (max PSI {major['max_psi']:.2f}) in claims that "
-               "arrived after you opened this page: in production this is the moment to investigate and retrain. "
-               "Try concept_drift next: PSI stays low while realised accuracy falls below the estimate.", "")
+    if alert:
+        k.tick(True, f"Snapshot {alert['id']}: the performance alert fired on arriving labels (realised accuracy "
+               f"{_num(alert['realised_accuracy'])}) while input drift was {alert['level'] or 'not measured'} (max "
+               f"PSI {_num(alert['max_psi'])}). Retrain on recent production data (the Claims panel's button, or "
+               "`python -m engine stream retrain`): its gate judges it on newer production claims, and after its "
+               "promotion cost per claim comes back down.", "")
+    elif major:
+        k.tick(True, f"Snapshot {major['id']} shows major input drift (max PSI {major['max_psi']:.2f}) in claims "
+               "that arrived after you opened this page. Try concept_drift next: PSI stays low, and only the "
+               "performance alert on arriving labels sees it.", "")
     elif fresh:
         k.tick(False, "", f"Latest snapshot {fresh[0]['id']}: level {fresh[0]['level'] or 'not enough data yet'}; "
                "keep the stream running, or pick a scenario that drifts.")
     else:
         k.tick(False, "", "Start the stream with a drifting scenario and wait for a snapshot (one every 500 "
-               "claims) to turn major.")
+               "claims) to raise an alert: input drift for inflation and the like, performance for concept_drift.")
     return bool(status["enabled"])
 
 

@@ -93,8 +93,22 @@ def test_check_carries_its_interval_rounded():
 
 def test_describe_check_names_value_need_margin_and_interval():
     text = G.describe_check(check("ROC-AUC change vs champion", -0.011, ">=", -0.005, (-0.0135, -0.0086)))
-    assert text == ("ROC-AUC change vs champion -0.0110 (needs >= -0.0050, margin -0.0060, "
+    assert text == ("ROC-AUC change vs champion -0.0110 (needs lower bound >= -0.0050, margin -0.0085, "
                     "95% interval [-0.0135, -0.0086])")
+
+
+def test_a_check_with_an_interval_passes_on_its_bound_not_on_the_point_estimate():
+    # issue 21's case: F1 -0.0059 [-0.0094, -0.0023] against -0.005 would pass on the point estimate alone
+    at_least = check("F1 change vs champion", -0.0049, ">=", -0.005, (-0.0094, -0.0023))
+    assert (at_least["passed"], at_least["margin"]) == (False, pytest.approx(-0.0044))
+    assert at_least["decided_on"] == "lower bound of the 95% interval"
+    at_most = check("error rise", 0.009, "<=", 0.01, (0.004, 0.013))
+    assert (at_most["passed"], at_most["margin"]) == (False, pytest.approx(-0.003))
+    assert at_most["decided_on"] == "upper bound of the 95% interval"
+    clear = check("F1 change vs champion", 0.002, ">=", -0.005, (-0.001, 0.005))
+    assert (clear["passed"], clear["margin"]) == (True, pytest.approx(0.004))
+    assert "decided_on" not in check("max input PSI", 0.1, "<", 0.25)  # no interval: the value decides
+    assert gate("r", [("a", 0.0, ">=", -0.01, (-0.02, 0.01))])["verdict"] == "fail"
 
 
 @pytest.fixture(scope="module")

@@ -136,3 +136,20 @@ def test_full_config_fits_the_artifact_budget():
     assert M.model_size_bytes(full) <= 10 * MB
     # MLflow's default format, with the tree type trusted, must fit too.
     assert M.model_size_bytes(full, "skops") <= 10 * MB
+
+
+# ---- calibration ------------------------------------------------------------------------------------------------
+def test_calibration_on_unseen_claims_brings_the_ece_down_and_keeps_the_forest_inside():
+    from engine.ml.monitor import calibration
+    forest = M.train(generate_claims(12000, seed=3), FULL)
+    calibrated = M.calibrate(forest, generate_claims(6000, seed=4), pipeline.spec("cd_full_train").params()
+                             ["calibration"])
+    fresh = generate_claims(20000, seed=98)
+    outcome = label_array(fresh) == 1
+    before = calibration(M.predict_approval(forest, fresh), outcome)["ece"]
+    after = calibration(M.predict_approval(calibrated, fresh), outcome)["ece"]
+    assert after < before / 2, (before, after)  # the raw forest is under-confident
+    assert M.fitted_pipeline(calibrated) is M.fitted_pipeline(forest) is forest  # frozen: not refitted
+    assert M.explain(calibrated, fresh, sample_size=20).importance["feature"].tolist()  # SHAP through the forest
+    with pytest.raises(ValueError, match="calibration method must be one of isotonic, sigmoid"):
+        M.calibrate(forest, fresh, "platt")
