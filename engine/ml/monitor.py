@@ -174,9 +174,9 @@ def distributions(reference: pd.DataFrame, current: pd.DataFrame, features=NUMER
         c = pd.to_numeric(current[name], errors="coerce").dropna().to_numpy(float)
         if not len(r) or not len(c):
             continue
-        lo = min(np.quantile(r, 0.005), np.quantile(c, 0.005))
-        hi = max(np.quantile(r, 0.995), np.quantile(c, 0.995))
-        log = bool(lo > 0 and np.quantile(r, 0.995) > 10 * np.median(r))
+        (r_lo, r_mid, r_hi), (c_lo, c_hi) = np.quantile(r, [0.005, 0.5, 0.995]), np.quantile(c, [0.005, 0.995])
+        lo, hi = min(r_lo, c_lo), max(r_hi, c_hi)  # one partition per sample, not one per quantile
+        log = bool(lo > 0 and r_hi > 10 * r_mid)
         edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
 
         def shares(x):
