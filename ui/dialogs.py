@@ -180,10 +180,11 @@ def _rollback(lab) -> None:
 
 def retry_choices(run: dict) -> tuple[list[str], str]:
     """Steps a retry may start from (up to the one that stopped the run) and that step as the default."""
-    stopped = next((s for s in run["steps"] if s["status"] in ("failed", "interrupted")), None)
+    names = [s["name"] for s in run["steps"]]  # the run's own steps, in its order (it may predate a step)
+    stopped = next((s["name"] for s in run["steps"] if s["status"] in ("failed", "interrupted")), None)
     if stopped is None:
-        return list(pipeline.NAMES), pipeline.NAMES[0]
-    return [s["name"] for s in run["steps"][: stopped["position"] + 1]], stopped["name"]
+        return names, names[0]
+    return names[: names.index(stopped) + 1], stopped
 
 
 @st.dialog("Retry run", on_dismiss=_close)

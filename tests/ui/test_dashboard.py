@@ -335,3 +335,15 @@ def test_an_unreachable_mlflow_is_a_message_not_a_traceback(app, monkeypatch):
     assert not app.exception
     assert any("MLflow at http://127.0.0.1:9 is not answering" in w.value for w in app.warning)
     assert "No runs yet: click Fake commit" in shown(app)  # the rest of the dashboard still works
+
+
+def test_the_retry_dialog_offers_the_runs_own_steps_whatever_their_stored_positions():
+    # A run made before a step was added, its positions shifted: the choices come from its own rows, in order,
+    # up to the step that stopped it (slicing by stored position picked the wrong steps).
+    from ui.dialogs import retry_choices
+    steps = [{"name": n, "position": 100 + i, "status": s} for i, (n, s) in enumerate(
+        [("commit_received", "succeeded"), ("data_validation", "failed"), ("ci_quick_train", "skipped")])]
+    assert retry_choices({"steps": steps}) == (["commit_received", "data_validation"], "data_validation")
+    rested = [{**s, "status": "succeeded"} for s in steps]
+    assert retry_choices({"steps": rested}) == (["commit_received", "data_validation", "ci_quick_train"],
+                                                "commit_received")
