@@ -317,6 +317,23 @@ def _limit_every_wait(connect_timeout: float, statement_limit: float) -> None:
     ext.set_wait_callback(_wait_with_deadline)
 
 
+@contextmanager
+def advisory_lock(url: str, name: str):
+    """Hold a PostgreSQL session advisory lock named `name` in the database at `url` (another service's, such as
+    MLflow's backend) for the block, on a connection of its own. The lab's SQL stays in this module."""
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 5})
+    try:
+        with eng.connect() as c:
+            c.execute(sa.text("SELECT pg_advisory_lock(hashtext(:n))"), {"n": name})
+            try:
+                yield
+            finally:
+                c.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+                c.commit()
+    finally:
+        eng.dispose()
+
+
 def make_engine(url: str, connect_timeout: float = 5.0, statement_timeout: float = 8.0) -> sa.Engine:
     """An engine for `url` that never waits for ever: a hung or locked database fails a call within seconds.
 

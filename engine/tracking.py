@@ -17,7 +17,6 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -28,6 +27,7 @@ from engine.config import CHAMPION, EXPERIMENT, MODEL_NAME, mask_text, mask_url
 from engine.errors import Refused
 from engine.ml.claims import TARGET
 from engine.ml.serving import ServedModel
+from engine.store import advisory_lock
 
 _FLUENT = threading.RLock()
 # Error codes that mean "not there" rather than "could not ask".
@@ -101,19 +101,10 @@ def prepare_mlflow_backend(uri: str) -> None:
     with _PREPARE_LOCK:
         if uri in _PREPARED:
             return
-        eng = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 5})
-        try:
-            with eng.connect() as c:
-                c.execute(sqlalchemy.text("SELECT pg_advisory_lock(hashtext('lab-mlflow-schema'))"))
-                try:
-                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
-                    client.search_experiments(max_results=1)
-                    client.search_registered_models(max_results=1)
-                finally:
-                    c.execute(sqlalchemy.text("SELECT pg_advisory_unlock(hashtext('lab-mlflow-schema'))"))
-                    c.commit()
-        finally:
-            eng.dispose()
+        with advisory_lock(uri, "lab-mlflow-schema"):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # migrates, as any first use
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
         _PREPARED.add(uri)
 
 
