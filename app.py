@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from streamlit.runtime.pages_manager import PagesManager
 
 from api import ROUTES  # the JSON API and GitHub webhook under /api (api/__init__.py)
+from api.page_root import PageRoot
 from api.static_cache import StaticCache
 from engine.config import Settings
 from engine.errors import BadInput
@@ -56,5 +57,6 @@ async def lifespan(_app):
 # on_script_error: what escapes a page, a callback or a fragment's timer rerun is shown as a short message and
 # logged masked (ui/errors.py); showErrorDetails = "none" in .streamlit/config.toml is the backstop.
 # StaticCache: Streamlit's immutable static files from memory (most of a fresh visitor's cost to the server).
+# PageRoot: a page's address opened cold connects at the root at once, not after two 404s (api/page_root.py).
 app = st.App("navigation.py", lifespan=lifespan, on_script_error=errors.on_script_error, routes=ROUTES,
-             middleware=[Middleware(StaticCache)])
+             middleware=[Middleware(StaticCache), Middleware(PageRoot, base=st.get_option("server.baseUrlPath"))])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import busy, errors, icons
+from ui import busy, errors, icons, pagekit
 from ui.tour import TOUR
 
 HERE = Path(__file__).parent
@@ -26,5 +26,7 @@ pages = {
     ],
     "Walkthrough": [st.Page(fn, title=title, url_path=path, icon=icons.TOUR) for title, fn, path in TOUR],
 }
+page = st.navigation(pages, position="top")
+pagekit.note_visit(page.url_path)
 with busy.page_slot():  # a few full page runs at once; a visitor in line is told why the page waits
-    errors.run(st.navigation(pages, position="top"))  # what escapes a page: a short message, no traceback
+    errors.run(page)  # what escapes a page: a short message, no traceback

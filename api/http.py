@@ -138,6 +138,10 @@ def parse_object(body: bytes, what: str = "the request body") -> dict:
         value = json.loads(body)
     except ValueError:  # not JSON, not UTF-8, or a number past Python's digit limit
         raise ApiError(400, "bad_request", f"{what} is not valid JSON; send a JSON object") from None
+    except RecursionError:  # arrays or objects inside one another past Python's recursion limit (about 1,000)
+        raise ApiError(400, "bad_request", f"{what} is nested too deeply to read (arrays or objects inside one "
+                                           "another, hundreds of levels down); send a JSON object nested a few "
+                                           "levels at most") from None
     if not isinstance(value, dict):
         raise ApiError(400, "bad_request", f"{what} must be a JSON object")
     return value

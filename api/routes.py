@@ -30,6 +30,7 @@ from api.http import (
     query_int,
     read_body,
 )
+from engine import Run
 from engine.output import runs_csv
 
 RUN = "{run}"  # a run id, or "latest" for the newest run (the CLI's `status` without RUN)
@@ -46,14 +47,14 @@ async def status(request: Request) -> Response:
     return answer(await call(_run, request.path_params["run"]))
 
 
-def _run(run: str) -> dict:
+def _run(run: str) -> Run:
     shared = lab()
     if run == "latest":
         newest = shared.runs(1)
         if not newest:
             from engine.errors import NotFound
             raise NotFound("there are no runs yet: start one with python -m engine commit")
-        run = newest[0]["id"]
+        run = newest[0].id
     return shared.run(run)
 
 

@@ -140,7 +140,7 @@ async def _push(request: Request, body: bytes) -> Response:
     run_id, new = await call(start, shared, push, delivery, digest, visitor)
     run = await call(shared.run, run_id)
     link = f"{str(request.base_url).rstrip('/')}/?run={run_id}"
-    return answer({"run": run_id, "status": run["status"], "sha": run["sha"], "url": link,
+    return answer({"run": run_id, "status": run.status.value, "sha": run.sha, "url": link,
                    "api": f"/api/runs/{run_id}", "redelivery": not new, **push.origin},
                   202 if new else 200, {"Location": f"/api/runs/{run_id}"})
 

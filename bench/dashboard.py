@@ -174,7 +174,7 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
                 run_id = lab.commit(message=f"bench: stale samples {i + 1}")
                 page.get_by_text(f"run {run_id}:").first.wait_for(state="visible", timeout=60_000)
                 deadline = time.monotonic() + limit
-                while time.monotonic() < deadline and lab.run(run_id)["status"] in ("queued", "running"):
+                while time.monotonic() < deadline and lab.run(run_id).status in ("queued", "running"):
                     samples.append(page.locator(".lab-dag").first.evaluate(_STALE_IN_PANELS))
                     page.wait_for_timeout(every * 1000)
             browser.close()

@@ -91,12 +91,12 @@ def no_drift(lab, rate: int, snapshots: int) -> dict:
             "realised_accuracy": statistics.fmean(s["realised_accuracy"] for s in seen) if seen else None}
 
 
-def through(lab, run_id: int, approve: bool = True) -> dict:
+def through(lab, run_id: int, approve: bool = True):
     """Take a run through CI, CD and (if its gate passed) approval and deployment; return it."""
     lab.runner.run_until_idle()
     lab.continue_run(run_id, by="bench")
     lab.runner.run_until_idle()
-    if approve and lab.run(run_id)["status"] == "awaiting_approval":
+    if approve and lab.run(run_id).status == "awaiting_approval":
         lab.approve(run_id, by="bench", comment="bench")
         lab.runner.run_until_idle()
     return lab.run(run_id)
@@ -116,7 +116,7 @@ def closed_loop(scenario: str, after: int, seed: int = 31) -> dict:
         lab = Lab(Settings.from_env({}, data_dir=Path(tmp)))
         try:
             first = lab.commit(message="bench: first model", seed=seed, author="bench")
-            old = {s["name"]: s for s in through(lab, first)["steps"]}["promote_prod"]["outputs"]["version"]
+            old = through(lab, first).outputs_of("promote_prod")["version"]
             stream = lab.stream
             stream.start(rate=1000, scenario="none", ramp=0, by="bench")
             stream.produce(WINDOW)
@@ -130,14 +130,13 @@ def closed_loop(scenario: str, after: int, seed: int = 31) -> dict:
             if run_id is None:
                 return {**out, "verdict": "no trigger"}
             run = through(lab, run_id)
-            steps = {s["name"]: s for s in run["steps"]}
-            gate = (steps["evaluate_vs_champion"]["outputs"] or {}).get("gate") or {}
-            out.update(status=run["status"], verdict=gate.get("verdict"),
+            gate = run.outputs_of("evaluate_vs_champion").get("gate") or {}
+            out.update(status=run.status.value, verdict=gate.get("verdict"),
                        checks=[{k: c.get(k) for k in ("name", "value", "interval", "threshold", "passed")}
                                for c in gate.get("checks", [])])
-            if run["status"] != "promoted":
+            if run.status != "promoted":
                 return out
-            new = steps["promote_prod"]["outputs"]["version"]
+            new = run.outputs_of("promote_prod")["version"]
             start = stream.state()["next_seq"]
             stream.produce(after + stream.state()["label_delay"])
             claims = lab.stream.claims(limit=after + stream.state()["label_delay"])

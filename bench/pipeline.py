@@ -7,10 +7,11 @@ lifecycle runs first (imports, MLflow schema, a first champion), then each measu
   CI      commit -> ci_complete           vs  raw: the CI pytest run (a fork of the warm interpreter the
                                                   engine keeps, engine/warm.py) alongside generate, validate, fit,
                                                   score and an MLflow run with params, metrics and dataset
-  CD      continue -> awaiting_approval   vs  raw: generate, split, fit, threshold search, score, SHAP + PNG,
-                                                  MLflow run with three digested datasets, register,
-                                                  alias, then challenger and champion scored on a fresh holdout
-                                                  and compared with paired-bootstrap intervals
+  CD      continue -> awaiting_approval   vs  raw: generate, split, fit, isotonic calibration and its
+                                                  reliability, threshold search, score, SHAP + PNG, MLflow run
+                                                  with three digested datasets and four artifacts, register,
+                                                  version tags, alias, then challenger and champion scored on a
+                                                  fresh holdout and compared with paired-bootstrap intervals
   deploy  approve -> promoted             vs  raw: alias staging, both models on a shadow batch with the accuracy
                                                   interval, PSI, alias champion
 The raw side calls the same engine.ml functions and MLflow client directly: no store, no runner, no steps.
@@ -32,7 +33,8 @@ from engine.ml import gates
 from engine.ml import model as M
 from engine.ml.claims import derived_seed, generate_claims, label_array
 from engine.ml.drift import feature_drift
-from engine.ml.provenance import carve, frame_digest, quick_parts
+from engine.ml.monitor import calibration
+from engine.ml.provenance import carve, described, frame_digest, quick_parts
 from engine.ml.threshold import Costs, choose_threshold
 from engine.ml.validation import validate
 from engine.pipeline import spec
@@ -60,7 +62,7 @@ def engine_stages(lab: Lab, seed: int) -> dict[str, float]:
     out["CI"] = _timed(commit)
     out["CD"] = _timed(lambda: (lab.continue_run(run_id), lab.runner.run_until_idle()))
     out["deploy"] = _timed(lambda: (lab.approve(run_id, "bench", "bench"), lab.runner.run_until_idle()))
-    status = lab.run(run_id)["status"]
+    status = lab.run(run_id).status
     if status != "promoted":
         raise RuntimeError(f"bench run {run_id} ended {status}; benchmarks need a clean lifecycle")
     return out
@@ -96,31 +98,62 @@ def raw_ci(tracking, seed: int, tmp: Path) -> None:
 
 
 def raw_cd(tracking, seed: int) -> int:
-    """The CD work without the engine; returns the registered version."""
+    """The CD work without the engine, call for call what cd_full_train and evaluate_vs_champion do (calibration,
+    reliability, artifacts, version tags and the gate's metrics included); returns the registered version."""
     p, ev = spec("cd_full_train").params(), spec("evaluate_vs_champion").params()
     feed = generate_claims(p["rows"], seed, WINDOW)
     holdout = generate_claims(p["holdout_rows"], derived_seed(seed, 1), WINDOW)
     rows, validation = carve(feed, p["validation_share"], seed)
-    model = M.train(rows, {**p["forest"], "random_state": seed})
+    started = time.perf_counter()
+    forest = M.train(rows, {**p["forest"], "random_state": seed})
+    fit_seconds = time.perf_counter() - started
+    model = M.calibrate(forest, validation, p["calibration"])
+    outcome = label_array(holdout) == 1
+    before, after = (calibration(M.predict_approval(m, holdout), outcome) for m in (forest, model))
     costs = Costs(**p["costs"])
-    threshold = choose_threshold(label_array(validation), M.predict_approval(model, validation), costs).threshold
+    choice = choose_threshold(label_array(validation), M.predict_approval(model, validation), costs)
+    threshold = choice.threshold
     metrics = M.evaluate(model, holdout, threshold)
     explanation = M.explain(model, holdout, p["shap_sample_size"], seed)
-    run_id = tracking.start_run(f"raw-cd-{seed}", {"stage": "CD"})
-    tracking.log(run_id, params=p["forest"], metrics={k: v for k, v in metrics.items() if isinstance(v, float)})
-    for context, frame in (("training", rows), ("validation", validation), ("evaluation", holdout)):
-        tracking.log_dataset(run_id, frame, f"claims-{context}", context, digest=frame_digest(frame))
-    tracking.log_file(run_id, "beeswarm.png", explanation.beeswarm_png(), "shap")
+    parts = {"training": rows, "validation": validation, "evaluation": holdout}
+    datasets = described(parts)
+    tags = {"commit_sha": f"raw{seed}", "stage": "CD", "dataset_window": WINDOW, "seed": str(seed),
+            "model_version": "unregistered", "pipeline_run_id": "raw"}
+    run_id = tracking.start_run(f"raw-cd-{seed}", tags)
+    tracking.log(run_id, params={**p["forest"], "random_state": seed, "train_rows": len(rows),
+                                 "validation_rows": len(validation), "holdout_rows": len(holdout),
+                                 "decision_threshold": threshold, "cost_false_denial": costs.false_denial,
+                                 "cost_false_approval": costs.false_approval,
+                                 "shap_sample_size": explanation.sample_size, "calibration": p["calibration"]},
+                 metrics={**{k: v for k, v in metrics.items() if isinstance(v, float)},
+                          "fit_seconds": fit_seconds, "ece": after["ece"], "ece_uncalibrated": before["ece"]})
+    for context, frame in parts.items():
+        tracking.log_dataset(run_id, frame, f"claims-{context}", context, digest=datasets[context]["digest"])
+    tracking.log_files(run_id, {
+        "shap/beeswarm.png": explanation.beeswarm_png(),
+        "shap/importance.csv": explanation.importance.to_csv(index=False),
+        "eval/confusion_matrix.json": json.dumps(metrics["confusion_matrix"], indent=2),
+        "eval/reliability.json": json.dumps({"calibrated": after, "uncalibrated": before}, indent=2)})
     version = tracking.log_and_register(run_id, model, rows, threshold=threshold)
+    tracking.log(run_id, tags={"model_version": str(version)})
+    tracking.set_version_tags(version, {"commit_sha": tags["commit_sha"], "pipeline_run_id": "raw",
+                                        "dataset_window": WINDOW, "seed": str(seed),
+                                        "training_digest": datasets["training"]["digest"],
+                                        "decision_threshold": threshold})
     tracking.finish(run_id)
     M.model_size_bytes(model)
     tracking.set_alias("challenger", version)
     fresh = generate_claims(ev["holdout_rows"], derived_seed(seed, 2), WINDOW)
-    boot = gates.PairedBootstrap(label_array(fresh), ev["bootstrap_resamples"], seed)
-    challenger, champion = tracking.load_model(version), tracking.load_alias("champion")[1]
-    gates.versus_champion(boot, gates.Scored(M.predict_approval(challenger, fresh), challenger.threshold),
-                          gates.Scored(M.predict_approval(champion, fresh), champion.threshold),
-                          ev["min_auc_delta"], ev["min_f1_delta"])
+    y = label_array(fresh)
+    boot = gates.PairedBootstrap(y, ev["bootstrap_resamples"], seed)
+
+    def scored(served) -> gates.Scored:
+        s = gates.Scored(M.predict_approval(served, fresh), served.threshold)
+        M.classification_metrics(y, s.proba, s.threshold), costs.per_claim(y, s.approve)
+        return s
+    challenger, champion = tracking.load_model(version), tracking.comparable("champion")[1]
+    gates.versus_champion(boot, scored(challenger), scored(champion), ev["min_auc_delta"], ev["min_f1_delta"])
+    frame_digest(fresh)
     return version
 
 

@@ -26,18 +26,19 @@ def free_port() -> int:
 
 
 def start_dashboard(env: dict[str, str], log: Path, deadline_s: float = 180,
-                    cpus: str | None = None) -> tuple[subprocess.Popen, str]:
+                    cpus: str | None = None, script: Path | None = None) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` on a free loopback port, headless, with the whole environment `env` and its output in
     `log`; returns (process, base URL) once it answers its health check. If it exits or stays silent for
     `deadline_s`, it is stopped and RuntimeError carries the end of its log. `cpus` (a taskset list, "0" or "0,2")
-    pins the server and every process it starts to those cores; taskset execs, so the pid is the server's."""
+    pins the server and every process it starts to those cores; taskset execs, so the pid is the server's.
+    `script` serves another file instead (from its own directory, with that directory's .streamlit config)."""
     port = free_port()
     pin = ["taskset", "-c", cpus] if cpus else []
     with log.open("w") as out:
-        proc = subprocess.Popen([*pin, sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true",
-                                 "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*pin, sys.executable, "-m", "streamlit", "run", script.name if script else "app.py",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1",
+                                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                                cwd=script.parent if script else ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + deadline_s
     try:
         while not healthy(url + "_stcore/health"):

@@ -61,7 +61,7 @@ def make_lab(data: Path, database_url: str | None = None, seeds: tuple[int, ...]
         lab.runner.run_until_idle()
         lab.approve(run, by="bench")
         lab.runner.run_until_idle()
-        assert lab.run(run)["status"] == "promoted", lab.run(run)["steps"]
+        assert lab.run(run).status == "promoted", lab.run(run).steps
     if len(seeds) > 1:
         lab.tracking.set_alias(STAGING, 1)  # champion 2, staging 1: every claim gets a shadow decision
     return lab

@@ -28,7 +28,8 @@ For each repeat, for each N (repeats outermost, so a slow patch of the machine s
 3. arrivals: N fresh browser contexts of one headless Chromium navigate at once; per session, seconds from its
    page.goto to the DAG visible (the first paint or the component's drawing, bench.dashboard.DAG_PICTURE) and to the
    end of its first page run; a session that shows nothing within --deadline is counted, not fatal. Server and
-   browser CPU over the arrivals, per arriving session;
+   browser CPU over the arrivals, per arriving session, and the server's also net of its no-session background
+   (step 2's rate over the arrivals' window, which lasts as long as the slowest browser);
 4. after --settle-seconds, the server at rest with N sessions open for --idle-seconds: % of a core, and per idle
    session net of the 0-session background;
 5. the same CI run (same seed) watched by the N sessions; its duration is the run's own step timings (first step
@@ -41,7 +42,10 @@ For each repeat, for each N (repeats outermost, so a slow patch of the machine s
    panel: achieved rate from `stream status` counts over --stream-seconds (each count timed at the middle of its
    CLI call; the producer's own clock, stream_state.produced_at, as a cross-check); then `stream stop`;
 7. peak RSS of the server tree (and of the streamlit process alone), sampled every 0.5 s through all of the above;
-   PSS every 10th sample (RSS sums count the pages a forked child shares with its parent once per process).
+   PSS every 10th sample (RSS sums count the pages a forked child shares with its parent once per process);
+8. the reference: after that server stops, the same N fresh contexts arrive at once at a one-line Streamlit page
+   (a server pinned the same way, the lab's .streamlit config): its browser CPU per arriving session is what any
+   Streamlit page costs a browser, so the lab's own share of the browsers' time is the difference.
 
 "End of the first page run" is measured twice. From the browser: the time until the page's script state (stApp's
 data-test-script-state) is notRunning after its first run, with no [data-stale="true"] element and the DAG
@@ -528,8 +532,63 @@ async def one_server(browser, n: int, args, env: dict, data: Path, pristine: Pat
             shutil.copy(worker_log, logs / f"worker-{label}.log")
             text += worker_log.read_text(errors="replace")
         result["log_errors"] = {line: e["count"] for line, e in log_errors(text).items()}
+    try:
+        result["plain"] = await plain_arrivals(browser, n, args, logs, label)
+    except Exception as exc:  # recorded, not fatal
+        result["plain"] = {"error": f"{type(exc).__name__}: {str(exc)[-500:]}"}
     result["summary"] = summarise(result)
     return result
+
+
+PLAIN_PAGE = """import streamlit as st
+
+st.title("A plain page")
+st.write("One title and one line: what any Streamlit page costs a fresh browser and its server.")
+"""
+PLAIN_SHOWN = "h1:has-text('A plain page')"
+
+
+async def plain_arrivals(browser, n: int, args, logs: Path, label: str) -> dict:
+    """The reference: the same N fresh browser contexts arriving at once at a one-line Streamlit page, on a server
+    pinned like the lab's, with the lab's .streamlit config. What a browser spends here is Streamlit's own cost."""
+    folder = logs / f"plain-{label}"
+    (folder / ".streamlit").mkdir(parents=True)
+    shutil.copy(ROOT / ".streamlit" / "config.toml", folder / ".streamlit" / "config.toml")
+    (folder / "plain.py").write_text(PLAIN_PAGE)
+    proc, url = start_dashboard({**os.environ, "PYTHONPATH": ""}, logs / f"streamlit-plain-{label}.log",
+                                SERVE_DEADLINE, cpus=None if args.no_pin else args.server_cpus,
+                                script=folder / "plain.py")
+    contexts = []
+    try:
+        warm = await browser.new_context(viewport=VIEWPORT)  # the server's first page run imports the script
+        page = await warm.new_page()
+        await page.goto(url)
+        await page.locator(PLAIN_SHOWN).wait_for(timeout=args.deadline * 1000)
+        await warm.close()
+        pages = []
+        for _ in range(n):
+            contexts.append(await browser.new_context(viewport=VIEWPORT))
+            pages.append(await contexts[-1].new_page())
+
+        async def one(page) -> float | None:
+            t0 = time.monotonic()
+            try:
+                await page.goto(url, wait_until="commit", timeout=args.deadline * 1000)
+                await page.locator(PLAIN_SHOWN).wait_for(timeout=args.deadline * 1000)
+                await page.wait_for_function(FIRST_RUN_ENDED, polling=100, timeout=args.deadline * 1000)
+            except Exception:  # counted as missing, as for the lab
+                return None
+            return round(time.monotonic() - t0, 3)
+        window = Window(proc.pid)
+        shown = await asyncio.gather(*(one(p) for p in pages))
+        w = window.end()
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
+        stop_dashboard(proc)
+    arrived = [t for t in shown if t is not None]
+    return {"arrived": len(arrived), "median_s": _median(arrived), "slowest_s": max(arrived) if arrived else None,
+            "server_cpu_per_arrival_s": round(w["server_cpu_s"] / n, 3),
+            "browser_cpu_per_arrival_s": round(w["browser_cpu_s"] / n, 3), "window": w}
 
 
 def server_first_runs(log: Path) -> list[float]:
@@ -566,6 +625,17 @@ def summarise(r: dict) -> dict:
         s.update(server_cpu_per_arrival_s=round(w["server_cpu_s"] / n, 3),
                  browser_cpu_per_arrival_s=round(w["browser_cpu_s"] / n, 3), arrival_window_s=w["seconds"],
                  browser_core_pct_arrivals=w["browser_core_pct"], bench_cpu_arrivals_s=w["bench_cpu_s"])
+    if arrivals and r.get("idle_0"):
+        # The server's own background (the worker's tick) runs through the arrivals too, and the window is as long
+        # as the slowest browser: net of it, what the arrivals themselves cost.
+        w = r["arrival_window"]
+        s["server_cpu_per_arrival_net_s"] = round(
+            (w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"]) / n, 3)
+    plain = r.get("plain") or {}
+    if "browser_cpu_per_arrival_s" in plain:
+        s.update(plain_arrived=plain["arrived"], plain_median_s=plain["median_s"], plain_slowest_s=plain["slowest_s"],
+                 plain_server_cpu_per_arrival_s=plain["server_cpu_per_arrival_s"],
+                 plain_browser_cpu_per_arrival_s=plain["browser_cpu_per_arrival_s"])
     if r.get("idle_0") and r.get("idle_n"):
         base, rest = r["idle_0"]["server_core_pct"], r["idle_n"]["server_core_pct"]
         s.update(idle_0_pct=base, idle_n_pct=rest, idle_per_session_pct=round((rest - base) / n, 2),
@@ -605,8 +675,14 @@ ROWS = (  # (key in the summary, what, unit)
     ("server_first_run_median_s", "first page run as the server timed it, median", "s"),
     ("server_first_run_slowest_s", "first page run as the server timed it, slowest", "s"),
     ("server_cpu_per_arrival_s", "server CPU per arriving session", "s"),
+    ("server_cpu_per_arrival_net_s", "the same, net of the no-session background", "s"),
     ("browser_cpu_per_arrival_s", "browser CPU per arriving session", "s"),
     ("browser_core_pct_arrivals", "browser CPU during arrivals, % of a core", "%"),
+    ("plain_arrived", "reference, a plain one-line page: sessions shown", ""),
+    ("plain_median_s", "reference: arrival to first run's end, median", "s"),
+    ("plain_slowest_s", "reference: arrival to first run's end, slowest", "s"),
+    ("plain_server_cpu_per_arrival_s", "reference: server CPU per arriving session", "s"),
+    ("plain_browser_cpu_per_arrival_s", "reference: browser CPU per arriving session", "s"),
     ("idle_0_pct", "server at rest, no session, % of a core", "%"),
     ("idle_n_pct", "server at rest, N sessions, % of a core", "%"),
     ("idle_per_session_pct", "server per idle session (net of no-session), % core", "%"),

@@ -1,10 +1,11 @@
 """The lab's engine: pipeline state, runner, steps and MLflow. It never imports streamlit."""
 from engine.config import Settings
 from engine.errors import BadInput, GateFailed, GateHeld, Refused
+from engine.records import AuditEntry, Run, Step
 from engine.states import IllegalTransition, RunStatus, StepStatus
 
-__all__ = ["BadInput", "GateFailed", "GateHeld", "IllegalTransition", "Lab", "Refused", "RunStatus", "Settings",
-           "StepStatus"]
+__all__ = ["AuditEntry", "BadInput", "GateFailed", "GateHeld", "IllegalTransition", "Lab", "Refused", "Run",
+           "RunStatus", "Settings", "Step", "StepStatus"]
 
 
 def __getattr__(name: str):

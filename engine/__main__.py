@@ -130,13 +130,13 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def wait_for(lab, run_id: int, timeout: float = 900) -> str:
+def wait_for(lab, run_id: int, timeout: float = 900) -> RunStatus:
     """Work on queued steps in this process until the run rests; return its status."""
     deadline = time.monotonic() + timeout
     while True:
         lab.work_until_idle()
-        status = lab.run(run_id)["status"]
-        if RunStatus(status) in RESTING:
+        status = lab.run(run_id).status
+        if status in RESTING:
             return status
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {status} after {timeout:.0f} s")
@@ -151,7 +151,7 @@ def _finish(lab, run_id: int, wait: bool) -> int:
         _say_if_nobody_works(lab, run_id)
     run = lab.run(run_id)
     _out(run)
-    return 1 if RunStatus(run["status"]) in UNSUCCESSFUL else 0
+    return 1 if run.status in UNSUCCESSFUL else 0
 
 
 def _say_if_nobody_works(lab, run_id: int) -> None:
@@ -226,7 +226,7 @@ def run_command(args, lab) -> int:
         _err(f"run {args.run} queued again from {start}")
         return _finish(lab, args.run, args.wait)
     if cmd == "status":
-        run_id = args.run if args.run is not None else next((r["id"] for r in lab.runs(1)), None)
+        run_id = args.run if args.run is not None else next((r.id for r in lab.runs(1)), None)
         if run_id is None:
             raise BadInput("there are no runs yet: start one with python -m engine commit")
         _out(lab.run(run_id))

@@ -22,6 +22,7 @@ import uuid
 
 from engine import pipeline
 from engine.errors import Refused
+from engine.records import Run, Step
 from engine.states import RESTING, RunStatus, StepStatus
 
 # A session that has not heartbeaten for this long died with its process; another may start.
@@ -90,9 +91,9 @@ def request_stop(lab, session: int | None = None) -> int:
     return lab.store.ask_autopilot_to_stop(session)
 
 
-def _step_detail(step: dict) -> str:
+def _step_detail(step: Step) -> str:
     """A few words on what a finished step found (its outputs), for the narration."""
-    out, name = step["outputs"] or {}, step["name"]
+    out, name = step.outputs or {}, step.name
     m = out.get("metrics") or {}
     if name == "ci_tests" and "passed" in out:
         return f"{out['passed']} tests passed"
@@ -202,7 +203,7 @@ class Autopilot:
             outcome = "done"
         except Stopped:
             outcome = "stopped"
-            left = ", ".join(f"run {r} is {self.lab.run(r)['status']}" for r in session_runs(self.lab, self.session))
+            left = ", ".join(f"run {r} is {self.lab.run(r).status}" for r in session_runs(self.lab, self.session))
             self.say("Stopped on request" + (f" ({left})" if left else "") + f". {self._stop_stream()} A run keeps "
                      "going on its own until it rests; carry it on from the dashboard.", "warning")
         except Halted as exc:
@@ -256,7 +257,7 @@ class Autopilot:
     def _cycle(self, n: int, message: str, seed) -> None:
         self._check_stop()
         run_id = self.lab.commit(message=message, seed=seed, author=self.by, trigger="autopilot")
-        sha = self.lab.run(run_id)["sha"][:7]
+        sha = self.lab.run(run_id).sha[:7]
         self.say(f"Commit {n}: fake commit {sha} ('{message}') started run {run_id}; CI begins.", run_id=run_id)
         self._await(run_id, RunStatus.CI_COMPLETE)
         self.say(f"Run {run_id} is ci_complete: CI passed. Continuing to CD (full training, evaluation "
@@ -269,11 +270,11 @@ class Autopilot:
         self.lab.approve(run_id, self.by, comment)
         self.say(f"Approved run {run_id} as '{self.by}': {comment}", run_id=run_id)
         run = self._await(run_id, RunStatus.PROMOTED)
-        version = (self._outputs(run, "promote_prod") or {}).get("version")
+        version = run.outputs_of("promote_prod").get("version")
         self.say(f"Run {run_id} is promoted: version {version} is the champion now.", "success", run_id)
 
-    def _approval_comment(self, run: dict) -> str:
-        gate = (self._outputs(run, "evaluate_vs_champion") or {}).get("gate") or {}
+    def _approval_comment(self, run: Run) -> str:
+        gate = run.outputs_of("evaluate_vs_champion").get("gate") or {}
         checks = "; ".join(f"{c['name']} {c['value']:+.4f} (margin {c['margin']:+.4f})"
                            for c in gate.get("checks", []))
         return f"demo: gate {gate.get('verdict', '?')}" + (f" ({checks})" if checks else "")
@@ -353,19 +354,19 @@ class Autopilot:
                      "warning")
             return None, None
         run = self.lab.run(run_id)
-        first, cut = run["origin"]["production"]["training"]
+        first, cut = run.origin["production"]["training"]
         self.say(f"The closed loop committed run {run_id}: it trains on production claims {first:,}..{cut - 1:,} "
-                 f"whose outcomes had arrived ({run['origin'].get('evidence', {}).get('why', 'the alarm')}).",
+                 f"whose outcomes had arrived ({run.origin.get('evidence', {}).get('why', 'the alarm')}).",
                  run_id=run_id)
         self._await(run_id, RunStatus.CI_COMPLETE)
         self.lab.continue_run(run_id, by=self.by)
         run = self._await(run_id, RunStatus.AWAITING_APPROVAL)
-        gate = (self._outputs(run, "evaluate_vs_champion") or {})
+        gate = run.outputs_of("evaluate_vs_champion")
         self.say(f"Its gate judged it on {gate.get('holdout_rows', 0):,} {gate.get('holdout_source', 'claims')}: "
                  f"{gate.get('gate', {}).get('verdict', '?')}.", "success", run_id)
         self.lab.approve(run_id, self.by, self._approval_comment(run))
         run = self._await(run_id, RunStatus.PROMOTED)
-        new = (self._outputs(run, "promote_prod") or {}).get("version")
+        new = run.outputs_of("promote_prod").get("version")
         promoted_at = self.lab.stream.state()["next_seq"]
         delay = self.lab.stream.state()["label_delay"]
         self._wait_for(lambda: self.lab.stream.state()["labelled_seq"] >= promoted_at + 2000 + delay, 120)
@@ -398,7 +399,7 @@ class Autopilot:
         return None
 
     # ---- waiting and narrating ----------------------------------------------------------------------------
-    def _await(self, run_id: int, expected: RunStatus) -> dict:
+    def _await(self, run_id: int, expected: RunStatus) -> Run:
         """Narrate a run's steps until it rests; return it if it rests in `expected`, else raise Halted."""
         seen = self._seen.setdefault(run_id, {})
         deadline = time.monotonic() + self.wait_timeout
@@ -406,7 +407,7 @@ class Autopilot:
             self._check_stop()
             run = self.lab.run(run_id)
             self._narrate_steps(run, seen)
-            status = RunStatus(run["status"])
+            status = run.status
             if status in RESTING:
                 if status != expected:
                     raise Halted(self._why(run))
@@ -416,35 +417,29 @@ class Autopilot:
                              "worker running (the dashboard, or python -m engine worker)?")
             time.sleep(self.poll)
 
-    def _narrate_steps(self, run: dict, seen: dict[str, str]) -> None:
-        for step in run["steps"]:
-            status, title = step["status"], pipeline.spec(step["name"]).title
-            if seen.get(step["name"]) == status or status in (StepStatus.PENDING.value, StepStatus.QUEUED.value,
-                                                              StepStatus.SKIPPED.value):
+    def _narrate_steps(self, run: Run, seen: dict[str, StepStatus]) -> None:
+        for step in run.steps:
+            status, title = step.status, pipeline.spec(step.name).title
+            if seen.get(step.name) is status or status in (StepStatus.PENDING, StepStatus.QUEUED, StepStatus.SKIPPED):
                 continue
-            seen[step["name"]] = status
-            if status == StepStatus.RUNNING.value:
-                self.say(f"{title} is running.", run_id=run["id"])
-            elif status == StepStatus.SUCCEEDED.value and step["finished_at"] and step["started_at"]:
+            seen[step.name] = status
+            if status is StepStatus.RUNNING:
+                self.say(f"{title} is running.", run_id=run.id)
+            elif status is StepStatus.SUCCEEDED and step.finished_at and step.started_at:
                 detail = _step_detail(step)
-                took = step["finished_at"] - step["started_at"]
+                took = step.finished_at - step.started_at
                 self.say(f"{title} succeeded in {took:.1f} s" + (f": {detail}." if detail else "."), "success",
-                         run["id"])
-            elif status == StepStatus.AWAITING_APPROVAL.value:
-                self.say(f"{title}: the run waits for a reviewer.", run_id=run["id"])
-            elif status in (StepStatus.FAILED.value, StepStatus.INTERRUPTED.value):
-                self.say(f"{title} {status}: {step['error']}", "error", run["id"])
+                         run.id)
+            elif status is StepStatus.AWAITING_APPROVAL:
+                self.say(f"{title}: the run waits for a reviewer.", run_id=run.id)
+            elif status in (StepStatus.FAILED, StepStatus.INTERRUPTED):
+                self.say(f"{title} {status}: {step.error}", "error", run.id)
 
-    def _why(self, run: dict) -> str:
-        stopped = next((s for s in run["steps"] if s["status"] in (StepStatus.FAILED.value,
-                                                                   StepStatus.INTERRUPTED.value)), None)
-        where = f" at {pipeline.spec(stopped['name']).title}: {stopped['error']}" if stopped else ""
-        modes = f" (failure modes on for this run: {', '.join(run['failure_modes'])})" if run["failure_modes"] else ""
-        return f"Run {run['id']} ended {run['status']}{where}{modes}."
-
-    @staticmethod
-    def _outputs(run: dict, name: str) -> dict | None:
-        return next((s["outputs"] for s in run["steps"] if s["name"] == name), None)
+    def _why(self, run: Run) -> str:
+        stopped = next((s for s in run.steps if s.status in (StepStatus.FAILED, StepStatus.INTERRUPTED)), None)
+        where = f" at {pipeline.spec(stopped.name).title}: {stopped.error}" if stopped else ""
+        modes = f" (failure modes on for this run: {', '.join(run.failure_modes)})" if run.failure_modes else ""
+        return f"Run {run.id} ended {run.status}{where}{modes}."
 
     def _check_stop(self) -> None:
         if time.monotonic() - self._beat > HEARTBEAT_EVERY:  # renew the lease, and hear a stop request

@@ -6,6 +6,7 @@ nothing; the message says why and what to do instead.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import numbers
 import os
@@ -23,6 +24,7 @@ from engine.feeds import run_feed
 from engine.guard import Guard
 from engine.ml.claims import CATEGORIES, FEATURES, NUMERIC, parse_window
 from engine.ml.contract import MAX_NUMBER_CHARS, claim_problems, shown  # noqa: F401 (ui/score.py reads it)
+from engine.records import AuditEntry, Run, Step
 from engine.registry import Undo, move_alias
 from engine.runner import Runner
 from engine.states import RETRYABLE, RunStatus, StepStatus
@@ -40,7 +42,7 @@ SHA_RE = re.compile(r"^[0-9a-fA-F]{4,64}$")
 _RUN_ID = re.compile(r"\s*[+-]?[0-9]+\s*")
 MAX_RUN_ID = 2**63 - 1
 # Where a retry may start: the first step of the run that did not succeed.
-_NOT_REACHED = (StepStatus.FAILED.value, StepStatus.INTERRUPTED.value, StepStatus.SKIPPED.value)
+_NOT_REACHED = (StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.SKIPPED)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -262,6 +264,13 @@ class Lab:
         time), or None."""
         return next(filter(None, (self.store.open_run_with_trigger(t, OPEN_STATUSES) for t in LOOP_TRIGGERS)), None)
 
+    def _refuse_a_second_retrain(self) -> None:
+        """Refused, naming it, while a retrain on production data is open (one at a time)."""
+        open_run = self.open_drift_run()
+        if open_run is not None:
+            raise Refused(f"run {open_run} is already retraining on production data; let it finish (or reject it) "
+                          "first")
+
     def retrain_on_production(self, by: str = "", rows: int | None = None, since_seq: int | None = None,
                               trigger: str = "production", evidence: dict | None = None,
                               visitor: str | None = None, operator_key: str | None = None) -> int:
@@ -283,10 +292,7 @@ class Lab:
             raise BadInput(f"--rows {rows!r} is out of range: give a whole number of claims from {RETRAIN_MIN_ROWS:,} "
                            f"to {self.settings.stream_retention:,} (the stream keeps that many)")
         self.guard.operator(visitor, operator_key, "retraining on production data")
-        open_run = self.open_drift_run()
-        if open_run is not None:
-            raise Refused(f"run {open_run} is already retraining on production data; let it finish (or reject it) "
-                          "first")
+        self._refuse_a_second_retrain()
         span = self.store.labelled_span(0 if since_seq is None else since_seq)
         if span["count"] and since_seq is None:
             span = self.store.labelled_span(max(span["first"], span["end"] - rows))
@@ -310,10 +316,7 @@ class Lab:
         """Copy a retrain's claims into its run; Refused (rolling the commit back) if another retrain opened
         meanwhile or retention took some of the claims."""
         self.store.lock(conn, "retrain-on-production")  # one open retrain, even for two callers at once
-        open_run = self.open_drift_run()
-        if open_run is not None:
-            raise Refused(f"run {open_run} is already retraining on production data; let it finish (or reject it) "
-                          "first")
+        self._refuse_a_second_retrain()
         copied = self.store.copy_production_claims(conn, run_id, first, cut, end)
         if copied["training"] + copied["evaluation"] != end - first:
             raise Refused(f"the stream's retention removed some of claims {first:,}..{end - 1:,} while the retrain "
@@ -323,13 +326,13 @@ class Lab:
         """The run a webhook delivery (or a delivery of the same payload) started, or None."""
         return self.store.delivery_run(delivery, digest)
 
-    def _locked_run(self, conn, run_id) -> dict:
+    def _locked_run(self, conn, run_id) -> Run:
         run = self.store.lock_run(conn, check_run_id(run_id))
         if run is None:
             raise NotFound(f"there is no run {run_id}; list runs with: python -m engine runs")
         return run
 
-    def _check_allowed(self, action: str, run: dict) -> None:
+    def _check_allowed(self, action: str, run: Run) -> None:
         reason = self._why_not(action, run)
         if reason:
             raise Refused(reason)
@@ -341,9 +344,9 @@ class Lab:
             run = self._locked_run(c, run_id)
             self._check_allowed("continue", run)
             self.guard.capacity(c)
-            self.store.set_run_status(c, run["id"], run["status"], RunStatus.QUEUED, finished_at=None)
-            self.store.queue_step(c, run["id"], "cd_full_train")
-            self.store.add_audit(c, by or "cli", "continue", run["id"])
+            self.store.set_run_status(c, run.id, run.status, RunStatus.QUEUED, finished_at=None)
+            self.store.queue_step(c, run.id, "cd_full_train")
+            self.store.add_audit(c, by or "cli", "continue", run.id)
 
     def approve(self, run_id: int, by: str, comment: str = "") -> None:
         """Pass the manual gate: the run goes on to deployment."""
@@ -359,23 +362,23 @@ class Lab:
                     "at": time.time()}
         with Undo() as undo, self.store.tx() as c:
             run = self._locked_run(c, run_id)
-            run_id = run["id"]
+            run_id = run.id
             self._check_allowed("approve" if approved else "reject", run)
             if approved:  # approving queues the deployment steps
                 self.guard.capacity(c)
             gate = self.store.step(run_id, "manual_approval", c)
-            outputs = {**(gate["outputs"] or {}), **decision}
+            outputs = {**(gate.outputs or {}), **decision}
             if approved:
-                self.store.set_run_status(c, run_id, run["status"], RunStatus.QUEUED, finished_at=None)
+                self.store.set_run_status(c, run_id, run.status, RunStatus.QUEUED, finished_at=None)
                 self.store.set_step_status(c, gate, StepStatus.SUCCEEDED, outputs=outputs)
                 self.store.queue_step(c, run_id, "deploy_staging")
             else:
-                self.store.set_run_status(c, run_id, run["status"], RunStatus.REJECTED)
+                self.store.set_run_status(c, run_id, run.status, RunStatus.REJECTED)
                 self.store.set_step_status(c, gate, StepStatus.FAILED, outputs=outputs,
                                            error=f"rejected by {by}" + (f": {comment}" if comment else ""))
                 self.store.skip_pending(c, run_id)
             self.store.add_audit(c, by, "approve" if approved else "reject", run_id, comment)
-            version = (self.store.step(run_id, "cd_full_train", c)["outputs"] or {}).get("model_version")
+            version = (self.store.step(run_id, "cd_full_train", c).outputs or {}).get("model_version")
             if version:
                 undo.tag_version(self.tracking, version, {
                     "approval": decision["decision"], "approval_by": by, "approval_comment": comment,
@@ -424,42 +427,42 @@ class Lab:
         modes = [name for name, on in self.store.failure_modes().items() if on]
         with self.store.tx() as c:
             run = self._locked_run(c, run_id)
-            run_id = run["id"]
+            run_id = run.id
             self._check_allowed("retry", run)
             self.guard.capacity(c)
             steps = self.store.steps_of(run_id, c)
-            running = [s for s in steps if s["status"] == StepStatus.RUNNING.value]
+            running = [s for s in steps if s.status is StepStatus.RUNNING]
             if running:
                 s = running[0]
-                raise Refused(f"step {s['name']} of run {run_id} is still running on {s['worker']}; wait until it "
+                raise Refused(f"step {s.name} of run {run_id} is still running on {s.worker}; wait until it "
                               f"finishes, or until it is marked interrupted ({self.settings.stale_seconds:g} s "
                               "without a heartbeat), then retry")
-            stopped = next((s for s in steps if s["status"] in _NOT_REACHED), None)
+            stopped = next((s for s in steps if s.status in _NOT_REACHED), None)
             if stopped is None:
                 raise Refused(f"run {run_id} has no failed, interrupted or skipped step to re-run")
-            start = from_step or stopped["name"]
+            start = from_step or stopped.name
             # By name and the run's own stored positions: a run may predate a step, or hold them in another order.
-            row = next((s for s in steps if s["name"] == start), None)
+            row = next((s for s in steps if s.name == start), None)
             if row is None:
                 raise BadInput(f"run {run_id} has no step {start} (it was created before that step was added); "
-                               f"retry from {stopped['name']} or an earlier step")
-            pos = row["position"]
-            if pos > stopped["position"]:
-                raise BadInput(f"cannot retry from {start}: {stopped['name']} (earlier) did not succeed; "
-                               f"retry from {stopped['name']} or an earlier step")
-            again = [s for s in steps if s["position"] >= pos]
+                               f"retry from {stopped.name} or an earlier step")
+            pos = row.position
+            if pos > stopped.position:
+                raise BadInput(f"cannot retry from {start}: {stopped.name} (earlier) did not succeed; "
+                               f"retry from {stopped.name} or an earlier step")
+            again = [s for s in steps if s.position >= pos]
             for s in again:
-                if s["status"] != StepStatus.PENDING.value:
+                if s.status is not StepStatus.PENDING:
                     self.store.set_step_status(c, s, StepStatus.PENDING, error=None)
-            statuses = {s["name"]: s["status"] for s in steps} | {s["name"]: StepStatus.PENDING.value for s in again}
+            statuses = {s.name: s.status for s in steps} | {s.name: StepStatus.PENDING for s in again}
             stage = pipeline.spec(start).stage
             ready = pipeline.ready(stage, statuses)
             if start not in ready:
                 missing = [n for n in pipeline.spec(start).needs
-                           if statuses.get(n, StepStatus.SUCCEEDED.value) != StepStatus.SUCCEEDED.value]
+                           if statuses.get(n, StepStatus.SUCCEEDED) is not StepStatus.SUCCEEDED]
                 raise BadInput(f"cannot retry from {start}: it needs {', '.join(missing)} to have succeeded; "
                                f"retry from {missing[0]}")
-            self.store.set_run_status(c, run_id, run["status"], RunStatus.QUEUED, finished_at=None,
+            self.store.set_run_status(c, run_id, run.status, RunStatus.QUEUED, finished_at=None,
                                       failure_modes=modes)
             for name in ready:
                 self.store.queue_step(c, run_id, name)
@@ -596,25 +599,24 @@ class Lab:
         return self.tracking.experiment_id()
 
     # ---- reads --------------------------------------------------------------------------------------------
-    def _run(self, run_id: int) -> dict:
+    def _run(self, run_id: int) -> Run:
         run = self.store.get_run(check_run_id(run_id))
         if run is None:
             raise NotFound(f"there is no run {run_id}; list runs with: python -m engine runs")
         return run
 
-    def run(self, run_id: int) -> dict:
+    def run(self, run_id: int) -> Run:
         """A run with its steps (outputs, errors, timings)."""
         run = self._run(run_id)
-        run["steps"] = self.store.steps_of(run["id"])
-        return run
+        return dataclasses.replace(run, steps=tuple(self.store.steps_of(run.id)))
 
-    def runs(self, limit: int = 50, offset: int = 0, statuses=None) -> list[dict]:
+    def runs(self, limit: int = 50, offset: int = 0, statuses=None) -> list[Run]:
         """Newest runs first."""
         if not 1 <= int(limit) <= 10_000:
             raise BadInput(f"--limit {limit} is out of range: use 1 to 10000")
         return self.store.list_runs(int(limit), int(offset), statuses)
 
-    def steps_for_runs(self, run_ids: list[int]) -> dict[int, list[dict]]:
+    def steps_for_runs(self, run_ids: list[int]) -> dict[int, list[Step]]:
         """Steps of many runs at once (one query), by run id."""
         return self.store.steps_of_runs(run_ids)
 
@@ -622,7 +624,7 @@ class Lab:
         """Log lines of a run or one step."""
         return self.store.logs_of(run_id, step, after_id, limit)
 
-    def audit(self, limit: int = 500, run_id: int | None = None) -> list[dict]:
+    def audit(self, limit: int = 500, run_id: int | None = None) -> list[AuditEntry]:
         """Who did what, newest first."""
         return self.store.audit_trail(limit, run_id)
 
@@ -642,14 +644,14 @@ class Lab:
         """A cheap stamp that changes whenever a run is created or anyone acts on the lab (see Store)."""
         return self.store.latest_change()
 
-    def allowed_actions(self, run: dict | None) -> dict[str, str | None]:
+    def allowed_actions(self, run: Run | None) -> dict[str, str | None]:
         """For each header action on `run`: None when allowed, else the sentence saying why not."""
         return {action: self._why_not(action, run) for action in ("continue", "approve", "reject", "retry",
                                                                    "rollback")}
 
-    def _why_not(self, action: str, run: dict | None) -> str | None:
-        status = RunStatus(run["status"]) if run else None
-        name = f"run {run['id']} is {status.value}" if run else "no run is selected"
+    def _why_not(self, action: str, run: Run | None) -> str | None:
+        status = run.status if run else None
+        name = f"run {run.id} is {status.value}" if run else "no run is selected"
         if action == "rollback":
             why_not, rollback_to = self.rollback_target()
             return None if rollback_to is not None else why_not

@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from engine.config import env_secrets, mask_exception, mask_text, mask_url
 from engine.csvsafe import to_csv
 from engine.errors import BadInput, Limited, NotFound, Refused
+from engine.records import AuditEntry, Run, Step
 from engine.states import IllegalTransition
 
 RUN_CSV_FIELDS = ("id", "sha", "message", "author", "seed", "dataset_window", "status", "created_at",
                   "finished_at", "failure_modes")
+RECORDS = (Run, Step, AuditEntry)
 MAX_MESSAGE = 2000  # characters of an error line: the messages quote bad input cut short, this bounds the rest
 # Keys whose float values are epoch seconds; the CLI and the API write them as ISO 8601 UTC.
 TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "started_at", "heartbeat_at", "ts",
@@ -22,7 +24,10 @@ TIME_KEYS = frozenset({"created_at", "updated_at", "finished_at", "queued_at", "
 
 
 def iso_times(obj):
-    """`obj` with epoch-second timestamps (keys in TIME_KEYS) written as ISO 8601 UTC strings."""
+    """`obj` with records as their dicts (engine/records.py `as_dict()`) and epoch-second timestamps (keys in
+    TIME_KEYS) written as ISO 8601 UTC strings."""
+    if isinstance(obj, RECORDS):
+        obj = obj.as_dict()
     if isinstance(obj, dict):
         return {k: (datetime.fromtimestamp(v, timezone.utc).isoformat()
                     if k in TIME_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool) else iso_times(v))
@@ -37,7 +42,7 @@ def to_json(obj) -> str:
     return json.dumps(iso_times(obj), indent=2, default=str)
 
 
-def runs_csv(rows: list[dict], fields=RUN_CSV_FIELDS) -> str:
+def runs_csv(rows: list[Run] | list[dict], fields=RUN_CSV_FIELDS) -> str:
     """Runs as CSV text, one row per run, in the given order (times ISO 8601, formula cells neutralised)."""
     return to_csv([{k: (";".join(v) if isinstance(v, list) else v) for k, v in iso_times(r).items()}
                    for r in rows], fields)

@@ -33,6 +33,7 @@ from engine.config import Settings, mask_url
 from engine.errors import GateFailed, GateHeld
 from engine.feeds import production_claims, production_of, run_feed
 from engine.outage import Outage, first_line, is_outage
+from engine.records import Run, Step
 from engine.states import IllegalTransition, RunStatus, StepStatus
 from engine.store import Store, timestamp
 
@@ -58,15 +59,15 @@ logging.getLogger("apscheduler.scheduler").addFilter(_NoSkipNotices())
 class StepContext:
     """What a step sees: its run, its parameters, upstream outputs, a logger into the store, MLflow."""
 
-    def __init__(self, store: Store, settings: Settings, run: dict, step: dict, patiently=None):
+    def __init__(self, store: Store, settings: Settings, run: Run, step: Step, patiently=None):
         self.store, self.settings, self.run, self.step = store, settings, run, step
         # Calls that ride out a database outage (Runner._patiently: retried with backoff; None once it stops).
         self._patiently = patiently or (lambda call: call())
         self.registered: list[int] = []  # model versions this step registered (removed again if it fails)
-        self.spec = pipeline.spec(step["name"])
+        self.spec = pipeline.spec(step.name)
         self.params = self.spec.params()
-        self.modes = frozenset(run["failure_modes"] or ())
-        self.run_dir = Path(settings.data_dir) / "runs" / str(run["id"])
+        self.modes = frozenset(run.failure_modes or ())
+        self.run_dir = Path(settings.data_dir) / "runs" / str(run.id)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._tracking = None
         self._unsent: list[tuple[str, str]] = []
@@ -82,15 +83,15 @@ class StepContext:
         """Send log lines the database could not take yet; raises while it still cannot."""
         while self._unsent:
             level, message = self._unsent[0]
-            self.store.add_log(self.run["id"], self.step["name"], self.step["attempt"], level, message)
+            self.store.add_log(self.run.id, self.step.name, self.step.attempt, level, message)
             self._unsent.pop(0)
 
     def upstream(self, name: str) -> dict:
         """Outputs of an earlier step of this run."""
-        row = self.patient(lambda: self.store.step(self.run["id"], name))
-        if not row or row["status"] not in (StepStatus.SUCCEEDED.value, StepStatus.AWAITING_APPROVAL.value):
-            raise RuntimeError(f"step {name!r} has not succeeded in run {self.run['id']}; retry from it first")
-        return row["outputs"] or {}
+        row = self.patient(lambda: self.store.step(self.run.id, name))
+        if not row or row.status not in (StepStatus.SUCCEEDED, StepStatus.AWAITING_APPROVAL):
+            raise RuntimeError(f"step {name!r} has not succeeded in run {self.run.id}; retry from it first")
+        return row.outputs or {}
 
     @property
     def tracking(self):
@@ -105,9 +106,9 @@ class StepContext:
 
     def tags(self, stage: str, model_version: str = "unregistered") -> dict[str, str]:
         """The reproducibility tags every MLflow run of this pipeline run carries."""
-        return {"commit_sha": self.run["sha"], "stage": stage, "dataset_window": self.run["dataset_window"],
-                "seed": str(self.run["seed"]), "model_version": model_version,
-                "pipeline_run_id": str(self.run["id"])}
+        return {"commit_sha": self.run.sha, "stage": stage, "dataset_window": self.run.dataset_window,
+                "seed": str(self.run.seed), "model_version": model_version,
+                "pipeline_run_id": str(self.run.id)}
 
     def feed(self, rows: int):
         """This run's data feed (see run_feed)."""
@@ -121,7 +122,7 @@ class StepContext:
     def fresh(self, rows: int, purpose: int, shift=None):
         """Claims the model never saw (holdouts, shadow traffic): same window, a seed derived from `purpose`."""
         from engine.ml.claims import NO_SHIFT, derived_seed, generate_claims
-        return generate_claims(rows, derived_seed(self.run["seed"], purpose), self.run["dataset_window"],
+        return generate_claims(rows, derived_seed(self.run.seed, purpose), self.run.dataset_window,
                                shift or NO_SHIFT)
 
     def holdout(self, rows: int, purpose: int):
@@ -143,7 +144,7 @@ class StepContext:
         # All or nothing (the registry is put back if the database fails), so an outage can be waited out.
         from engine.registry import move_alias
         previous = self.patient(lambda: move_alias(
-            self.store, self.tracking, alias, version, self.run["id"], by, reason,
+            self.store, self.tracking, alias, version, self.run.id, by, reason,
             action="promote" if alias == "champion" else "deploy", tags=tags))
         self.log(f"alias {alias}: version {previous or '(none)'} -> {version}")
         return previous
@@ -281,13 +282,13 @@ class Runner:
                 with self.store.tx() as c:
                     self.store.set_step_status(c, ctx.step, StepStatus.QUEUED, worker=None, queued_at=timestamp())
                 ctx.log(f"released by {self.worker_id}: it was shutting down; another worker runs it again", "WARNING")
-                released.append(ctx.step["name"])
+                released.append(ctx.step.name)
             except IllegalTransition:
                 pass  # it finished (or was reaped) while we looked
             except Exception as exc:  # the database is away: the step is reaped as interrupted later
-                log.warning("could not release %s: %s", ctx.step["name"], first_line(exc))
+                log.warning("could not release %s: %s", ctx.step.name, first_line(exc))
             ctx.kill_subprocesses()
-            self._live.pop(ctx.step["id"], None)
+            self._live.pop(ctx.step.id, None)
         self._pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.store.drop_worker(self.worker_id)
@@ -318,7 +319,7 @@ class Runner:
                 self._active += 1
                 self._pool.submit(self._drain, step)
 
-    def _drain(self, step: dict) -> None:
+    def _drain(self, step: Step) -> None:
         try:
             self.execute(step)
         except Exception:
@@ -374,17 +375,17 @@ class Runner:
             self._stopping.wait(self.settings.heartbeat_seconds)
 
     # ---- one step -----------------------------------------------------------------------------------------
-    def execute(self, step: dict) -> None:
+    def execute(self, step: Step) -> None:
         """Run a claimed step, then record its outcome and move the run on (waiting out a database outage)."""
-        run = self._patiently(lambda: self.store.get_run(step["run_id"]))
+        run = self._patiently(lambda: self.store.get_run(step.run_id))
         if run is None:
             return  # stopping during an outage: the step is reaped as interrupted later
         ctx = StepContext(self.store, self.settings, run, step, patiently=self._patiently)
-        self._live[step["id"]] = ctx
+        self._live[step.id] = ctx
         try:
-            ctx.log(f"started {step['name']} (attempt {step['attempt']}) on {self.worker_id}")
+            ctx.log(f"started {step.name} (attempt {step.attempt}) on {self.worker_id}")
             try:
-                module = importlib.import_module(f"engine.steps.{step['name']}")
+                module = importlib.import_module(f"engine.steps.{step.name}")
                 outputs = module.run(ctx) or {}
             except GateFailed as gate:
                 outcome = (self._finish_failed, str(gate), gate.outputs,
@@ -401,7 +402,7 @@ class Runner:
                 ctx.discard_registered()
             self._record(ctx, *outcome)
         finally:
-            self._live.pop(step["id"], None)
+            self._live.pop(step.id, None)
 
     def _record(self, ctx: StepContext, finish, *args) -> None:
         """Write a step's outcome, retrying through a database outage while this runner is not stopping."""
@@ -412,7 +413,7 @@ class Runner:
             return True
         if self._patiently(write) is None:
             log.warning("%s of run %s: result not recorded (database away during shutdown)",
-                        ctx.step["name"], ctx.run["id"])
+                        ctx.step.name, ctx.run.id)
 
     def _patiently(self, call):
         """`call()`, retried with backoff while the database is away; None if this runner stops meanwhile."""
@@ -436,30 +437,30 @@ class Runner:
         outputs = self.settings.redact(outputs)
         try:
             with self.store.tx() as c:
-                run_status = self.store.get_run_status(c, step["run_id"], lock=True)
+                run_status = self.store.get_run_status(c, step.run_id, lock=True)
                 if spec.approval:
                     self.store.set_step_status(c, step, StepStatus.AWAITING_APPROVAL, outputs=outputs,
                                                finished_at=now)
-                    self.store.set_run_status(c, step["run_id"], run_status, RunStatus.AWAITING_APPROVAL)
+                    self.store.set_run_status(c, step.run_id, run_status, RunStatus.AWAITING_APPROVAL)
                 else:
                     self.store.set_step_status(c, step, StepStatus.SUCCEEDED, outputs=outputs, finished_at=now)
                     # If a sibling step stopped the run meanwhile, record this result but start nothing.
-                    if run_status == RunStatus.RUNNING.value:
-                        self._advance(c, step["run_id"], spec.stage)
+                    if run_status is RunStatus.RUNNING:
+                        self._advance(c, step.run_id, spec.stage)
         except IllegalTransition as exc:  # reaped or released while it ran: its result is not recorded
             ctx.log(f"result discarded: {exc}", "WARNING")
             return
-        ctx.log(f"{step['name']} finished in {now - step['started_at']:.2f} s")
+        ctx.log(f"{step.name} finished in {now - step.started_at:.2f} s")
 
     def _advance(self, conn, run_id: int, stage: str) -> None:
         """Queue what became ready in `stage`; rest the run when the whole stage has succeeded."""
-        statuses = {s["name"]: s["status"] for s in self.store.steps_of(run_id, conn)}
+        statuses = {s.name: s.status for s in self.store.steps_of(run_id, conn)}
         for name in pipeline.ready(stage, statuses):
             self.store.queue_step(conn, run_id, name)
         if pipeline.stage_done(stage, statuses):
             rest = pipeline.stage_rest(stage)
             if rest is not None:
-                self.store.set_run_status(conn, run_id, RunStatus.RUNNING.value, rest)
+                self.store.set_run_status(conn, run_id, RunStatus.RUNNING, rest)
 
     def _finish_failed(self, ctx: StepContext, message: str, outputs: dict, run_target: RunStatus) -> None:
         step = ctx.step
@@ -468,12 +469,12 @@ class Runner:
         ctx.flush_logs()
         try:
             with self.store.tx() as c:
-                run_status = self.store.get_run_status(c, step["run_id"], lock=True)
+                run_status = self.store.get_run_status(c, step.run_id, lock=True)
                 self.store.set_step_status(c, step, StepStatus.FAILED, outputs=outputs, error=message,
                                            finished_at=timestamp())
-                if run_status in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
-                    self.store.set_run_status(c, step["run_id"], run_status, run_target)
-                self.store.skip_pending(c, step["run_id"])
+                if run_status in (RunStatus.QUEUED, RunStatus.RUNNING):
+                    self.store.set_run_status(c, step.run_id, run_status, run_target)
+                self.store.skip_pending(c, step.run_id)
         except IllegalTransition as exc:
             ctx.log(f"result discarded: {exc}", "WARNING")
 
@@ -496,8 +497,8 @@ class Runner:
         finishes that step first, and the run is reaped on a later tick.
         """
         reaped = 0
-        for run_id in sorted({s["run_id"] for s in self.store.stale_steps(self.settings.stale_seconds)}):
-            if any(ctx.run["id"] == run_id for ctx in list(self._live.values())):
+        for run_id in sorted({s.run_id for s in self.store.stale_steps(self.settings.stale_seconds)}):
+            if any(ctx.run.id == run_id for ctx in list(self._live.values())):
                 continue
             try:
                 with self.store.tx() as c:
@@ -505,13 +506,13 @@ class Runner:
                     if not stale:  # it heartbeated or finished after all
                         continue
                     dead = stale[0]
-                    msg = (f"worker {dead['worker']} stopped heartbeating {dead['silent_for']:.0f} s ago "
+                    msg = (f"worker {dead.worker} stopped heartbeating {dead.silent_for:.0f} s ago "
                            f"(its process died?); retry the run to re-run it")
                     hit = self.store.interrupt_run(c, run_id, msg)
             except IllegalTransition:
                 continue  # another runner reaped it first
             for step in hit:
-                self.store.add_log(run_id, step["name"], step["attempt"], "ERROR",
+                self.store.add_log(run_id, step.name, step.attempt, "ERROR",
                                    f"interrupted: {msg} (noticed by {self.worker_id})")
             reaped += 1
         return reaped

@@ -6,11 +6,11 @@ that lost a race is refused the same way as an illegal one: nothing changes.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RunStatus(str, Enum):
-    """Where a pipeline run is."""
+class RunStatus(StrEnum):
+    """Where a pipeline run is (a string: formatted, it is its stored value)."""
 
     QUEUED = "queued"                        # created or resumed; its next step waits for a worker
     RUNNING = "running"                      # a step of it is running
@@ -23,8 +23,8 @@ class RunStatus(str, Enum):
     INTERRUPTED = "interrupted"              # the process running a step died; retry re-runs it
 
 
-class StepStatus(str, Enum):
-    """Where one step of a run is."""
+class StepStatus(StrEnum):
+    """Where one step of a run is (a string: formatted, it is its stored value)."""
 
     PENDING = "pending"                      # not reached yet
     QUEUED = "queued"                        # ready; the next free worker claims it

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from engine import pipeline
+from engine.records import AuditEntry, Run, Step
 from engine.states import STEP_MOVES, IllegalTransition, RunStatus, StepStatus, transition
 
 log = logging.getLogger(__name__)
@@ -433,13 +434,12 @@ class Store:
                           run_origin.c.shift.label("shift"), run_origin.c.detail.label("origin"))
                 .select_from(runs.outerjoin(run_origin, run_origin.c.run_id == runs.c.id)))
 
-    def get_run(self, run_id: int) -> dict | None:
-        """One run as a dict (with its trigger, data shift and origin; "commit", None, None when none was recorded),
-        or None."""
+    def get_run(self, run_id: int) -> Run | None:
+        """One run (with its trigger, data shift and origin; "commit", None, None when none was recorded), or None."""
         query = self._with_origin().where(runs.c.id == run_id)
         with self.engine.connect() as c:
             row = c.execute(query).mappings().first()
-        return dict(row) if row else None
+        return Run.from_row(row) if row else None
 
     def add_origin(self, conn, run_id: int, trigger: str, shift: dict | None, detail: dict | None) -> None:
         """Record why a run exists when it is not a person's commit (e.g. drift) and the shift its feed replays."""
@@ -505,23 +505,20 @@ class Store:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(query).mappings()][::-1]
 
-    def runs_with_trigger(self, triggers, since: float) -> list[dict]:
-        """Runs of any of `triggers` created at or after `since`, newest first (id, status, created_at,
-        finished_at, updated_at)."""
-        query = (sa.select(runs.c.id, runs.c.status, runs.c.created_at, runs.c.finished_at, runs.c.updated_at)
-                 .join(run_origin, run_origin.c.run_id == runs.c.id)
-                 .where(run_origin.c.trigger.in_(list(triggers)), runs.c.created_at >= since)
+    def runs_with_trigger(self, triggers, since: float) -> list[Run]:
+        """Runs of any of `triggers` created at or after `since`, newest first."""
+        query = (self._with_origin().where(run_origin.c.trigger.in_(list(triggers)), runs.c.created_at >= since)
                  .order_by(runs.c.id.desc()))
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(query).mappings()]
+            return [Run.from_row(r) for r in c.execute(query).mappings()]
 
-    def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[dict]:
+    def list_runs(self, limit: int = 50, offset: int = 0, statuses: Iterable[str] | None = None) -> list[Run]:
         """Newest runs first (each with where it came from, as get_run)."""
         q = self._with_origin().order_by(runs.c.id.desc()).limit(limit).offset(offset)
         if statuses:
-            q = q.where(runs.c.status.in_(list(statuses)))
+            q = q.where(runs.c.status.in_([str(s) for s in statuses]))
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Run.from_row(r) for r in c.execute(q).mappings()]
 
     def count_runs(self) -> int:
         """How many runs exist."""
@@ -614,55 +611,56 @@ class Store:
             self.add_audit(c, by, "reset", comment="the lab was reset to a clean state", detail=removed)
         return removed
 
-    def set_run_status(self, conn, run_id: int, current: str, target: RunStatus, **values) -> None:
+    def set_run_status(self, conn, run_id: int, current: RunStatus, target: RunStatus, **values) -> None:
         """Move a run from `current` to `target` (checked, conditional); IllegalTransition if it lost a race."""
-        transition(RunStatus(current), target, f"run {run_id}")
+        current = RunStatus(current)
+        transition(current, target, f"run {run_id}")
         values.setdefault("updated_at", timestamp())
         if target in (RunStatus.CI_COMPLETE, RunStatus.AWAITING_APPROVAL, RunStatus.PROMOTED, RunStatus.FAILED,
                       RunStatus.REJECTED, RunStatus.HELD, RunStatus.INTERRUPTED):
             values.setdefault("finished_at", values["updated_at"])
-        res = conn.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == current)
+        res = conn.execute(sa.update(runs).where(runs.c.id == run_id, runs.c.status == current.value)
                            .values(status=target.value, **values))
         if res.rowcount != 1:
-            raise IllegalTransition(f"run {run_id}", current, target.value, "its status changed meanwhile")
+            raise IllegalTransition(f"run {run_id}", current.value, target.value, "its status changed meanwhile")
 
-    def get_run_status(self, conn, run_id: int, lock: bool = False) -> str:
+    def get_run_status(self, conn, run_id: int, lock: bool = False) -> RunStatus:
         """A run's current status, read inside the caller's transaction (with `lock`, the row stays locked)."""
         q = sa.select(runs.c.status).where(runs.c.id == run_id)
         if lock and self.is_postgres:
             q = q.with_for_update()
-        return conn.execute(q).scalar_one()
+        return RunStatus(conn.execute(q).scalar_one())
 
-    def lock_run(self, conn, run_id: int) -> dict | None:
+    def lock_run(self, conn, run_id: int) -> Run | None:
         """Read a run with its row locked until the transaction ends (SQLite: the write lock is already held)."""
-        q = sa.select(runs).where(runs.c.id == run_id)
+        q = self._with_origin().where(runs.c.id == run_id)
         if self.is_postgres:
-            q = q.with_for_update()
+            q = q.with_for_update(of=runs)
         row = conn.execute(q).mappings().first()
-        return dict(row) if row else None
+        return Run.from_row(row) if row else None
 
     # ---- steps ------------------------------------------------------------------------------------------
-    def steps_of(self, run_id: int, conn=None) -> list[dict]:
+    def steps_of(self, run_id: int, conn=None) -> list[Step]:
         """The steps of a run in pipeline order."""
         q = sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.position)
         if conn is not None:
-            return [dict(r) for r in conn.execute(q).mappings()]
+            return [Step.from_row(r) for r in conn.execute(q).mappings()]
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Step.from_row(r) for r in c.execute(q).mappings()]
 
-    def steps_of_runs(self, run_ids: list[int]) -> dict[int, list[dict]]:
+    def steps_of_runs(self, run_ids: list[int]) -> dict[int, list[Step]]:
         """Steps of many runs in one query, by run id, each list in pipeline order."""
-        out: dict[int, list[dict]] = {int(r): [] for r in run_ids}
+        out: dict[int, list[Step]] = {int(r): [] for r in run_ids}
         if not out:
             return out
         q = (sa.select(steps).where(steps.c.run_id.in_(list(out)))
              .order_by(steps.c.run_id, steps.c.position))
         with self.engine.connect() as c:
             for row in c.execute(q).mappings():
-                out[row["run_id"]].append(dict(row))
+                out[row["run_id"]].append(Step.from_row(row))
         return out
 
-    def step(self, run_id: int, name: str, conn=None) -> dict | None:
+    def step(self, run_id: int, name: str, conn=None) -> Step | None:
         """One step row."""
         q = sa.select(steps).where(steps.c.run_id == run_id, steps.c.name == name)
         if conn is not None:
@@ -670,18 +668,18 @@ class Store:
         else:
             with self.engine.connect() as c:
                 row = c.execute(q).mappings().first()
-        return dict(row) if row else None
+        return Step.from_row(row) if row else None
 
-    def set_step_status(self, conn, step: dict, target: StepStatus, **values) -> None:
+    def set_step_status(self, conn, step: Step, target: StepStatus, **values) -> None:
         """Move a step (checked, conditional); IllegalTransition if it lost a race."""
-        transition(StepStatus(step["status"]), target, f"step {step['name']} of run {step['run_id']}")
+        transition(step.status, target, f"step {step.name} of run {step.run_id}")
         # The attempt is part of the condition: a worker that lost its step (released, or reaped and re-run)
         # must not overwrite the newer attempt that has the same status.
-        res = conn.execute(sa.update(steps).where(steps.c.id == step["id"], steps.c.status == step["status"],
-                                                  steps.c.attempt == step["attempt"])
+        res = conn.execute(sa.update(steps).where(steps.c.id == step.id, steps.c.status == step.status.value,
+                                                  steps.c.attempt == step.attempt)
                            .values(status=target.value, **values))
         if res.rowcount != 1:
-            raise IllegalTransition(f"step {step['name']}", step["status"], target.value,
+            raise IllegalTransition(f"step {step.name}", step.status.value, target.value,
                                     "its status changed meanwhile")
 
     def queue_step(self, conn, run_id: int, name: str) -> None:
@@ -694,7 +692,7 @@ class Store:
         conn.execute(sa.update(steps).where(steps.c.run_id == run_id, steps.c.status.in_(skippable))
                      .values(status=StepStatus.SKIPPED.value))
 
-    def claim_step(self, worker: str) -> dict | None:
+    def claim_step(self, worker: str) -> Step | None:
         """Atomically take the oldest queued step for `worker`; mark it running. None when nothing is queued."""
         now = timestamp()
         pick = (sa.select(steps.c.id).where(steps.c.status == StepStatus.QUEUED.value)
@@ -712,10 +710,9 @@ class Store:
             ).mappings().first()
             if row is None:
                 return None
-            run = c.execute(sa.select(runs.c.status).where(runs.c.id == row["run_id"])).scalar_one()
-            if run == RunStatus.QUEUED.value:
-                self.set_run_status(c, row["run_id"], run, RunStatus.RUNNING)
-            return dict(row)
+            if self.get_run_status(c, row["run_id"]) is RunStatus.QUEUED:
+                self.set_run_status(c, row["run_id"], RunStatus.QUEUED, RunStatus.RUNNING)
+            return Step.from_row(row)
 
     def heartbeat(self, step_ids: Iterable[int]) -> set[int]:
         """Record that running steps are alive (on the database's clock); return the ids still running."""
@@ -729,7 +726,7 @@ class Store:
                                                          steps.c.status == StepStatus.RUNNING.value))
             return {r.id for r in rows}
 
-    def stale_steps(self, older_than: float, conn=None, run_id: int | None = None) -> list[dict]:
+    def stale_steps(self, older_than: float, conn=None, run_id: int | None = None) -> list[Step]:
         """Running steps whose heartbeat is older than `older_than` seconds on the database's clock.
 
         Each row carries `silent_for`: seconds since its last heartbeat.
@@ -741,9 +738,9 @@ class Store:
         if run_id is not None:
             q = q.where(steps.c.run_id == run_id)
         with (self._within(conn) if conn is not None else self.engine.connect()) as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [Step.from_row(r) for r in c.execute(q).mappings()]
 
-    def interrupt_run(self, conn, run_id: int, message: str) -> list[dict]:
+    def interrupt_run(self, conn, run_id: int, message: str) -> list[Step]:
         """In the caller's transaction: every running or queued step of the run, and the run, become interrupted.
 
         A run stopped by one dead step must not keep a sibling `running` or `queued`: a retry in that gap would
@@ -752,15 +749,15 @@ class Store:
         run = self.lock_run(conn, run_id)
         if run is None:  # deleted meanwhile (a reset)
             return []
-        status = RunStatus(run["status"])
+        status = run.status
         live = (StepStatus.RUNNING.value, StepStatus.QUEUED.value)
-        hit = [dict(r) for r in conn.execute(sa.select(steps).where(steps.c.run_id == run_id,
+        hit = [Step.from_row(r) for r in conn.execute(sa.select(steps).where(steps.c.run_id == run_id,
                                                                    steps.c.status.in_(live))).mappings()]
         for step in hit:
             self.set_step_status(conn, step, StepStatus.INTERRUPTED, error=message,
                                  finished_at=timestamp())
         if status in (RunStatus.QUEUED, RunStatus.RUNNING):
-            self.set_run_status(conn, run_id, status.value, RunStatus.INTERRUPTED)
+            self.set_run_status(conn, run_id, status, RunStatus.INTERRUPTED)
         self.skip_pending(conn, run_id)
         return hit
 
@@ -786,7 +783,7 @@ class Store:
         conn.execute(sa.insert(audit).values(ts=timestamp(), actor=actor, action=action, run_id=run_id,
                                              comment=comment, detail=detail or {}))
 
-    def audit_trail(self, limit: int = 500, run_id: int | None = None, action: str | None = None) -> list[dict]:
+    def audit_trail(self, limit: int = 500, run_id: int | None = None, action: str | None = None) -> list[AuditEntry]:
         """Newest audit events first (of one run, or one action, when given)."""
         q = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
         if run_id is not None:
@@ -794,7 +791,7 @@ class Store:
         if action is not None:
             q = q.where(audit.c.action == action)
         with self.engine.connect() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+            return [AuditEntry.from_row(r) for r in c.execute(q).mappings()]
 
     def failure_modes(self) -> dict[str, bool]:
         """Persisted toggles by name (only the ones ever set)."""
@@ -866,24 +863,68 @@ class Store:
         """Change the stream's state row (read it first with stream_state(conn=...), which creates it)."""
         conn.execute(sa.update(stream_state).where(stream_state.c.id == 1).values(**values))
 
-    def advance_stream(self, conn, start: int, end: int, produced_at: float) -> bool:
-        """Move the stream from claim `start` to `end` if it is on and still at `start` (another producer or a
-        Stop did not come in between); whether it moved."""
+    def advance_stream(self, conn, start: int, end: int, produced_at: float, labelled_seq: int | None = None) -> bool:
+        """Move the stream from claim `start` to `end` (and its labels to `labelled_seq`, when given) if it is on and
+        still at `start` (another producer or a Stop did not come in between); whether it moved."""
+        values = {"next_seq": end, "produced_at": produced_at}
+        if labelled_seq is not None:
+            values["labelled_seq"] = labelled_seq
         return bool(conn.execute(sa.update(stream_state).where(
             stream_state.c.id == 1, stream_state.c.next_seq == start, stream_state.c.enabled.is_(True))
-            .values(next_seq=end, produced_at=produced_at)).rowcount)
+            .values(**values)).rowcount)
 
-    def add_stream_claims(self, conn, records: list[dict], label_until: int, labelled_from: int,
-                          keep_from: int) -> None:
-        """Store scored claims; give the outcome to every claim before `label_until` not labelled yet (from
-        `labelled_from`); forget claims before `keep_from` (retention)."""
-        conn.execute(sa.insert(stream_claims), records)
-        if label_until > labelled_from:
+    def add_stream_claims(self, conn, columns: dict[str, list], label_until: int, labelled_from: int,
+                          keep_from: int, kept_from: int | None = None) -> None:
+        """Store a batch of scored claims, given column by column (every stream_claims column but `outcome` and
+        `labelled_at`, one list each, `seq` ascending); give the outcome to every claim before `label_until` not
+        labelled yet (from `labelled_from`); forget claims before `keep_from` (retention), only those from
+        `kept_from` when the caller knows none is older. The caller records the new labelled_seq (advance_stream).
+
+        At most three statements whatever the batch's size: the batch is one INSERT (on PostgreSQL its columns
+        travel as array literals unnested by the server, several times cheaper than a multi-row VALUES), its own
+        claims already due are stored labelled, and one UPDATE labels the earlier claims whose outcome arrives now
+        (at a high rate only the last label_delay of the previous batch, not the whole batch again)."""
+        seqs, now = columns["seq"], timestamp()
+        due = [labelled_from <= s < label_until for s in seqs]
+        columns = {**columns, "outcome": [h if d else None for h, d in zip(columns["hidden_outcome"], due)],
+                   "labelled_at": [now if d else None for d in due]}
+        if self.is_postgres:
+            given = [c for c in stream_claims.c if c.name in columns]
+            conn.execute(self._claims_from_arrays(given), {c.name: self._array_literal(
+                columns[c.name], isinstance(c.type, sa.String)) for c in given})
+        else:
+            names = list(columns)
+            conn.execute(sa.insert(stream_claims), [dict(zip(names, row)) for row in zip(*columns.values())])
+        earlier = min(label_until, seqs[0]) if seqs else label_until
+        if earlier > labelled_from:
             conn.execute(sa.update(stream_claims).where(stream_claims.c.seq >= labelled_from,
-                                                        stream_claims.c.seq < label_until)
-                         .values(outcome=stream_claims.c.hidden_outcome, labelled_at=timestamp()))
-            self.set_stream(conn, labelled_seq=label_until)
-        conn.execute(sa.delete(stream_claims).where(stream_claims.c.seq < keep_from))
+                                                        stream_claims.c.seq < earlier)
+                         .values(outcome=stream_claims.c.hidden_outcome, labelled_at=now))
+        if keep_from > max(kept_from or 0, 0):
+            # A range from `kept_from` is found in the primary key at once; an open one (`seq < keep_from`) makes
+            # PostgreSQL walk every forgotten claim autovacuum has not removed yet (or scan the whole table).
+            older = stream_claims.c.seq >= kept_from if kept_from is not None else sa.true()
+            conn.execute(sa.delete(stream_claims).where(older, stream_claims.c.seq < keep_from))
+
+    @staticmethod
+    def _claims_from_arrays(columns: list[sa.Column]) -> sa.Insert:
+        """INSERT INTO stream_claims (columns) SELECT * FROM unnest(<one array parameter per column>) (PostgreSQL)."""
+        from sqlalchemy.dialects.postgresql import ARRAY
+        names = [c.name for c in columns]
+        rows = sa.func.unnest(*[sa.cast(sa.bindparam(c.name, type_=sa.Text), ARRAY(c.type))
+                                for c in columns]).table_valued(*names).render_derived()
+        return sa.insert(stream_claims).from_select(names, sa.select(*rows.c))
+
+    @staticmethod
+    def _array_literal(values: list, text: bool) -> str:
+        """`values` as a PostgreSQL array literal, as the server's array_in reads it: None is NULL, `text` elements are
+        quoted and escaped (each distinct value once: claims repeat a few categories), others are numbers or
+        booleans, whose str() it reads (and which never contains "None")."""
+        if text:
+            quoted = {v: "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                      for v in set(values)}
+            return "{" + ",".join(map(quoted.__getitem__, values)) + "}"
+        return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
 
     def stream_counts(self) -> tuple[int, int]:
         """(claims stored, claims whose label has arrived)."""
@@ -1029,12 +1070,11 @@ class Store:
         """Renew a playing session's lease; whether someone asked it to stop."""
         with self.tx() as c:
             self.renew(f"{AUTOPILOT}{session}", owner, conn=c)
-            return bool(c.execute(sa.select(autopilot_sessions.c.stop_requested)
-                                  .where(autopilot_sessions.c.id == session)).scalar())
+            return self.stop_asked(session, conn=c)
 
-    def stop_asked(self, session: int) -> bool:
-        """Whether someone asked `session` to stop."""
-        with self.engine.connect() as c:
+    def stop_asked(self, session: int, conn=None) -> bool:
+        """Whether someone asked `session` to stop (read on `conn` when given)."""
+        with self._reading(conn) as c:
             return bool(c.execute(sa.select(autopilot_sessions.c.stop_requested)
                                   .where(autopilot_sessions.c.id == session)).scalar())
 

@@ -41,6 +41,7 @@ from engine.ml.claims import (  # SCENARIOS lives with the generator whose input
     generate_claims,
     label_array,
 )
+from engine.states import RunStatus
 from engine.store import timestamp
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,11 @@ TEST_ALPHA = 0.05
 PERFORMANCE_RULE = monitor.PERFORMANCE     # performance level on labelled claims (engine/ml/monitor.py)
 LEASE_SECONDS = 30.0                       # a producer that has not renewed for this long is presumed dead
 PRODUCER = "stream:producer"               # the producer's lease (engine/store.py leases)
-MAX_LAG_SECONDS = 2.0                      # a late producer skips the backlog beyond this instead of bursting
+# A late tick (a slow batch or snapshot, a busy machine) owes the claims of the time elapsed: it catches up on them in
+# batches of at most MAX_BATCH_SECONDS of claims, on at most MAX_BACKLOG_SECONDS of them; an older backlog (after an
+# outage or a suspended machine) is skipped instead of burst.
+MAX_BATCH_SECONDS = 2.0
+MAX_BACKLOG_SECONDS = 10.0
 MAX_RAMP = MAX_DELAY = 1_000_000
 
 
@@ -103,6 +108,8 @@ class Stream:
         self.owner = lab.runner.worker_id
         self._outage = False
         self._holding = False  # whether this process took the producer's lease at its last tick
+        self._behind = False  # whether the last tick skipped claims (MAX_BACKLOG_SECONDS)
+        self._pruned: tuple | None = None  # (next_seq, produced_at, keep_from) after this process's last batch
         self._lock = threading.Lock()  # one batch at a time in this process (tick vs. a direct produce())
 
     # ---- controls -----------------------------------------------------------------------------------------
@@ -247,11 +254,7 @@ class Stream:
             self._holding = self.store.take(PRODUCER, self.owner, LEASE_SECONDS)
             if not self._holding:
                 return
-            now = timestamp()
-            since = max(state["produced_at"] or now, now - MAX_LAG_SECONDS)
-            due = int((now - since) * state["rate"])
-            if due:
-                self.produce(due, produced_at=since + due / state["rate"])
+            self._catch_up(state)
             if self._outage:
                 log.warning("stream: producing again")
                 self._outage = False
@@ -260,6 +263,26 @@ class Stream:
                 log.warning("stream: tick failed (%s: %s); retrying every tick", type(exc).__name__,
                             str(exc).splitlines()[0][:200] if str(exc) else "")
                 self._outage = True
+
+    def _catch_up(self, state: dict) -> int:
+        """Produce the claims owed since the last batch (see MAX_BACKLOG_SECONDS), in bounded batches; how many."""
+        now, rate = timestamp(), state["rate"]
+        since = state["produced_at"] or now
+        behind = since < now - MAX_BACKLOG_SECONDS
+        if behind:
+            if not self._behind:  # one line when it starts falling behind, not one per tick
+                log.warning("stream: the producer is %.0f s behind; claims older than %.0f s are skipped",
+                            now - since, MAX_BACKLOG_SECONDS)
+            since = now - MAX_BACKLOG_SECONDS
+        self._behind = behind
+        owed, batch, done = int((now - since) * rate), max(1, int(rate * MAX_BATCH_SECONDS)), 0
+        while owed > 0:
+            count = min(owed, batch)
+            since += count / rate
+            if not self.produce(count, produced_at=since):
+                break  # stopped meanwhile
+            owed, done = owed - count, done + count
+        return done
 
     def producer(self) -> dict:
         """Who produces: {"owner", "alive"} (owner None when nobody holds the lease)."""
@@ -277,7 +300,7 @@ class Stream:
     def produce(self, count: int, produced_at: float | None = None) -> int:
         """Generate, score and store the next `count` claims, then label, prune and snapshot; return how many."""
         with self._lock:
-            state = self.state()
+            state = self.store.stream_state(STATE_DEFAULTS)  # the controls and position (not who produces)
             champion_version, champion = self.lab.tracking.load_alias(CHAMPION)
             if champion is None:
                 raise Refused("the champion alias is gone; promote a model to resume the stream")
@@ -300,25 +323,30 @@ class Stream:
             }
             constant = {"ts": timestamp(), "scenario": state["scenario"], "champion_version": champion_version,
                         "shadow_version": staging_version if shadow is not None else None}
-            # Plain Python values column by column: far cheaper than DataFrame.to_dict("records").
-            lists = {k: (v.tolist() if hasattr(v, "tolist") else [v] * len(frame)) for k, v in columns.items()}
-            records = [{**constant, **dict(zip(lists, values))} for values in zip(*lists.values())]
-            end = start + len(records)
+            # Plain Python values column by column (the store writes the batch column-wise, in one INSERT).
+            lists = {k: (v.tolist() if hasattr(v, "tolist") else [v] * len(frame))
+                     for k, v in {**constant, **columns}.items()}
+            end = start + len(frame)
+            label_until = end - state["label_delay"]  # outcomes arrive for claims label_delay claims old
+            produced_at = produced_at or timestamp()
             with self.store.tx() as c:
                 held = self.store.holder(PRODUCER, LEASE_SECONDS, conn=c)
-                moved = (not held or held["owner"] == self.owner) and \
-                    self.store.advance_stream(c, start, end, produced_at or timestamp())
+                moved = (not held or held["owner"] == self.owner) and self.store.advance_stream(
+                    c, start, end, produced_at, labelled_seq=max(state["labelled_seq"], label_until))
                 if not moved:
                     if not self._state_row(c)["enabled"]:
                         return 0  # stopped while this batch was scored: nothing lands after Stop
                     raise Refused("another process produced these claims meanwhile; this batch is dropped")
-                # Outcomes arrive for claims that are label_delay claims old; retention forgets the oldest.
-                self.store.add_stream_claims(c, records, label_until=end - state["label_delay"],
-                                             labelled_from=state["labelled_seq"],
-                                             keep_from=end - self.settings.stream_retention)
+                # The batch, the outcomes that arrive with it and retention (the oldest forgotten): one transaction.
+                # When the previous batch was this process's own, every claim before its keep_from is gone already.
+                keep_from = end - self.settings.stream_retention
+                own = self._pruned is not None and self._pruned[:2] == (start, state["produced_at"])
+                self.store.add_stream_claims(c, lists, label_until=label_until, labelled_from=state["labelled_seq"],
+                                             keep_from=keep_from, kept_from=self._pruned[2] if own else None)
+            self._pruned = (end, produced_at, keep_from)
             if end // SNAPSHOT_EVERY > start // SNAPSHOT_EVERY:
                 self.take_snapshot()
-            return len(records)
+            return len(frame)
 
     def _draw(self, state: dict, start: int, count: int) -> pd.DataFrame:
         """Claims start .. start+count-1 of the stream's sequence, each batch at the scenario's current intensity."""
@@ -386,7 +414,7 @@ class Stream:
             except (Refused, BadInput) as exc:  # another retrain opened meanwhile, the demo's cap on runs
                 kind, reason = "refused", str(exc)
         latest = next(iter(self.store.audit_trail(1, action="loop_trigger")), None)
-        said = (latest or {}).get("detail") or {}
+        said = (latest.detail if latest else None) or {}
         if run_id is None and said.get("kind") == kind and said.get("since_seq") == evidence["since_seq"]:
             return None  # this alarm's deferral for this reason is on record already
         with self.store.tx() as c:
@@ -403,12 +431,13 @@ class Stream:
             return "open_run", f"run {open_run} is still retraining on production data"
         now = timestamp()
         recent = self.store.runs_with_trigger(("drift", "production"), now - max(3600.0, LOOP_COOLDOWN_SECONDS))
-        bad = next((r for r in recent if r["status"] in ("failed", "held", "rejected", "interrupted")), None)
-        ended = bad and (bad["finished_at"] or bad["updated_at"])
-        if bad and recent[0]["id"] == bad["id"] and now - ended < LOOP_COOLDOWN_SECONDS:
-            return "cooldown", (f"run {bad['id']} ended {bad['status']} {now - ended:.0f} s ago; the loop waits "
+        stopped = (RunStatus.FAILED, RunStatus.HELD, RunStatus.REJECTED, RunStatus.INTERRUPTED)
+        bad = next((r for r in recent if r.status in stopped), None)
+        ended = bad and (bad.finished_at or bad.updated_at)
+        if bad and recent[0].id == bad.id and now - ended < LOOP_COOLDOWN_SECONDS:
+            return "cooldown", (f"run {bad.id} ended {bad.status.value} {now - ended:.0f} s ago; the loop waits "
                                 f"{LOOP_COOLDOWN_SECONDS:.0f} s after a retrain that did not reach production")
-        if sum(r["created_at"] >= now - 3600 for r in recent) >= LOOP_MAX_PER_HOUR:
+        if sum(r.created_at >= now - 3600 for r in recent) >= LOOP_MAX_PER_HOUR:
             return "hourly_cap", f"{LOOP_MAX_PER_HOUR} retrains were started in the last hour (the cap)"
         return None, None
 
@@ -522,7 +551,7 @@ def _reference(lab, version: int) -> dict:
             raise Refused(f"version {version} has no pipeline run in this lab's store, so its training data "
                           "is unknown")
         holdout = production_claims(lab.store, run, "evaluation") if production_of(run) else generate_claims(
-            REFERENCE_ROWS, derived_seed(run["seed"], 1), run["dataset_window"], Shift(**(run.get("shift") or {})))
+            REFERENCE_ROWS, derived_seed(run.seed, 1), run.dataset_window, Shift(**(run.shift or {})))
         from engine.pipeline import spec
         served = lab.tracking.load_model(version).predict(holdout, enforce_schema=False)
         p = served["p_approved"].to_numpy()
@@ -534,7 +563,7 @@ def _reference(lab, version: int) -> dict:
             # The champion's own figures on its holdout, at its threshold and the costs CD chose it with.
             "holdout": monitor.holdout_figures(served["decision"].to_numpy() == "Approved", label_array(holdout) == 1,
                                                spec("cd_full_train").params()["costs"]),
-            "about": {"version": version, "pipeline_run_id": run["id"], "seed": run["seed"],
-                      "dataset_window": run["dataset_window"], "shift": run.get("shift"), "rows": REFERENCE_ROWS,
+            "about": {"version": version, "pipeline_run_id": run.id, "seed": run.seed,
+                      "dataset_window": run.dataset_window, "shift": run.shift, "rows": REFERENCE_ROWS,
                       "predictions": "the champion's P(Approved) on its CD holdout"}}
     return _REFERENCES[key]

@@ -171,12 +171,14 @@ class Tracking:
             self.client.log_inputs(run_id, datasets=inputs)
         return ds.digest
 
-    def log_file(self, run_id: str, filename: str, data: bytes | str, folder: str | None = None) -> None:
-        """Store bytes or text as an artifact of the run."""
+    def log_files(self, run_id: str, files: dict[str, bytes | str]) -> None:
+        """Store several artifacts of the run in one upload: {"folder/name": bytes or text}."""
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / filename
-            path.write_bytes(data if isinstance(data, bytes) else data.encode())
-            self.client.log_artifact(run_id, str(path), folder)
+            for name, data in files.items():
+                path = Path(tmp) / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data if isinstance(data, bytes) else data.encode())
+            self.client.log_artifacts(run_id, tmp)
 
     def finish(self, run_id: str, ok: bool = True) -> None:
         """Close the run."""
@@ -186,12 +188,12 @@ class Tracking:
     def log_and_register(self, run_id: str, model, example: pd.DataFrame, threshold: float) -> int:
         """Log the pipeline as the serving pyfunc (skops inside, threshold in its config); register a version."""
         from engine.ml import contract
-        from engine.ml.model import raw_features, save_model_kwargs
+        from engine.ml.model import raw_features, save_model, save_model_kwargs
         from engine.ml.serving import PYFUNC_CODE, SIGNATURE
         kwargs = save_model_kwargs()
         with tempfile.TemporaryDirectory() as tmp, _fluent(self.uri), _quiet_mlflow():
             pipeline_dir = str(Path(tmp) / "pipeline")
-            mlflow.sklearn.save_model(model, pipeline_dir, **kwargs)
+            save_model(model, pipeline_dir)  # its size is remembered: model_size_bytes does not save it again
             with mlflow.start_run(run_id=run_id, nested=False):
                 # Pinned requirements spare MLflow seconds of inference in a subprocess.
                 info = mlflow.pyfunc.log_model(

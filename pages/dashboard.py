@@ -70,10 +70,10 @@ with st.container():
     run = header.render(lab)
 moving = common.live(run)
 st.fragment(errors.guard(panels), run_every=refresh.interval() if moving else None)(
-    lab, run and run["id"], header.drawn_for(run), moving)
+    lab, run and run.id, header.drawn_for(run), moving)
 st.divider()
 with st.container():
-    explorer.render(lab, run)
+    explorer.render(lab, run)  # drawn only while its section is open
 st.divider()
 with st.container():
     stream.render(lab)

@@ -31,7 +31,7 @@ def controls(session: dict | None) -> None:
     playing = ap.is_active(session)
     play, stop, _ = st.columns([1, 1, 3])
     if play.button("Play the lifecycle", icon=icons.PLAY, type="primary", disabled=playing, key="demo_play"):
-        if attempt(ap.Autopilot(lab, visitor=visitor()).start)[0]:
+        if attempt(ap.Autopilot(lab, visitor=visitor(), retrain=True).start)[0]:
             st.rerun()
     why_not = _why_not_stop(lab, session) if playing else None
     if stop.button("Stop", icon=icons.STOP, disabled=not playing or bool(why_not), help=why_not, key="demo_stop"):
@@ -144,9 +144,12 @@ st.title("Demo autopilot")
 st.markdown(
     "The autopilot plays the whole lifecycle for you, through the same actions a person uses: a fake commit, "
     "CI, **Continue to CD**, an approval signed *demo*, deployment and promotion; then a second commit through "
-    "the same path; then a **rollback** of production to the first model. It takes about a minute. Everything it "
-    "does stays in the run history, the registry and the audit trail, like any other run. Stop it at any "
-    "moment: runs it already started finish on their own, and you can carry them on from the dashboard.")
+    "the same path; then a **rollback** of production to the first model. Then the live stream turns to concept "
+    "drift: once the performance alert fires on arriving outcomes, the closed loop **retrains on production "
+    "data**, and the autopilot takes that run through its gate, approval and promotion and compares cost per "
+    "claim before and after. It takes a few minutes. Everything it does stays in the run history, the registry "
+    "and the audit trail, like any other run. Stop it at any moment: runs it already started finish on their "
+    "own, and you can carry them on from the dashboard.")
 st.caption("If a failure mode is on, a run will fail on the way: the autopilot says where and why, and stops. "
            "Stop also turns off the live stream the autopilot started, and the narration says so.")
 current = ap.latest_session(get_lab())

@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import history as h
 from ui.common import fmt_seconds, get_lab, load_run, settled_status, shown_status
-from ui.pagekit import dashboard_link, query_int
+from ui.pagekit import arrived, dashboard_link, query_int
 
 COLUMN_CONFIG = {
     "run": st.column_config.NumberColumn("run", format="%d"),
@@ -30,7 +30,7 @@ def load_history(db_url: str, limit: int) -> pd.DataFrame:
     """The latest `limit` runs as the history table (db_url keys the cache per lab)."""
     lab = get_lab()
     runs = lab.runs(limit)
-    return h.history_frame(runs, lab.steps_for_runs([r["id"] for r in runs]), lab.champion_history())
+    return h.history_frame(runs, lab.steps_for_runs([r.id for r in runs]), lab.champion_history())
 
 
 @st.cache_data(ttl=3, show_spinner=False)
@@ -56,11 +56,10 @@ def timeline(shown: pd.DataFrame) -> None:
     st.subheader("One run: timeline and summary")
     ids = shown["run"].tolist()
     wanted = query_int("run")
-    if wanted in ids and wanted != st.session_state.get("runs_url_last"):
-        st.session_state["runs_timeline"] = wanted  # a link or an edited URL chose the run: it wins
+    if wanted in ids and arrived():
+        st.session_state["runs_timeline"] = wanted  # a link chose the run: it wins
     labels = {r.run: f"run {r.run} · {r.status} · {r.message[:60]}" for r in shown.itertuples()}
     run_id = st.selectbox("Run", ids, format_func=labels.get, key="runs_timeline")
-    st.session_state["runs_url_last"] = run_id
     st.query_params["run"] = str(run_id)
     run = load_run(get_lab(), run_id)
     bars = h.gantt_frame(run)

@@ -15,6 +15,7 @@ that changes state works on its own copy (`copy_store`).
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import shutil
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from engine.records import Run, Step
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("LAB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -66,6 +69,24 @@ def cli_env(settings) -> dict:
 
 
 # ---- polling ----------------------------------------------------------------------------------------------------
+# ---- records without a store -----------------------------------------------------------------------------------
+def make_step(name: str = "commit_received", status: str = "pending", **fields) -> Step:
+    """A step record as the store returns one, for tests that draw or judge a step without a store."""
+    from engine import pipeline
+    row = dict(id=pipeline.NAMES.index(name) + 1, run_id=1, name=name, position=pipeline.NAMES.index(name),
+               stage=pipeline.spec(name).stage, status=status, attempt=0, queued_at=None, started_at=None,
+               finished_at=None, heartbeat_at=None, worker=None, outputs=None, error=None)
+    return Step.from_row({**row, **fields})
+
+
+def make_run(status: str = "queued", steps=None, **fields) -> Run:
+    """A run record as Lab.run returns one (with `steps` when given), for tests without a store."""
+    row = dict(id=1, sha="abcdef1234", message="", author="", seed=0, dataset_window="2026-01-01..2026-01-31",
+               failure_modes=[], status=status, created_at=0.0, updated_at=0.0, finished_at=None)
+    run = Run.from_row({**row, **fields})
+    return run if steps is None else dataclasses.replace(run, steps=tuple(steps))
+
+
 def wait_until(predicate, timeout: float = 300, interval: float = 0.1, what: str = "condition"):
     """Poll `predicate` until it returns something truthy (returned); AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout
@@ -133,6 +154,15 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lab.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url):
+    """A state store on each backend, disposed of afterwards."""
+    from engine.store import Store
+    s = Store(db_url)
+    yield s
+    s.dispose()
 
 
 # ---- MLflow, settings, labs -------------------------------------------------------------------------------------
@@ -244,11 +274,12 @@ def played_lifecycle(tmp_path_factory, mlflow_template) -> Path:
     def play(data: Path) -> None:
         lab = Lab(make_settings(data, None, mlflow_template)).start()  # the autopilot waits on a worker, as in the app
         try:
-            pilot = Autopilot(lab, seeds=(11, 12), poll=0.1)
+            # Without the retrain act the Demo page plays (retrain=True): many tests number their runs from here.
+            pilot = Autopilot(lab, seeds=(11, 12), poll=0.1, retrain=False)
             assert pilot.run() == "done", "playing the lifecycle failed"
             lab.set_failure_mode("schema_validation", True, by="seed")
             failed = lab.commit(message="seed: broken export", seed=13, author="seed")
-            wait_until(lambda: lab.run(failed)["status"] == "failed", what=f"run {failed} to fail")
+            wait_until(lambda: lab.run(failed).status == "failed", what=f"run {failed} to fail")
             lab.set_failure_mode("schema_validation", False, by="seed")
         finally:
             lab.close()
@@ -272,7 +303,7 @@ def awaiting_lifecycle(played_lifecycle, tmp_path_factory) -> Path:
             lab.continue_run(run_id, by="seed")
             lab.runner.run_until_idle()
             run = lab.run(run_id)
-            assert (run_id, run["status"]) == (4, "awaiting_approval"), [(s["name"], s["status"]) for s in run["steps"]]
+            assert (run_id, run.status) == (4, "awaiting_approval"), [(s.name, s.status) for s in run.steps]
         finally:
             lab.close()
     return built_once(tmp_path_factory, "awaiting", wait_at_the_gate)

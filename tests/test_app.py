@@ -1,16 +1,18 @@
 """app.py, the server: a real `streamlit run app.py` serves its st.App (an experimental Streamlit entry point, so
 what the lab relies on is pinned here): the pages and the health check answer, the lifespan starts one supervised
-worker in its own process and stops it with the server, and LAB_APP_WORKER=0 starts none."""
+worker in its own process and stops it with the server, LAB_APP_WORKER=0 starts none, a page's address answers a
+shell that names the app's root (api/page_root.py), and uvicorn runs on httptools and uvloop."""
 from __future__ import annotations
 
 import os
 import signal
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, kill_group, make_settings, start_serving, wait_until
+from tests.conftest import ROOT, cli_env, kill_group, make_settings, serving, start_serving, wait_until
 
 
 def _parent(pid: int) -> int:
@@ -49,11 +51,16 @@ def test_the_server_runs_one_worker_of_its_own_and_stops_it_with_itself(lab_sett
 
 def test_with_lab_app_worker_off_the_server_starts_no_worker(lab_settings, tmp_path):
     from engine import Lab
-    proc, _ = start_serving({**cli_env(lab_settings), "LAB_APP_WORKER": "0"}, tmp_path / "streamlit.log")
+    proc, url = start_serving({**cli_env(lab_settings), "LAB_APP_WORKER": "0"}, tmp_path / "streamlit.log")
     lab = Lab(lab_settings)
     try:  # the health check answers only after the lifespan's start-up has run
         assert not (lab_settings.data_dir / "worker.lock").exists()
         assert lab.workers() == []
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200
+        # requirements.txt installs them for this: uvicorn parses HTTP with httptools and runs on uvloop
+        loaded = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "/httptools/" in loaded and "/uvloop/" in loaded
     finally:
         kill_group(proc, signal.SIGTERM)
         lab.close()
@@ -68,3 +75,35 @@ def test_streamlits_older_multipage_mode_is_off():
     from streamlit.runtime import pages_manager
     assert "uses_pages_directory" in inspect.getsource(pages_manager)
     assert "PagesManager.uses_pages_directory = False" in (ROOT / "app.py").read_text()
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
+    except urllib.error.HTTPError as reply:
+        return reply.code, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
+
+
+def test_a_pages_address_answers_a_shell_that_names_the_apps_root(lab_settings, tmp_path):
+    """Opened cold at /drift, Streamlit's frontend asked /drift/_stcore/health and /drift/_stcore/host-config
+    (404 each, two console errors) before the root's. Every page's address (navigation.py: the pages/ files and
+    the walkthrough) now answers the shell with the root set; the root, the static files and the API are as
+    before. tests/e2e/test_browser.py opens /drift in Chromium."""
+    from api.page_root import SCRIPT
+    from ui.tour import TOUR
+    pages = [p.stem for p in sorted((ROOT / "pages").glob("*.py"))] + [path for _, _, path in TOUR]
+    with serving({**cli_env(lab_settings), "LAB_APP_WORKER": "0"}, tmp_path / "streamlit.log") as url:
+        for path in pages:
+            for encoding in ("identity", "gzip"):  # a browser asks for gzip: the shell comes uncompressed
+                status, headers, body = _get(f"{url}{path}?run=3", **{"Accept-Encoding": encoding})
+                assert (status, headers["content-type"].split(";")[0]) == (200, "text/html"), (path, status)
+                assert "content-encoding" not in headers and int(headers["content-length"]) == len(body)
+                assert body.count(SCRIPT) == 1 and body.index(SCRIPT) < body.index(b'<script type="module"'), path
+        status, _, root = _get(url)
+        assert status == 200 and b"<html" in root.lower() and SCRIPT not in root
+        status, headers, icon = _get(f"{url}favicon.png")  # one segment too, but no shell: untouched
+        assert (status, headers["content-type"]) == (200, "image/png") and icon.startswith(b"\x89PNG")
+        status, _, health = _get(f"{url}_stcore/health")
+        assert (status, health) == (200, b"ok")

@@ -150,17 +150,17 @@ def _wait_rest(lab, run_id: int, workers, timeout: float = 300) -> str:
         for proc, log in workers:
             if proc.poll() is not None:
                 pytest.fail(f"worker {proc.pid} exited with {proc.returncode}:\n{_tail(log)}")
-        status = lab.store.get_run(run_id)["status"]
+        status = lab.store.get_run(run_id).status
         return status if RunStatus(status) in RESTING else None
     return wait_until(rested, timeout=timeout, interval=0.25, what=f"run {run_id} to rest")
 
 
 def _describe(lab, run_id: int) -> str:
     run = lab.run(run_id)
-    lines = [f"run {run_id}: {run['status']}"]
-    for s in run["steps"]:
-        lines.append(f"  {s['name']}: {s['status']} attempt={s['attempt']} worker={s['worker']} "
-                     f"error={(s['error'] or '')[:400]}")
+    lines = [f"run {run_id}: {run.status}"]
+    for s in run.steps:
+        lines.append(f"  {s.name}: {s.status} attempt={s.attempt} worker={s.worker} "
+                     f"error={(s.error or '')[:400]}")
     errors = [r["message"] for r in lab.logs(run_id) if r["level"] in ("ERROR", "DEBUG")]
     return "\n".join(lines + errors[-30:])
 
@@ -189,11 +189,11 @@ def test_commit_to_promotion_through_postgres_s3_and_an_mlflow_server(s3, mlflow
         _expect(lab, run_id, workers, "promoted")
 
         # Every step ran exactly once, on one of the two worker processes (never on this test process).
-        steps = lab.run(run_id)["steps"]
-        assert {s["status"] for s in steps} == {"succeeded"}, _describe(lab, run_id)
-        assert all(s["attempt"] == 1 for s in steps), _describe(lab, run_id)
+        steps = lab.run(run_id).steps
+        assert {s.status for s in steps} == {"succeeded"}, _describe(lab, run_id)
+        assert all(s.attempt == 1 for s in steps), _describe(lab, run_id)
         pids = {str(proc.pid) for proc, _ in workers}
-        assert {s["worker"].split(":")[1] for s in steps} <= pids, [s["worker"] for s in steps]
+        assert {s.worker.split(":")[1] for s in steps} <= pids, [s.worker for s in steps]
 
         # The serving path: the champion alias resolves through the server and the model loads from S3.
         tracking = Tracking(url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -9,13 +10,13 @@ from typing import Any, Callable
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from engine import BadInput, IllegalTransition, Lab, Refused, RunStatus, StepStatus, pipeline
+from engine import BadInput, IllegalTransition, Lab, Refused, Run, RunStatus, Step, StepStatus, pipeline
 from engine.config import CHAMPION, mask_url
 from engine.guard import address_visitor
 from engine.lab import champion_line
 from engine.shared import SharedLab
 from ui import errors, icons
-from ui.pagekit import strict_int
+from ui.pagekit import arrived, strict_int
 
 TABS = ("Code", "Config", "Logs", "Outputs")
 NAME_KEY = "lab_user_name"  # shared with the other pages (ui/pagekit.py): who signs approvals and rollbacks
@@ -101,21 +102,22 @@ def show_flash() -> None:
 
 # ---- selection: session state is the truth, the URL mirrors it ---------------------------------------------
 def restore_selection() -> None:
-    """Take run/step/tab from the URL when it says something this page did not write (a copied link, a link
-    from another page); back from another page, restore the run picker's dropped widget state (the step and
-    the view are plain session state, which outlives the page)."""
+    """Take run/step/tab from the URL on arriving at the page (a copied link, a link from another page); back from
+    another page, restore the run picker's dropped widget state (the step and the view are plain session state,
+    which outlives the page). Later in the visit the URL is the page's own (pagekit.arrived)."""
     ss = st.session_state
     keep = ss.get("_keep")
     if keep and keep.get("run") is not None and "run_pick" not in ss:
         ss["_pending_run"] = keep["run"]
-    qp, last = st.query_params, ss.get("_url_last", {})
-    run, step, tab = qp.get("run"), qp.get("step"), qp.get("tab")
-    run_id = strict_int(run)  # a URL is typed by strangers: isdigit() let "²" and 5,000 digits reach int()
-    if run and run != last.get("run") and run_id is not None:
+    if not arrived():
+        return
+    qp = st.query_params
+    run_id, step, tab = strict_int(qp.get("run")), qp.get("step"), qp.get("tab")  # typed by strangers: strictly
+    if run_id is not None:
         ss["_pending_run"], ss["_step_chosen"], ss["_tab_chosen"] = run_id, False, False
-    if step and step != last.get("step") and step in pipeline.NAMES:
+    if step in pipeline.NAMES:
         ss["step_pick"], ss["_step_chosen"] = step, True
-    if tab and tab != last.get("tab") and tab in TABS:
+    if tab in TABS:
         ss["tab_pick"], ss["_tab_chosen"] = tab, True
 
 
@@ -130,7 +132,6 @@ def keep_selection(run_id: int | None, step: str, tab: str) -> None:
                 del st.query_params[key]
         elif st.query_params.get(key) != value:
             st.query_params[key] = value
-    ss["_url_last"] = {k: v for k, v in wanted.items() if v is not None}
 
 
 def pick_key(key: str, value: str) -> str:
@@ -154,7 +155,7 @@ def choose_step(name: str) -> None:
     st.session_state["_step_chosen"] = True
 
 
-def follow(run: dict | None) -> None:
+def follow(run: Run | None) -> None:
     """While nobody chose a step, show the one worth looking at; while nobody chose a view either, a running step
     opens on its live log and a step at rest on its outputs (as a CI service opens a running job on its log)."""
     ss = st.session_state
@@ -162,52 +163,51 @@ def follow(run: dict | None) -> None:
         return
     ss["step_pick"] = focus_step(run)
     if not ss.get("_tab_chosen"):
-        step = next((s for s in run["steps"] if s["name"] == ss["step_pick"]), None) if run else None
-        ss["tab_pick"] = "Logs" if step and step["status"] in LIVE_STEPS else "Outputs"
+        step = next((s for s in run.steps if s.name == ss["step_pick"]), None) if run else None
+        ss["tab_pick"] = "Logs" if step and step.status in LIVE_STEPS else "Outputs"
 
 
-def focus_step(run: dict | None) -> str:
+def focus_step(run: Run | None) -> str:
     """The step worth looking at when nobody chose one: running, else stopped, else the last one reached."""
     if not run:
         return pipeline.NAMES[0]
-    steps = run["steps"]
+    steps = run.steps
     for wanted in (("running",), ("awaiting_approval", "failed", "interrupted"), ("queued",)):
-        hit = next((s["name"] for s in steps if s["status"] in wanted), None)
+        hit = next((s.name for s in steps if s.status in wanted), None)
         if hit:
             return hit
-    reached = [s["name"] for s in steps if s["status"] == "succeeded"]
+    reached = [s.name for s in steps if s.status == "succeeded"]
     return reached[-1] if reached else pipeline.NAMES[0]
 
 
 # ---- formatting -------------------------------------------------------------------------------------------
-def shown_status(run: dict | None, step: dict | None) -> str:
+def shown_status(run: Run | None, step: Step | None) -> str:
     """A step's status as a person should read it: the failed gate of a held run is "held", of a rejected run
     "rejected"; the step that made a champion which was later rolled back is "rolled_back"."""
-    status = step["status"] if step else StepStatus.PENDING.value
+    status = step.status.value if step else StepStatus.PENDING.value
     if not run or not step:
         return status
-    if status == StepStatus.FAILED.value and run["status"] in (RunStatus.HELD.value, RunStatus.REJECTED.value):
-        return run["status"]
-    if status == StepStatus.SUCCEEDED.value and run.get("rolled_back") and \
-            (step.get("outputs") or {}).get("alias") == CHAMPION:
+    if status == StepStatus.FAILED and run.status in (RunStatus.HELD, RunStatus.REJECTED):
+        return run.status.value
+    if status == StepStatus.SUCCEEDED.value and run.rolled_back and \
+            (step.outputs or {}).get("alias") == CHAMPION:
         return "rolled_back"
     return status
 
 
-def step_colour(run: dict | None, step: dict | None) -> str:
+def step_colour(run: Run | None, step: Step | None) -> str:
     """Fill colour of a step as shown (see shown_status)."""
     return STEP_COLOURS.get(shown_status(run, step), STEP_COLOURS["pending"])
 
 
-def load_run(lab: Lab, run_id: int) -> dict:
+def load_run(lab: Lab, run_id: int) -> Run:
     """A run with its steps, and `rolled_back` (the rollback row, or None) so every panel tells the same story."""
     return with_rollback(lab.run(run_id), champion_line(lab.champion_history())[1])
 
 
-def with_rollback(run: dict, undone: dict[int, dict]) -> dict:
+def with_rollback(run: Run, undone: dict[int, dict]) -> Run:
     """`run` with `rolled_back`: the rollback row that undid its promotion (`undone`, by run id), or None."""
-    run["rolled_back"] = undone.get(run["id"]) if run["status"] == RunStatus.PROMOTED.value else None
-    return run
+    return dataclasses.replace(run, rolled_back=undone.get(run.id) if run.status is RunStatus.PROMOTED else None)
 
 
 def rollback_blocked(lab: Lab) -> str | None:
@@ -234,30 +234,30 @@ def rolled_back_text(row: dict) -> str:
     return f"rolled back by {md_escape(row['moved_by'])} at {fmt_ts(row['since'])}{why}"
 
 
-def live(run: dict | None) -> bool:
+def live(run: Run | None) -> bool:
     """Whether the run still moves: its status is active, or any of its steps is queued or running (a run can be
     marked failed while a parallel step is still finishing)."""
     if not run:
         return False
-    return run["status"] in ACTIVE or any(s["status"] in LIVE_STEPS for s in run.get("steps") or ())
+    return run.status in ACTIVE or any(s.status in LIVE_STEPS for s in run.steps or ())
 
 
-def duration(step: dict) -> float | None:
+def duration(step: Step) -> float | None:
     """Seconds a finished step took, else None. A step that waits for a person took until the decision: its
     own work (gathering the evidence) ends in a fraction of a second, and then the run waits there."""
-    if step.get("started_at") and step.get("finished_at") and step["status"] != StepStatus.RUNNING.value:
-        decided = (step.get("outputs") or {}).get("at") if pipeline.spec(step["name"]).approval else None
-        if step["status"] == StepStatus.AWAITING_APPROVAL.value:
+    if step.started_at and step.finished_at and step.status != StepStatus.RUNNING.value:
+        decided = (step.outputs or {}).get("at") if pipeline.spec(step.name).approval else None
+        if step.status == StepStatus.AWAITING_APPROVAL.value:
             return None  # still waiting: see waiting()
-        return max(0.0, max(step["finished_at"], decided or 0) - step["started_at"])
+        return max(0.0, max(step.finished_at, decided or 0) - step.started_at)
     return None
 
 
-def waiting(step: dict, now: float | None = None) -> float | None:
+def waiting(step: Step, now: float | None = None) -> float | None:
     """Seconds a step has been waiting for a person's decision, else None."""
-    if step.get("status") != StepStatus.AWAITING_APPROVAL.value or not step.get("started_at"):
+    if step.status != StepStatus.AWAITING_APPROVAL.value or not step.started_at:
         return None
-    return max(0.0, (time.time() if now is None else now) - step["started_at"])
+    return max(0.0, (time.time() if now is None else now) - step.started_at)
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -279,19 +279,19 @@ def iso_ts(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def settled_status(run: dict) -> str:
+def settled_status(run: Run) -> str:
     """The run's status with queued and running as one, "in progress": what the header and the run picker show
     (they offer the same then); the live status line says which of the two. A promotion a rollback undid (see
     with_rollback) reads "promoted, rolled back"."""
-    if run.get("rolled_back"):
-        return f"{run['status']}, rolled back"
-    return "in progress" if run["status"] in ACTIVE else run["status"]
+    if run.rolled_back:
+        return f"{run.status}, rolled back"
+    return "in progress" if run.status in ACTIVE else run.status.value
 
 
-def run_label(run: dict) -> str:
+def run_label(run: Run) -> str:
     """One line naming a run: id, status, short SHA, message."""
-    msg = (run.get("message") or "").splitlines()[0][:48] if run.get("message") else ""
-    return f"run {run['id']} · {settled_status(run)} · {run['sha'][:7]} · {msg}"
+    msg = (run.message or "").splitlines()[0][:48] if run.message else ""
+    return f"run {run.id} · {settled_status(run)} · {run.sha[:7]} · {msg}"
 
 
 # ---- MLflow reads (short-TTL cache; the lab is not hashed, its tracking URI is part of the key) --------------
@@ -335,9 +335,9 @@ def artifact_image(_lab: Lab, uri: str, run_id: str, path: str) -> str:
     return "data:image/png;base64," + base64.b64encode(_lab.artifact(run_id, path)).decode()
 
 
-def state_stamp(lab: Lab, run: dict | None) -> tuple:
+def state_stamp(lab: Lab, run: Run | None) -> tuple:
     """Changes whenever the selected run moves or the champion alias moves: MLflow reads keyed on it stay fresh."""
-    return (run and run["id"], run and run["updated_at"], len(lab.champion_history()))
+    return (run and run.id, run and run.updated_at, len(lab.champion_history()))
 
 
 def mlflow_ui(settings) -> tuple[str | None, str | None]:

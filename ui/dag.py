@@ -14,7 +14,7 @@ from html import escape
 
 import streamlit as st
 
-from engine import pipeline
+from engine import Run, Step, pipeline
 from ui import common
 
 NODE_W, NODE_H, COL_GAP, ROW_GAP = 104, 60, 18, 14
@@ -96,7 +96,7 @@ def positions() -> dict[str, tuple[int, int]]:
     return out
 
 
-def _node(spec, step: dict | None, run: dict | None, pos: tuple[int, int], chosen: bool) -> str:
+def _node(spec, step: Step | None, run: Run | None, pos: tuple[int, int], chosen: bool) -> str:
     shown = common.shown_status(run, step)
     fill = common.STEP_COLOURS.get(shown, common.STEP_COLOURS["pending"])
     ink = "#1B2430" if shown in DARK_TEXT else "#FFFFFF"
@@ -145,9 +145,9 @@ def _link(a: tuple[int, int], b: tuple[int, int], bus_y: int) -> str:
             'stroke-width="2" marker-end="url(#lab-arrow)"/>')
 
 
-def svg(run: dict | None, selected: str | None) -> str:
+def svg(run: Run | None, selected: str | None) -> str:
     """The whole picture for `run` (None: every step not reached) with `selected` outlined."""
-    steps = {s["name"]: s for s in run["steps"]} if run else {}
+    steps = {s.name: s for s in run.steps} if run else {}
     pos = positions()
     bottom = max(y for _, y in pos.values()) + NODE_H
     bus_y = bottom + 16
@@ -171,7 +171,7 @@ def svg(run: dict | None, selected: str | None) -> str:
             f'font-family="{FONT_FAMILY}">{arrow}{"".join(parts)}</svg>')
 
 
-def render(run: dict | None, selected: str | None) -> str | None:
+def render(run: Run | None, selected: str | None) -> str | None:
     """Draw the DAG; return the name of a step clicked in this rerun (None when nothing was clicked).
 
     The same picture also goes out as an image in plain HTML (st.html drops inline SVG), which the browser paints

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine import pipeline
+from engine import Run, pipeline
 from engine.config import LIMITS
 from engine.lab import SHA_RE
 from ui import common, icons, outputs_deploy
@@ -45,7 +45,7 @@ def _done(message: str, icon: str, run_id: int | None = None) -> None:
     st.rerun()
 
 
-def show_open(lab, run: dict | None) -> None:
+def show_open(lab, run: Run | None) -> None:
     """Draw the open dialog, if any. If the run moved meanwhile, submitting shows the engine's refusal."""
     name = st.session_state.get("_dialog")
     if not name:
@@ -113,44 +113,43 @@ def _commit(lab) -> None:
             _done(f"Run {run_id} started: CI is running", icons.STARTED, run_id)
 
 
-def _evidence(lab, run: dict) -> None:
-    steps = {s["name"]: s for s in run["steps"]}
-    approval = (steps.get("manual_approval") or {}).get("outputs") or {}
+def _evidence(lab, run: Run) -> None:
+    approval = run.outputs_of("manual_approval")
     if "evidence" in approval:
         outputs_deploy.evidence(lab, approval)
     else:
         st.info("The approval step recorded no evidence; inspect Evaluate vs champion in the inspector.")
-    shadow = (steps.get("shadow_monitor") or {}).get("outputs") or {}
+    shadow = run.outputs_of("shadow_monitor")
     if shadow.get("accuracy"):
         outputs_deploy.shadow(shadow)
 
 
-def _decide(lab, run: dict, approve: bool) -> None:
+def _decide(lab, run: Run, approve: bool) -> None:
     """The reviewer's form first (it is what the dialog is for), the evidence below it."""
     verb = "Approve" if approve else "Reject"
     with st.form(f"{verb.lower()}_form", border=False):
         by = _name_input(REVIEWER)
         comment = st.text_area("Comment", max_chars=LIMITS["comment"],
                                placeholder="why (recorded in the audit trail and on the model version)")
-        submitted = st.form_submit_button(f"{verb} run {run['id']}", icon=icons.APPROVE if approve else icons.REJECT,
+        submitted = st.form_submit_button(f"{verb} run {run.id}", icon=icons.APPROVE if approve else icons.REJECT,
                                           type="primary")
     if submitted and named(by, REVIEWER):
-        ok, _ = common.attempt(lab.approve if approve else lab.reject, run["id"], by=by, comment=comment)
+        ok, _ = common.attempt(lab.approve if approve else lab.reject, run.id, by=by, comment=comment)
         if ok:
             _remember(by)
-            _done(f"Run {run['id']} {'approved: deploying to staging' if approve else 'rejected'}",
-                  icons.APPROVE if approve else icons.REJECT, run["id"])
+            _done(f"Run {run.id} {'approved: deploying to staging' if approve else 'rejected'}",
+                  icons.APPROVE if approve else icons.REJECT, run.id)
     st.divider()
     _evidence(lab, run)
 
 
 @st.dialog("Approve deployment", width="large", on_dismiss=_close)
-def _approve(lab, run: dict) -> None:
+def _approve(lab, run: Run) -> None:
     _decide(lab, run, approve=True)
 
 
 @st.dialog("Reject deployment", width="large", on_dismiss=_close)
-def _reject(lab, run: dict) -> None:
+def _reject(lab, run: Run) -> None:
     _decide(lab, run, approve=False)
 
 
@@ -178,27 +177,27 @@ def _rollback(lab) -> None:
             _done(f"Champion rolled back: v{moved['from_version']} → v{moved['to_version']}", icons.ROLLBACK)
 
 
-def retry_choices(run: dict) -> tuple[list[str], str]:
+def retry_choices(run: Run) -> tuple[list[str], str]:
     """Steps a retry may start from (up to the one that stopped the run) and that step as the default."""
-    names = [s["name"] for s in run["steps"]]  # the run's own steps, in its order (it may predate a step)
-    stopped = next((s["name"] for s in run["steps"] if s["status"] in ("failed", "interrupted")), None)
+    names = [s.name for s in run.steps]  # the run's own steps, in its order (it may predate a step)
+    stopped = next((s.name for s in run.steps if s.status in ("failed", "interrupted")), None)
     if stopped is None:
         return names, names[0]
     return names[: names.index(stopped) + 1], stopped
 
 
 @st.dialog("Retry run", on_dismiss=_close)
-def _retry(lab, run: dict) -> None:
+def _retry(lab, run: Run) -> None:
     choices, default = retry_choices(run)
-    st.markdown(f"Run {run['id']} is **{run['status']}**. Steps from the chosen one on run again.")
+    st.markdown(f"Run {run.id} is **{run.status}**. Steps from the chosen one on run again.")
     _modes_warning(lab, "the retry")
     with st.form("retry_form", border=False):
         start = st.selectbox("Retry from", choices, index=choices.index(default),
                              format_func=lambda n: pipeline.spec(n).title)
         by = _name_input("Your name (optional)")
-        submitted = st.form_submit_button(f"Retry run {run['id']}", icon=icons.RETRY, type="primary")
+        submitted = st.form_submit_button(f"Retry run {run.id}", icon=icons.RETRY, type="primary")
     if submitted:
-        ok, started = common.attempt(lab.retry, run["id"], from_step=start, by=by)
+        ok, started = common.attempt(lab.retry, run.id, from_step=start, by=by)
         if ok:
             _remember(by)
-            _done(f"Run {run['id']} retrying from {started}", icons.RETRY, run["id"])
+            _done(f"Run {run.id} retrying from {started}", icons.RETRY, run.id)

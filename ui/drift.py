@@ -18,7 +18,7 @@ from engine.stream import (
     WINDOW,
     snapshot_rows,
 )
-from ui.charts import BLUE, GREEN, GREY, ORANGE, RED
+from ui.charts import BLUE, GREEN, GREY, ORANGE, RED, rows_height
 
 LEVEL_COLOURS = {"none": GREEN, "moderate": ORANGE, "major": RED}
 LEVEL_MD = {"none": ":green[none]", "moderate": ":orange[moderate]", "major": ":red[major]"}
@@ -29,6 +29,7 @@ CORRECTION_TEXT = {"holm": "Holm's step-down rule", "bonferroni": "Bonferroni", 
 LEVEL_SCALE = alt.Scale(domain=list(LEVEL_COLOURS), range=list(LEVEL_COLOURS.values()))
 PREDICTION = "P(Approved)"  # the pseudo-feature whose bins are the prediction PSI's
 LINE_HEIGHT = 280           # total height in pixels: Streamlit fits axes, title and legend inside it
+BIN_ROW = 24                # px per bin in the worked-bins charts, once they hold more bins than LINE_HEIGHT fits
 HISTORY_LIMIT = 500         # snapshots the Drift page lists
 HISTORY_COLUMNS = {"id": "id", "seq": "claim", "level": "drift", "performance_level": "performance",
                    "realised_accuracy": "realised", "estimated_accuracy": "estimated", "live_ece": "live ECE",
@@ -230,6 +231,12 @@ def bins_frame(bins: list[dict]) -> pd.DataFrame:
                          "ln(cur/ref)": np.log(cur / ref), "contribution": frame["contribution"]})
 
 
+def bins_height(bins: list[dict]) -> int:
+    """The worked-bins charts' fixed height, the same for both (side by side, their bins line up): the line
+    charts' height, more when there are many bins (a step height made Vega-Lite drop Streamlit's fit)."""
+    return max(LINE_HEIGHT, rows_height(len(bins), BIN_ROW))
+
+
 def shares_chart(bins: list[dict]) -> alt.Chart:
     """Reference vs current share of rows per bin, as horizontal bars (bin labels stay readable)."""
     data = pd.DataFrame(bins).melt(id_vars=["label"], value_vars=["reference_share", "current_share"],
@@ -241,7 +248,7 @@ def shares_chart(bins: list[dict]) -> alt.Chart:
         color=alt.Color("sample:N", scale=alt.Scale(domain=["reference", "current"], range=[GREY, BLUE]),
                         legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["label", "sample", alt.Tooltip("share:Q", format=".2%")],
-    ).properties(height=alt.Step(12), title="Share of rows per bin")
+    ).properties(height=bins_height(bins), title="Share of rows per bin")
 
 
 def contribution_chart(bins: list[dict]) -> alt.Chart:
@@ -250,7 +257,7 @@ def contribution_chart(bins: list[dict]) -> alt.Chart:
         y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=180)),
         x=alt.X("contribution:Q", title="PSI term"),
         tooltip=["label", alt.Tooltip("contribution:Q", format=".5f")],
-    ).properties(height=alt.Step(24), title="Each bin's term of the sum")
+    ).properties(height=bins_height(bins), title="Each bin's term of the sum")
 
 
 def feature_bins(snapshot: dict, feature: str) -> tuple[float, str, list[dict]] | None:

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from mlflow.exceptions import MlflowException
 
+from engine import Run
 from engine.config import mask_url
 from ui import common, errors, icons
 
@@ -15,12 +16,24 @@ STAGES = {"All": None, "CI": "CI", "CD": "CD"}
 PER_PAGE = 8
 SEARCH_HELP = ("MLflow's search syntax over this experiment's runs: metrics.f1 > 0.85, params.n_estimators = '100', "
                "tags.seed = '11', tags.commit_sha LIKE 'ab%', joined with and.")
+OPEN = "mlf_open"  # the section's state: open or closed, for this browser tab
 TEXT_ARTIFACTS = (".json", ".yaml", ".yml", ".txt", ".py", ".md", ".csv", "MLmodel", "requirements.txt")
 
 
-def render(lab, run: dict | None) -> None:
-    """Runs (filtered, paginated), the chosen run's details, then the registry; fresh when `run` moves."""
-    st.markdown("#### MLflow explorer")
+def render(lab, run: Run | None) -> None:
+    """A section, closed at first, that draws its contents only while it is open: runs (filtered, paginated), the
+    chosen run's details, then the registry; fresh when `run` moves.
+
+    Its tables, chart and MLflow reads were a quarter of the server's work for an arriving visitor, and most of the
+    browser's, for a section below the fold that many visitors never open."""
+    section = st.expander("MLflow explorer: runs, comparison, artifacts and the model registry", key=OPEN,
+                          icon=icons.MLFLOW, on_change="rerun")
+    if section.open:
+        with section:
+            _contents(lab, run)
+
+
+def _contents(lab, run: Run | None) -> None:
     stamp = common.state_stamp(lab, run)
     try:
         run_id = _runs(lab, stamp)
@@ -183,6 +196,6 @@ def _registry(lab, stamp: tuple) -> None:
     table = pd.DataFrame([{"version": v["version"], "aliases": ", ".join(f"@{a}" for a in sorted(v["aliases"])),
                            "created": common.fmt_ts(v["created"]), "approval": v["tags"].get("approval", ""),
                            "pipeline run": v["tags"].get("pipeline_run_id", "")} for v in versions])
-    styled = table.style.apply(lambda row: ["background-color: #FFF4CC; font-weight: 600"
-                                            if row["version"] == champion else ""] * len(row), axis=1)
-    st.dataframe(styled, hide_index=True, width="stretch")
+    # The champion is named above and carries @champion here: no per-cell styling (a pandas Styler costs more to
+    # send than the table itself).
+    st.dataframe(table, hide_index=True, width="stretch")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import pipeline
+from engine import Run, pipeline
 from engine.lab import champion_line
 from ui import common, dialogs, icons, origin
 
@@ -35,7 +35,7 @@ HINTS = {
 }
 
 
-def render(lab) -> dict | None:
+def render(lab) -> Run | None:
     """Draw the header; return the selected run with its steps, or None when there are no runs."""
     runs = lab.runs(limit=50)
     title, picker, links = st.columns([2.2, 2.2, 0.9], vertical_alignment="bottom")
@@ -50,31 +50,31 @@ def render(lab) -> dict | None:
     return run
 
 
-def drawn_for(run: dict | None) -> tuple | None:
+def drawn_for(run: Run | None) -> tuple | None:
     """What render() drew the actions and the run picker for: the run and its status, with queued and running
     as one ("in progress": the same actions are allowed). The dashboard redraws the header when this changes;
     status() follows every move in between."""
     if run is None:
         return None
-    return run["id"], common.settled_status(run)
+    return run.id, common.settled_status(run)
 
 
-def status(lab, run: dict | None) -> None:
+def status(lab, run: Run | None) -> None:
     """The shown run's status line and the hint for what to do next (redrawn every second while it moves)."""
     _status_line(run)
-    hint = _promoted_hint(lab, run) if run and run["status"] == "promoted" else HINTS.get(run["status"]) if run \
+    hint = _promoted_hint(lab, run) if run and run.status == "promoted" else HINTS.get(run.status) if run \
         else None
     if hint:
         st.caption(f"{icons.HINT} {hint}")
 
 
-def _promoted_hint(lab, run: dict) -> str:
+def _promoted_hint(lab, run: Run) -> str:
     """What a promoted run's model is now: champion, undone by a rollback, or replaced by a later promotion."""
     line = champion_line(lab.champion_history())[0]
     serving = f"@champion serves version {line[-1]['version']}" if line else "no model is champion"
-    if run.get("rolled_back"):
+    if run.rolled_back:
         return f"A rollback took this model out of production; {serving}. Commit a change to train a new one."
-    if not line or line[-1].get("run_id") != run["id"]:
+    if not line or line[-1].get("run_id") != run.id:
         return f"This model was champion until a later promotion replaced it; {serving}."
     if lab.rollback_target()[1] is None:
         return "This model is the champion. Rollback needs an earlier champion: promote another model."
@@ -89,11 +89,11 @@ def _workers_line(lab) -> str:
     return f"{icons.WORKERS} {alive} runner{'s' if alive != 1 else ''} alive"
 
 
-def _pick_run(lab, runs: list[dict]) -> dict | None:
+def _pick_run(lab, runs: list[Run]) -> Run | None:
     """The run picker (latest by default); a run from the URL or an action is selected even if it is older.
     Someone watching the newest run is moved to a newer one when it appears (a commit from the CLI or a tab)."""
     ss = st.session_state
-    ids = [r["id"] for r in runs]
+    ids = [r.id for r in runs]
     newest_seen, ss["_newest_seen"] = ss.get("_newest_seen"), ids[0] if ids else None
     wanted = ss.pop("_pending_run", None)
     if wanted is None:
@@ -113,12 +113,12 @@ def _pick_run(lab, runs: list[dict]) -> dict | None:
     except common.REFUSALS:
         st.warning(f"There is no run {wanted}; showing the latest run instead.")
         run = common.load_run(lab, ids[0])
-    if run["id"] not in ids:
-        ids.append(run["id"])  # older than the list: still selectable
+    if run.id not in ids:
+        ids.append(run.id)  # older than the list: still selectable
     undone = champion_line(lab.champion_history())[1]
-    labels = {r["id"]: common.run_label(common.with_rollback(dict(r), undone)) for r in runs}
-    labels[run["id"]] = common.run_label(run)  # fresher than the list's copy
-    ss["run_pick"] = ss["_run_shown"] = run["id"]
+    labels = {r.id: common.run_label(common.with_rollback(r, undone)) for r in runs}
+    labels[run.id] = common.run_label(run)  # fresher than the list's copy
+    ss["run_pick"] = ss["_run_shown"] = run.id
     st.selectbox("Pipeline run", ids, format_func=labels.get, key="run_pick", on_change=_run_changed)
     return run
 
@@ -140,31 +140,31 @@ def mlflow_button(lab) -> None:
         st.caption("then open `http://127.0.0.1:5000`. The explorer on this page reads the same store.")
 
 
-def _status_line(run: dict | None) -> None:
+def _status_line(run: Run | None) -> None:
     if run is None:
         st.info("**No runs yet: click Fake commit** to start CI for a new commit. "
                 "You can read every step's code and config below while you wait.", icon=icons.WELCOME)
         return
-    message = (run["message"] or "").splitlines()[0][:120] if run["message"] else ""
-    status, icon = run["status"], icons.status(run["status"])
-    if run.get("rolled_back"):
+    message = (run.message or "").splitlines()[0][:120] if run.message else ""
+    status, icon = run.status, icons.status(run.status)
+    if run.rolled_back:
         status, icon = f"{status}, then rolled back", icons.STATUS["rolled_back"]
-    st.markdown(f"**run {run['id']}: {status}** {icon} · commit `{run['sha'][:7]}` {origin.markdown(run)} · "
-                f"seed {run['seed']} · window {run['dataset_window']} · {common.md_escape(message)}")
-    if run.get("rolled_back"):
-        st.warning(f"This run's model is no longer champion: {common.rolled_back_text(run['rolled_back'])}.",
+    st.markdown(f"**run {run.id}: {status}** {icon} · commit `{run.sha[:7]}` {origin.markdown(run)} · "
+                f"seed {run.seed} · window {run.dataset_window} · {common.md_escape(message)}")
+    if run.rolled_back:
+        st.warning(f"This run's model is no longer champion: {common.rolled_back_text(run.rolled_back)}.",
                    icon=icons.STATUS["rolled_back"])
-    if run["failure_modes"]:
-        st.caption(f"{icons.FAILURE_MODE} failure modes on for this run: " + ", ".join(run["failure_modes"]))
+    if run.failure_modes:
+        st.caption(f"{icons.FAILURE_MODE} failure modes on for this run: " + ", ".join(run.failure_modes))
 
 
-def primary_action(run: dict | None, allowed: dict) -> str:
+def primary_action(run: Run | None, allowed: dict) -> str:
     """The action the run's status calls for (when allowed), else Fake commit."""
-    wanted = NEXT_ACTION.get(run["status"]) if run else None
+    wanted = NEXT_ACTION.get(run.status) if run else None
     return wanted if wanted and allowed.get(wanted) is None else "commit"
 
 
-def _actions(lab, run: dict | None) -> None:
+def _actions(lab, run: Run | None) -> None:
     allowed = lab.allowed_actions(run)
     allowed["commit"] = None
     allowed["rollback"] = (allowed["rollback"] and common.rollback_blocked(lab)) or \
@@ -207,11 +207,11 @@ def _close_menu() -> None:
     st.session_state[MENU_KEY] = False  # a callback runs before the menu is drawn again: it is drawn closed
 
 
-def _continue(lab, run: dict) -> None:
-    ok, _ = common.attempt(lab.continue_run, run["id"], by=common.who() or "dashboard")
+def _continue(lab, run: Run) -> None:
+    ok, _ = common.attempt(lab.continue_run, run.id, by=common.who() or "dashboard")
     if ok:
-        common.flash(f"Run {run['id']}: CD started (full train, evaluate vs champion, approval)", icons.STARTED)
-        common.select_run(run["id"])
+        common.flash(f"Run {run.id}: CD started (full train, evaluate vs champion, approval)", icons.STARTED)
+        common.select_run(run.id)
         st.rerun()
 
 

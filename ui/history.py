@@ -14,6 +14,7 @@ import pandas as pd
 from engine import pipeline
 from engine.csvsafe import frame_to_csv
 from engine.lab import champion_line
+from engine.records import AuditEntry, Run, Step
 from engine.states import RunStatus, StepStatus
 from ui import origin
 from ui.common import duration, waiting
@@ -35,14 +36,14 @@ def to_time(ts: float | None) -> pd.Timestamp | None:
     return None if ts is None else pd.Timestamp(ts, unit="s", tz="UTC")
 
 
-def stage_seconds(steps: list[dict], now: float | None = None) -> dict[str, float | None]:
+def stage_seconds(steps: list[Step], now: float | None = None) -> dict[str, float | None]:
     """Wall-clock seconds each stage took (first start to last finish; a running step counts up to now)."""
     now = time.time() if now is None else now
     out: dict[str, float | None] = {}
     for stage in STAGES:
-        spans = [(s["started_at"], s["finished_at"] or now) for s in steps
-                 if s["stage"] == stage and s["started_at"]
-                 and (s["finished_at"] or s["status"] == StepStatus.RUNNING.value)]
+        spans = [(s.started_at, s.finished_at or now) for s in steps
+                 if s.stage == stage and s.started_at
+                 and (s.finished_at or s.status == StepStatus.RUNNING.value)]
         out[stage] = round(max(e for _, e in spans) - min(b for b, _ in spans), 2) if spans else None
     return out
 
@@ -55,40 +56,40 @@ def champion_at(history: list[dict], ts: float | None) -> int | None:
     return held[-1]["version"] if held else None
 
 
-def _outputs(steps: list[dict], name: str) -> dict:
-    return next((s["outputs"] or {} for s in steps if s["name"] == name), {})
+def _outputs(steps: list[Step], name: str) -> dict:
+    return next((s.outputs or {} for s in steps if s.name == name), {})
 
 
-def history_row(run: dict, steps: list[dict], champions: list[dict], now: float | None = None,
+def history_row(run: Run, steps: list[Step], champions: list[dict], now: float | None = None,
                 undone: dict[int, dict] | None = None) -> dict:
     """One run as a row of the history table; `undone` (engine.lab.champion_line) marks rolled-back promotions."""
-    rollback = (undone or {}).get(run["id"]) if run["status"] == RunStatus.PROMOTED.value else None
+    rollback = (undone or {}).get(run.id) if run.status == RunStatus.PROMOTED.value else None
     quick = _outputs(steps, "ci_quick_train").get("metrics") or {}
     full_out = _outputs(steps, "cd_full_train")
     full = full_out.get("metrics") or {}
     took = stage_seconds(steps, now)
     return {
-        "run": run["id"], "commit": run["sha"][:8], "message": run["message"], "author": run["author"],
-        "source": origin.source(run), "status": ROLLED_BACK if rollback else run["status"],
-        "started": to_time(run["created_at"]),
+        "run": run.id, "commit": run.sha[:8], "message": run.message, "author": run.author,
+        "source": origin.source(run), "status": ROLLED_BACK if rollback else run.status.value,
+        "started": to_time(run.created_at),
         **{f"{stage} s": took[stage] for stage in STAGES},
         "quick ROC-AUC": quick.get("roc_auc"), "quick F1": quick.get("f1"),
         "full ROC-AUC": full.get("roc_auc"), "full F1": full.get("f1"),
         "model version": full_out.get("model_version"),
-        "champion then": champion_at(champions, run["finished_at"]),
+        "champion then": champion_at(champions, run.finished_at),
         "rolled back": _rollback_text(rollback),
         "MLflow CI run": _outputs(steps, "mlflow_log_ci").get("mlflow_run_id"),
         "MLflow CD run": full_out.get("mlflow_run_id"),
-        "failure modes": ", ".join(run["failure_modes"] or []),
+        "failure modes": ", ".join(run.failure_modes or []),
         "commit link": origin.commit_link(run),
     }
 
 
-def history_frame(runs: list[dict], steps_by_run: dict[int, list[dict]], champions: list[dict],
+def history_frame(runs: list[Run], steps_by_run: dict[int, list[Step]], champions: list[dict],
                   now: float | None = None) -> pd.DataFrame:
     """The history table: one row per run, newest first, columns HISTORY_COLUMNS."""
     undone = champion_line(champions)[1]
-    rows = [history_row(r, steps_by_run.get(r["id"], []), champions, now, undone) for r in runs]
+    rows = [history_row(r, steps_by_run.get(r.id, []), champions, now, undone) for r in runs]
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     for col in ("model version", "champion then"):
         frame[col] = frame[col].astype("Int64")  # nullable: runs without a model keep an empty cell, not NaN
@@ -135,43 +136,43 @@ def history_csv(frame: pd.DataFrame) -> str:
     return frame_to_csv(out)  # the lab's one CSV writer: formula cells neutralised
 
 
-def audit_frame(rows: list[dict]) -> pd.DataFrame:
+def audit_frame(rows: list[AuditEntry]) -> pd.DataFrame:
     """The audit trail as a table: who did what, when and why."""
-    data = [{"when": to_time(r["ts"]), "actor": r["actor"], "action": r["action"], "run": r["run_id"],
-             "comment": r["comment"] or "", "detail": json.dumps(r["detail"] or {}, sort_keys=True, default=str)}
+    data = [{"when": to_time(r.ts), "actor": r.actor, "action": r.action, "run": r.run_id,
+             "comment": r.comment or "", "detail": json.dumps(r.detail or {}, sort_keys=True, default=str)}
             for r in rows]
     frame = pd.DataFrame(data, columns=AUDIT_COLUMNS)
     frame["run"] = frame["run"].astype("Int64")
     return frame
 
 
-def gantt_frame(run: dict, now: float | None = None) -> pd.DataFrame:
+def gantt_frame(run: Run, now: float | None = None) -> pd.DataFrame:
     """One bar per started step of a run: title, stage, status, start/end (epoch ms; a running step ends now)."""
     now = time.time() if now is None else now
-    rows = [{"step": pipeline.spec(s["name"]).title, "name": s["name"], "position": s["position"],
-             "stage": s["stage"], "status": s["status"], "start_ms": s["started_at"] * 1000,
-             "end_ms": (s["finished_at"] or now) * 1000, "from": clock(s["started_at"]),
-             "to": clock(s["finished_at"] or now), "seconds": round((s["finished_at"] or now) - s["started_at"], 2),
-             "error": s["error"] or ""}
-            for s in run["steps"] if s["started_at"]]
+    rows = [{"step": pipeline.spec(s.name).title, "name": s.name, "position": s.position,
+             "stage": s.stage, "status": s.status.value, "start_ms": s.started_at * 1000,
+             "end_ms": (s.finished_at or now) * 1000, "from": clock(s.started_at),
+             "to": clock(s.finished_at or now), "seconds": round((s.finished_at or now) - s.started_at, 2),
+             "error": s.error or ""}
+            for s in run.steps if s.started_at]
     return pd.DataFrame(rows, columns=["step", "name", "position", "stage", "status", "start_ms", "end_ms", "from",
                                        "to", "seconds", "error"])
 
 
-def summary_frame(run: dict, shown_status, now: float | None = None) -> pd.DataFrame:
+def summary_frame(run: Run, shown_status, now: float | None = None) -> pd.DataFrame:
     """Every job (step) of a run in pipeline order, as a CI service's run summary lists them: stage, result as a
     person reads it (`shown_status(run, step)`), how long it took (a running step up to now; a step that waited
     for a person until the decision), attempts, and the error of a step that stopped."""
     now = time.time() if now is None else now
     rows = []
-    for s in sorted(run["steps"], key=lambda s: s["position"]):
+    for s in sorted(run.steps, key=lambda s: s.position):
         took = duration(s)
-        if took is None and s["status"] == StepStatus.RUNNING.value and s["started_at"]:
-            took = now - s["started_at"]
+        if took is None and s.status == StepStatus.RUNNING.value and s.started_at:
+            took = now - s.started_at
         took = waiting(s, now) if took is None else took
-        rows.append({"step": pipeline.spec(s["name"]).title, "stage": s["stage"], "result": shown_status(run, s),
-                     "seconds": None if took is None else round(took, 1), "attempts": s.get("attempt") or 0,
-                     "started": to_time(s["started_at"]), "error": s["error"] or ""})
+        rows.append({"step": pipeline.spec(s.name).title, "stage": s.stage, "result": shown_status(run, s),
+                     "seconds": None if took is None else round(took, 1), "attempts": s.attempt or 0,
+                     "started": to_time(s.started_at), "error": s.error or ""})
     frame = pd.DataFrame(rows, columns=["step", "stage", "result", "seconds", "attempts", "started", "error"])
     frame["seconds"] = frame["seconds"].astype("float64")
     return frame

@@ -6,7 +6,7 @@ from html import escape
 
 import streamlit as st
 
-from engine import pipeline
+from engine import Run, Step, pipeline
 from ui import common, icons, outputs
 
 LEVEL_CLASS = {"ERROR": "err", "CRITICAL": "err", "WARNING": "warn", "DEBUG": "dbg"}
@@ -48,10 +48,10 @@ def tab_picker(key: str = "tab_pick", on_change=None) -> str:
     return st.session_state[key]
 
 
-def render(lab, run: dict | None, name: str, tab: str) -> None:
+def render(lab, run: Run | None, name: str, tab: str) -> None:
     """The inspector for step `name` of `run` (run may be None: code and config still show)."""
     spec = pipeline.spec(name)
-    step = next((s for s in run["steps"] if s["name"] == name), None) if run else None
+    step = next((s for s in run.steps if s.name == name), None) if run else None
     _title(run, spec, step)
     if tab == "Code":
         st.caption(f"engine/steps/{spec.source_path.name}: the module the runner imports for this step")
@@ -68,16 +68,16 @@ def render(lab, run: dict | None, name: str, tab: str) -> None:
         outputs.render(lab, run, step)
 
 
-def _title(run: dict | None, spec, step: dict | None) -> None:
+def _title(run: Run | None, spec, step: Step | None) -> None:
     status = common.shown_status(run, step) if step else "idle"
     bits = [f"{icons.status(status)} `{status}`", spec.stage]
-    if step and step.get("attempt"):
-        bits.append(f"attempt {step['attempt']}")
+    if step and step.attempt:
+        bits.append(f"attempt {step.attempt}")
     took = common.duration(step) if step else None
     if took is not None:
         bits.append(f"took {common.fmt_seconds(took)}")
-    elif step and step["status"] == "running" and step.get("started_at"):
-        bits.append(f"running for {common.fmt_seconds(time.time() - step['started_at'])}")
+    elif step and step.status == "running" and step.started_at:
+        bits.append(f"running for {common.fmt_seconds(time.time() - step.started_at)}")
     elif step and common.waiting(step) is not None:
         bits.append(f"waiting for a decision for {common.fmt_seconds(common.waiting(step))}")
     if spec.gate:
@@ -85,15 +85,15 @@ def _title(run: dict | None, spec, step: dict | None) -> None:
     st.markdown(f"#### {spec.title}  \n" + " · ".join(bits))
     st.caption(spec.summary)
     if status == "rolled_back":
-        st.warning(f"This promotion was undone: {common.rolled_back_text(run['rolled_back'])}. "
+        st.warning(f"This promotion was undone: {common.rolled_back_text(run.rolled_back)}. "
                    "@champion no longer loads the version below.", icon=icons.STATUS["rolled_back"])
 
 
-def logs(lab, run: dict, step: dict) -> None:
+def logs(lab, run: Run, step: Step) -> None:
     """A step's persisted log as a console: numbered, levels coloured, time since the attempt started, a filter,
     following the newest line while the step runs, and the whole log as a download."""
-    name = step["name"]
-    lines = lab.logs(run["id"], name)
+    name = step.name
+    lines = lab.logs(run.id, name)
     if not lines:
         st.info("No log lines yet for this step." if common.live(run) else
                 "This step wrote no log lines (it has not run in this run).")
@@ -103,20 +103,20 @@ def logs(lab, run: dict, step: dict) -> None:
                                label_visibility="collapsed")
     wanted = levels.multiselect("Levels", sorted({line["level"] for line in lines}), key=f"log_levels_{name}",
                                 placeholder="all levels", label_visibility="collapsed")
-    st.html(console_html(lines, step, needle, wanted, follow=step["status"] == "running"))
-    st.download_button("Download the full log", data=lambda: log_text(lab, run["id"], name), icon=icons.DOWNLOAD,
-                       file_name=f"run-{run['id']}-{name}.log", mime="text/plain", on_click="ignore",
+    st.html(console_html(lines, step, needle, wanted, follow=step.status == "running"))
+    st.download_button("Download the full log", data=lambda: log_text(lab, run.id, name), icon=icons.DOWNLOAD,
+                       file_name=f"run-{run.id}-{name}.log", mime="text/plain", on_click="ignore",
                        key=f"log_dl_{name}")
 
 
-def console_html(lines: list[dict], step: dict, needle: str = "", levels: list[str] | None = None,
+def console_html(lines: list[dict], step: Step, needle: str = "", levels: list[str] | None = None,
                  follow: bool = False) -> str:
     """The console's HTML (styled by ui/theme.css). Times are seconds since the line's attempt started."""
     starts: dict[int, float] = {}
     for line in lines:  # an attempt starts at its first line, or earlier at the step's start (current attempt)
         starts.setdefault(line["attempt"], line["ts"])
-    if step.get("started_at") and step.get("attempt") in starts:
-        starts[step["attempt"]] = min(starts[step["attempt"]], step["started_at"])
+    if step.started_at and step.attempt in starts:
+        starts[step.attempt] = min(starts[step.attempt], step.started_at)
     numbered = list(enumerate(lines, 1))
     if needle:
         numbered = [(n, line) for n, line in numbered if needle.lower() in line["message"].lower()]

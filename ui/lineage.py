@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit_agraph import Config, Edge, Node, agraph
 
-from engine import BadInput, Lab, RunStatus
+from engine import BadInput, Lab, Run, RunStatus
 from engine.config import CHALLENGER, CHAMPION, STAGING
 from engine.lab import champion_line
 from ui import icons
@@ -100,7 +100,7 @@ def source_run(version: dict) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> Lineage:
+def build(versions: list[dict], runs: dict[int, Run], history: list[dict]) -> Lineage:
     """Nodes and edges of the lineage: run -> version (it trained it), alias -> version it holds now; a version
     that was champion before says so in its box (and whether a rollback ended its last tenure)."""
     undone = champion_line(history)[1]
@@ -112,7 +112,7 @@ def build(versions: list[dict], runs: dict[int, dict], history: list[dict]) -> L
         if run_id is not None and run_id not in seen_runs:
             seen_runs.add(run_id)
             run = runs.get(run_id)
-            status = (ROLLED_BACK if run_id in undone else run["status"]) if run else "unknown"
+            status = (ROLLED_BACK if run_id in undone else run.status.value) if run else "unknown"
             nodes.append(_node(run_node(run_id), f"run {run_id}\n{status.replace('_', ' ')}", "run",
                                RUN_COLOURS.get(status, UNKNOWN)))
         if run_id is not None:
@@ -269,9 +269,9 @@ def _source_run(lab: Lab, run_id: int, mlflow_id: str, rolled_back: bool) -> Non
     except BadInput:  # the tag names a run this store does not hold (a registry shared with another lab)
         st.caption(f"Trained by pipeline run {run_id}, which this lab's store does not hold.")
         return
-    message = md_escape((run.get("message") or "").splitlines()[0][:80]) if run.get("message") else ""
-    status = run["status"].replace("_", " ") + (", then rolled back" if rolled_back else "")
-    st.markdown(f"Trained by **run {run_id}** ({status}) from commit `{run['sha'][:7]}`"
+    message = md_escape(run.message.splitlines()[0][:80]) if run.message else ""
+    status = run.status.value.replace("_", " ") + (", then rolled back" if rolled_back else "")
+    st.markdown(f"Trained by **run {run_id}** ({status}) from commit `{run.sha[:7]}`"
                 + (f" · {message}" if message else ""))
     dashboard_link(run_id, "cd_full_train", f"Open run {run_id} at its Full train step")
     url = mlflow_run_url(lab, mlflow_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from engine import Run
 from ui.common import md_escape
 
 SOURCES = {
@@ -22,24 +23,24 @@ NOT_RECORDED = "not recorded"
 SAFE_IN_URL = ":/?#[]@!$&'()*+,;=%~"  # what a link keeps as is; anything else is percent-encoded
 
 
-def source(run: dict) -> str:
+def source(run: Run) -> str:
     """The run's source in a few words, e.g. "GitHub push octo-org/claims-model (main)" or "CLI"."""
-    trigger = run.get("trigger") or "commit"
+    trigger = run.trigger or "commit"
     label = SOURCES.get(trigger, trigger if trigger != "commit" else NOT_RECORDED)
-    origin = run.get("origin") or {}
+    origin = run.origin or {}
     if trigger == "webhook" and origin.get("repository"):
         branch = f" ({origin['branch']})" if origin.get("branch") else ""
         return f"{label} {origin['repository']}{branch}"
     return label
 
 
-def commit_link(run: dict) -> str | None:
+def commit_link(run: Run) -> str | None:
     """The commit's page (a webhook run's), when the run recorded an http(s) link to it."""
-    url = (run.get("origin") or {}).get("commit_url")
+    url = (run.origin or {}).get("commit_url")
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
-def markdown(run: dict) -> str:
+def markdown(run: Run) -> str:
     """`source` for st.markdown: user text escaped, the commit linked when the run has its link; "" for a run
     that recorded no source (a status line does not say "from not recorded"; the run history does)."""
     said = source(run)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from engine import Run, Step
 from ui import charts, common, errors, icons, outputs_deploy
 
 WAITING = ("pending", "queued")  # statuses of a step that has not (re)started
@@ -137,18 +138,18 @@ RENDERERS = (
 )
 
 
-def render(lab, run: dict, step: dict) -> None:
+def render(lab, run: Run, step: Step) -> None:
     """Everything a step produced: its error first, then each recognised part, then the rest as JSON."""
-    if step.get("error"):
+    if step.error:
         status = common.shown_status(run, step)
-        (st.warning if status in ("held", "rejected") else st.error)(f"**{step['name']} {status}:**",
+        (st.warning if status in ("held", "rejected") else st.error)(f"**{step.name} {status}:**",
                                                                      icon=icons.status(status))
-        st.code(step["error"], language=None, wrap_lines=True)
+        st.code(step.error, language=None, wrap_lines=True)
     # A retried step waits as pending/queued with its previous attempt's outputs still stored: not this run's truth.
-    o = {} if step["status"] in WAITING else step.get("outputs") or {}
+    o = {} if step.status in WAITING else step.outputs or {}
     if not o:
-        if not step.get("error"):
-            st.info(f"{step['name']} is {step['status']}; outputs appear here when it finishes.")
+        if not step.error:
+            st.info(f"{step.name} is {step.status}; outputs appear here when it finishes.")
         return
     shown: set[str] = set()
     for trigger, keys, renderer, needs_lab in RENDERERS:

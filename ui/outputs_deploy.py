@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from engine.ml.gates import Check, Direction, read_check
 from ui import charts, common, icons
 
 LOWER_IS_BETTER = {"false_denial_rate"}
@@ -26,12 +27,11 @@ def gate(g: dict) -> None:
     show, icon = VERDICTS.get(verdict, (st.info, icons.INFO))
     show(f"Gate verdict: **{verdict.upper()}**", icon=icon)
     st.caption("Rule: " + g.get("rule", ""))
-    checks = g.get("checks") or []
+    checks = [read_check(c) for c in g.get("checks") or []]
     for c in checks:
-        st.markdown(f"{icons.DONE if c.get('passed') else icons.STATUS['failed']} {check_sentence(c)}")
-    rows = [{"passed": bool(c.get("passed")), "check": c.get("name"), "value": c.get("value"),
-             "95% interval": interval_text(c.get("interval")), "rule": f"{c.get('op', '')} {c.get('threshold')}",
-             "margin": c.get("margin")} for c in checks]
+        st.markdown(f"{icons.DONE if c.passed else icons.STATUS['failed']} {check_sentence(c)}")
+    rows = [{"passed": c.passed, "check": c.name, "value": c.value, "95% interval": interval_text(c.interval),
+             "rule": f"{c.op} {c.threshold}", "margin": c.margin} for c in checks]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"passed": st.column_config.CheckboxColumn(width="small"),
                                 "value": st.column_config.NumberColumn(format="%.4f"),
@@ -42,7 +42,7 @@ def gate(g: dict) -> None:
         st.caption(thresholds_text(g["thresholds"]))
 
 
-def interval_text(interval: list[float] | None) -> str:
+def interval_text(interval: tuple[float, float] | None) -> str:
     """A check's 95% interval as '[-0.0123, +0.0456]', or '—' when the check has none (e.g. max input PSI)."""
     return "—" if not interval else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
 
@@ -62,27 +62,21 @@ def thresholds_text(thresholds: dict) -> str:
     return f"Decision thresholds (a claim is approved when P(Approved) is at or above its model's): {shown}"
 
 
-def check_sentence(c: dict) -> str:
-    """One gate check as a sentence. A "gain", "drop" or "change" is a change against a reference, so it is said
-    as "rose" or "fell" ("ROC-AUC rose by 0.3980 (no drop)", never "drop -0.3980" or "change is -0.0040")."""
-    name, value, op, threshold = c.get("name", "check"), c.get("value"), c.get("op", ""), c.get("threshold")
-    if value is None or threshold is None:
-        return f"{name}: no value recorded."
-    words = name.split()
-    kind = next((w for w in ("gain", "drop", "change") if w in words), None)
-    if kind:
-        at = words.index(kind)
-        subject, against = " ".join(words[:at]), " ".join(words[at + 1:]) or "against the reference"
-        rise = -value if kind == "drop" else value
-        said = (f"{subject} {'rose' if rise > 0 else 'fell'} by {abs(rise):.4f} {against}" if round(rise, 4)
-                else f"{subject} did not change {against}")
-        said += " (no drop)" if kind == "drop" and rise > 0 else ""
+def check_sentence(c: Check) -> str:
+    """One gate check as a sentence. A rise or a fall against a reference is said as "rose" or "fell" ("ROC-AUC rose
+    by 0.3980 (no drop)", never "drop -0.3980" or "change is -0.0040"); a level is said as its value."""
+    if c.value is None or c.threshold is None:
+        return f"{c.name}: no value recorded."
+    if c.direction is Direction.LEVEL:
+        said = f"{c.name} is {c.value:.4f}"
     else:
-        said = f"{name} is {value:.4f}"
-    limit = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}.get(op, op)
-    margin = abs(c.get("margin") or 0.0)
-    verdict = f"passes with {margin:.4f} to spare" if c.get("passed") else f"fails by {margin:.4f}"
-    return f"{said}; the gate needs {name} {limit} {threshold:g}: {verdict}."
+        rise = -c.value if c.direction is Direction.FALL else c.value
+        said = (f"{c.metric} {'rose' if rise > 0 else 'fell'} by {abs(rise):.4f} {c.against}" if round(rise, 4)
+                else f"{c.metric} did not change {c.against}")
+        said += " (no drop)" if c.direction is Direction.FALL and rise > 0 else ""
+    limit = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}.get(c.op, c.op)
+    verdict = f"passes with {abs(c.margin):.4f} to spare" if c.passed else f"fails by {abs(c.margin):.4f}"
+    return f"{said}; the gate needs {c.name} {limit} {c.threshold:g}: {verdict}."
 
 
 def comparison(o: dict) -> None:

@@ -22,6 +22,21 @@ def dashboard_link(run_id: int | None, step: str | None = None, label: str | Non
     st.page_link(DASHBOARD, label=text, icon=icons.DASHBOARD, query_params=params or None)
 
 
+def note_visit(path: str) -> None:
+    """Called by the page script before each full page run: remember whether it is the first run of a visit to the
+    page at `path` (a new tab, a link from another page, the menu)."""
+    ss = st.session_state
+    ss["_arrived"], ss["_visiting"] = ss.get("_visiting") != path, path
+
+
+def arrived() -> bool:
+    """Whether this page run is the first of the visitor's visit to the page: only then can the URL say something
+    the page did not write itself (a copied link, a link from another page). Later in the visit the browser sends
+    the page's own URL back with every rerun it asks for, and that may be an older one: a click made while the
+    page's newer address was on its way. Taking it for a link undid the click, or set the page one click late."""
+    return st.session_state.get("_arrived", True)
+
+
 def query_int(name: str, upper: int = MAX_RUN_ID) -> int | None:
     """A whole-number query parameter from 1 to `upper`, or None when absent or anything else."""
     return strict_int(st.query_params.get(name), upper)

@@ -64,7 +64,7 @@ def _controls(lab, state: dict) -> None:
     rate, scenario, ramp, act = st.columns([1, 1.3, 1, 1.3], vertical_alignment="bottom")
     rate.number_input("Rate (claims/s)", key="stream_rate", step=5.0, format="%g",
                       help=f"Claims generated and scored per second, up to {lab.settings.stream_max_rate:g}.")
-    scenario.selectbox("Scenario", list(SCENARIOS), key="stream_scenario",
+    scenario.selectbox("Scenario", list(SCENARIOS), key="stream_scenario", format_func=lambda n: SCENARIOS[n].label,
                        help="What changes in who files claims (or, for concept_drift, in the payer's rule).")
     ramp.number_input("Ramp (claims)", key="stream_ramp", step=100,
                       help="Claims over which a new scenario reaches full intensity (0: at once).")
@@ -75,8 +75,8 @@ def _controls(lab, state: dict) -> None:
     stop.button("Stop", key="stream_stop", icon=icons.STOP, disabled=not on or bool(locked), on_click=_stop,
                 args=(lab,), width="stretch", help=locked)
     chosen = st.session_state["stream_scenario"]
-    st.caption(f"**{chosen}**: {SCENARIOS[chosen].description}. Outcomes arrive {state['label_delay']:,} claims "
-               "after the decision, as real claim outcomes arrive weeks later.")
+    st.caption(f"**{SCENARIOS[chosen].label}**: {SCENARIOS[chosen].description}. Outcomes arrive "
+               f"{state['label_delay']:,} claims after the decision, as real claim outcomes arrive weeks later.")
     st.toggle("Closed loop: retrain when drift stays major", key="stream_closed_loop", on_change=_closed_loop,
               args=(lab,), disabled=bool(locked),
               help=locked or "After several major snapshots in a row the lab commits one retraining run on the "

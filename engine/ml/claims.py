@@ -99,20 +99,23 @@ NO_SHIFT = Shift()
 class Scenario:
     """A named change of who files claims (or of the payer's rule), at full intensity."""
 
-    name: str
+    name: str         # what the CLI, the API and the stored stream state say
     shift: Shift
     description: str
+    label: str        # what every page's scenario list shows (the dashboard's Claims panel, the walkthrough)
 
 
 SCENARIOS = {s.name: s for s in (
-    Scenario("none", NO_SHIFT, "claims come from the training distribution"),
-    Scenario("inflation", Shift(amount_scale=1.8), "billed (and so allowed) amounts rise by 80%"),
-    Scenario("telehealth_surge", Shift(telehealth_boost=0.35), "35% of claims move to Telehealth providers"),
-    Scenario("aging", Shift(age_shift=15), "patients are 15 years older"),
+    Scenario("none", NO_SHIFT, "claims come from the training distribution", "No drift"),
+    Scenario("inflation", Shift(amount_scale=1.8), "billed (and so allowed) amounts rise by 80%", "Inflation"),
+    Scenario("telehealth_surge", Shift(telehealth_boost=0.35), "35% of claims move to Telehealth providers",
+             "Telehealth surge"),
+    Scenario("aging", Shift(age_shift=15), "patients are 15 years older", "Older patients"),
     Scenario("case_mix", Shift(surgery_boost=0.25, oncology_boost=0.2),
-             "more Surgery CPT codes and more Oncology diagnoses"),
+             "more Surgery CPT codes and more Oncology diagnoses", "Case mix"),
     Scenario("concept_drift", Shift(concept=1.0),
-             "the payer's rule turns (a high allowed share now counts against approval); inputs unchanged"),
+             "the payer's rule turns (a high allowed share now counts against approval); inputs unchanged",
+             "Concept drift"),
 )}
 
 BLOCK = 1024                       # rows per independently seeded block (prefix stability)

@@ -14,11 +14,16 @@ A check with an interval is decided on the interval's bound on the side that mat
 ">=" passes only when the lower bound is at or above the threshold, "<=" only when the upper bound is at or below
 it. A difference the data cannot tell from a regression does not pass because its point estimate happens to.
 The margin is measured from that bound.
+
+A check is a record (Check) that carries its direction: whether its value is a level, a rise of a metric over its
+reference, or a fall (a drop, a saving), so a reader can say it in words without parsing its name. Checks stored
+before they carried one are read through read_check, the one place that derives it from the old names.
 """
 from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 import numpy as np
@@ -36,33 +41,111 @@ BOUND_RULE = ("each check with a 95% interval passes on the interval's bound (lo
               "bound for 'at most'), not on the point estimate")
 
 
-def check(name: str, value: float, op: str, threshold: float, interval: tuple[float, float] | None = None) -> dict:
-    """One comparison, decided on the value or, with an interval, on its bound on the threshold's side
-    ("decided_on" says which); margin is how far inside (+) or outside (-) the threshold that is."""
+class Direction(str, Enum):
+    """What a check's value measures, so it can be said in words without reading its name."""
+
+    LEVEL = "level"  # a measurement on its own (max input PSI): "is 0.31"
+    RISE = "rise"    # the metric minus its reference's (a gain, a change): positive means the metric rose
+    FALL = "fall"    # the reference's minus the metric (a drop, a saving): positive means the metric fell
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One comparison, decided. For a RISE or FALL, `metric` is what moved ("ROC-AUC") and `against` its reference
+    as said after the move ("vs champion"); a LEVEL has neither."""
+
+    name: str
+    value: float
+    op: str
+    threshold: float
+    margin: float
+    passed: bool
+    direction: Direction = Direction.LEVEL
+    metric: str = ""
+    against: str = ""
+    interval: tuple[float, float] | None = None
+
+    @property
+    def at_least(self) -> bool:
+        """True when the value must be at or above the threshold (then the interval's lower bound decides)."""
+        return self.op in (">=", ">")
+
+    @property
+    def decided_on(self) -> str:
+        """What the verdict was taken on: the value, or the interval's bound on the threshold's side."""
+        if self.interval is None:
+            return "value"
+        return f"{'lower' if self.at_least else 'upper'} bound of the 95% interval"
+
+    def describe(self) -> str:
+        """One line for logs and errors: value, requirement, margin and interval."""
+        interval = "" if self.interval is None else f", 95% interval [{self.interval[0]:+.4f}, {self.interval[1]:+.4f}]"
+        bound = "" if self.interval is None else ("lower bound " if self.at_least else "upper bound ")
+        return (f"{self.name} {self.value:+.4f} (needs {bound}{self.op} {self.threshold:+.4f}, margin "
+                f"{self.margin:+.4f}{interval})")
+
+    def to_dict(self) -> dict:
+        """The stored form, in the step's outputs: JSON types only."""
+        out = {"name": self.name, "value": self.value, "op": self.op, "threshold": self.threshold,
+               "margin": self.margin, "passed": self.passed}
+        if self.interval is not None:
+            out["interval"] = list(self.interval)
+            out["decided_on"] = self.decided_on
+        out["direction"] = self.direction.value
+        if self.direction is not Direction.LEVEL:
+            out["metric"], out["against"] = self.metric, self.against
+        return out
+
+
+def check(name: str, value: float, op: str, threshold: float, interval: tuple[float, float] | None = None,
+          direction: Direction = Direction.LEVEL, metric: str = "", against: str = "") -> Check:
+    """One comparison, decided on the value or, with an interval, on its bound on the threshold's side; margin is
+    how far inside (+) or outside (-) the threshold that is."""
     at_least = op in (">=", ">")
     decisive = value if interval is None else (interval[0] if at_least else interval[1])
     margin = decisive - threshold if at_least else threshold - decisive
-    out = {"name": name, "value": round(float(value), 6), "op": op, "threshold": float(threshold),
-           "margin": round(float(margin), 6), "passed": bool(_OPS[op](decisive, threshold))}
-    if interval is not None:
-        out["interval"] = [round(float(interval[0]), 6), round(float(interval[1]), 6)]
-        out["decided_on"] = "lower bound of the 95% interval" if at_least else "upper bound of the 95% interval"
-    return out
+    return Check(name=name, value=round(float(value), 6), op=op, threshold=float(threshold),
+                 margin=round(float(margin), 6), passed=bool(_OPS[op](decisive, threshold)), direction=direction,
+                 metric=metric, against=against,
+                 interval=None if interval is None else (round(float(interval[0]), 6), round(float(interval[1]), 6)))
 
 
-def gate(rule: str, checks: list[tuple], fail_verdict: str = "fail") -> dict:
-    """Evaluate (name, value, op, threshold[, interval]) checks; 'pass' when all pass, else `fail_verdict`."""
-    results = [check(*c) for c in checks]
-    return {"rule": rule, "checks": results,
-            "verdict": "pass" if all(c["passed"] for c in results) else fail_verdict}
+def change(metric: str, word: str, against: str, value: float, op: str, threshold: float,
+           interval: tuple[float, float] | None = None) -> Check:
+    """A check on `metric` against a reference, named "<metric> <word> <against>" ("ROC-AUC change vs champion"):
+    a "drop" or "saving" is the reference minus the metric (FALL), anything else the metric minus the reference."""
+    direction = Direction.FALL if word in ("drop", "saving") else Direction.RISE
+    return check(f"{metric} {word} {against}", value, op, threshold, interval, direction, metric, against)
 
 
-def describe_check(c: dict) -> str:
-    """One line for logs and errors: value, requirement, margin and interval."""
-    interval = f", 95% interval [{c['interval'][0]:+.4f}, {c['interval'][1]:+.4f}]" if "interval" in c else ""
-    bound = ("lower bound " if c["op"] in (">=", ">") else "upper bound ") if "interval" in c else ""
-    return (f"{c['name']} {c['value']:+.4f} (needs {bound}{c['op']} {c['threshold']:+.4f}, margin "
-            f"{c['margin']:+.4f}{interval})")
+def read_check(stored: dict) -> Check:
+    """A check as stored in a step's outputs. A check stored before checks carried a direction gets it from the
+    naming convention of its time: "<metric> gain|change [against]" rose, "<metric> drop [against]" fell, any
+    other name is a level."""
+    direction, metric, against = stored.get("direction"), stored.get("metric", ""), stored.get("against", "")
+    if direction is None:
+        direction, metric, against = _direction_from_name(stored.get("name", ""))
+    interval = stored.get("interval")
+    return Check(name=stored.get("name", "check"), value=stored.get("value"), op=stored.get("op", ""),
+                 threshold=stored.get("threshold"), margin=stored.get("margin") or 0.0,
+                 passed=bool(stored.get("passed")), direction=Direction(direction), metric=metric, against=against,
+                 interval=None if not interval else (interval[0], interval[1]))
+
+
+def _direction_from_name(name: str) -> tuple[Direction, str, str]:
+    words = name.split()
+    kind = next((w for w in ("gain", "drop", "change") if w in words), None)
+    if kind is None:
+        return Direction.LEVEL, "", ""
+    at = words.index(kind)
+    return (Direction.FALL if kind == "drop" else Direction.RISE, " ".join(words[:at]),
+            " ".join(words[at + 1:]) or "against the reference")
+
+
+def gate(rule: str, checks: list[Check], fail_verdict: str = "fail") -> dict:
+    """The gate's stored form: the rule, every check, and 'pass' when all pass, else `fail_verdict`."""
+    return {"rule": rule, "checks": [c.to_dict() for c in checks],
+            "verdict": "pass" if all(c.passed for c in checks) else fail_verdict}
 
 
 def baseline_metrics(frame: pd.DataFrame) -> dict:
@@ -169,29 +252,29 @@ def best_single_feature(frame: pd.DataFrame) -> tuple[str, float, np.ndarray]:
 
 
 def versus_champion(boot: PairedBootstrap, challenger: Scored, champion: Scored, min_auc_delta: float,
-                    min_f1_delta: float) -> list[tuple]:
+                    min_f1_delta: float) -> list[Check]:
     """Ranking (threshold-free ROC-AUC) and F1, each model at its own threshold: challenger minus champion."""
     auc, auc_ci = boot.difference(roc_auc, challenger.proba, champion.proba)
     gain, gain_ci = boot.difference(f1, challenger.approve, champion.approve)
-    return [("ROC-AUC change vs champion", auc, ">=", min_auc_delta, auc_ci),
-            ("F1 change vs champion", gain, ">=", min_f1_delta, gain_ci)]
+    return [change("ROC-AUC", "change", "vs champion", auc, ">=", min_auc_delta, auc_ci),
+            change("F1", "change", "vs champion", gain, ">=", min_f1_delta, gain_ci)]
 
 
 def versus_baseline(boot: PairedBootstrap, challenger: Scored, feature: str, feature_score: np.ndarray, costs: Costs,
-                    min_auc_gain: float, min_f1_gain: float, min_cost_saving: float) -> list[tuple]:
+                    min_auc_gain: float, min_f1_gain: float, min_cost_saving: float) -> list[Check]:
     """A first model against what needs no model: the best single column's ranking, and approving everyone."""
     everyone = np.ones(len(boot.y), dtype=bool)
     auc, auc_ci = boot.difference(roc_auc, challenger.proba, feature_score)
     gain, gain_ci = boot.difference(f1, challenger.approve, everyone)
     saving, saving_ci = boot.difference(cost(costs), everyone, challenger.approve)
-    return [(f"ROC-AUC gain over best single feature ({feature})", auc, ">=", min_auc_gain, auc_ci),
-            ("F1 gain over approve-every-claim", gain, ">=", min_f1_gain, gain_ci),
-            ("cost saving per claim over approve-every-claim", saving, ">=", min_cost_saving, saving_ci)]
+    return [change("ROC-AUC", "gain", f"over best single feature ({feature})", auc, ">=", min_auc_gain, auc_ci),
+            change("F1", "gain", "over approve-every-claim", gain, ">=", min_f1_gain, gain_ci),
+            change("cost", "saving", "per claim over approve-every-claim", saving, ">=", min_cost_saving, saving_ci)]
 
 
 def accuracy_versus(boot: PairedBootstrap, staging: Scored, reference: Scored | None, min_delta: float,
-                    label: str) -> tuple:
+                    label: str) -> Check:
     """Staging's accuracy minus the reference's (approve-every-claim when `reference` is None)."""
     other = reference.approve if reference is not None else np.ones(len(boot.y), dtype=bool)
     value, interval = boot.difference(accuracy, staging.approve, other)
-    return (f"accuracy change vs {label}", value, ">=", min_delta, interval)
+    return change("accuracy", "change", f"vs {label}", value, ">=", min_delta, interval)

@@ -22,6 +22,7 @@ import logging
 import os
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -55,6 +56,9 @@ SKOPS_TRUSTED_TYPES = ("sklearn.tree._tree.Tree", "sklearn.calibration._Calibrat
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state; engine threads may render concurrently
+# model -> {serialization format: bytes} of its saves (save_model); weak, so a model is forgotten with its last user.
+# A fitted model is not refitted after it is saved (CD logs the model it fitted), so its size stays true.
+_SAVED_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def build_model(params: dict) -> Pipeline:
@@ -216,9 +220,28 @@ def save_model_kwargs(serialization_format: str = SERIALIZATION_FORMAT) -> dict:
     return kwargs
 
 
+def save_model(model: Pipeline, path: str, serialization_format: str = SERIALIZATION_FORMAT) -> int:
+    """mlflow.sklearn.save_model of `model` into `path` with save_model_kwargs; the bytes written (remembered, so
+    model_size_bytes of this model does not serialise it a second time)."""
+    import mlflow.sklearn  # lazy: saving is the only place this module touches MLflow, and only on disk
+
+    mlflow.sklearn.save_model(model, path, **save_model_kwargs(serialization_format))
+    size = _dir_bytes(path)
+    _SAVED_BYTES.setdefault(model, {})[serialization_format] = size
+    return size
+
+
+def _dir_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
 def model_size_bytes(model: Pipeline, serialization_format: str = SERIALIZATION_FORMAT) -> int:
-    """Bytes of the directory mlflow.sklearn.save_model writes for `model` (what a logged version stores)."""
-    import mlflow.sklearn  # lazy: sizing is the only place this module touches MLflow, and only on disk
+    """Bytes of the directory mlflow.sklearn.save_model writes for `model` (what a logged version stores): as
+    save_model counted them when this very model was saved (logged) already, else from a copy saved aside."""
+    saved = _SAVED_BYTES.get(model, {}).get(serialization_format)
+    if saved is not None:
+        return saved
+    import mlflow.sklearn
 
     quiet = logging.getLogger("mlflow.sklearn")
     level = quiet.level
@@ -228,6 +251,6 @@ def model_size_bytes(model: Pipeline, serialization_format: str = SERIALIZATION_
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model")
             mlflow.sklearn.save_model(model, path, **save_model_kwargs(serialization_format))
-            return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+            return _dir_bytes(path)  # not remembered: bench/forest.py times this save
     finally:
         quiet.setLevel(level)

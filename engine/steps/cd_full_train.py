@@ -12,7 +12,7 @@ from engine.ml.threshold import Costs, choose_threshold
 
 
 def run(ctx) -> dict:
-    p, seed = ctx.params, ctx.run["seed"]
+    p, seed = ctx.params, ctx.run.seed
     data = ctx.feed(p["rows"])
     if ctx.mode("metric_regression"):
         data = failures.flip_labels(data, seed=seed)
@@ -40,7 +40,7 @@ def run(ctx) -> dict:
     parts = {"training": rows, "validation": validation, "evaluation": holdout}
     datasets = described(parts)
     tracking = ctx.tracking
-    run_id = tracking.start_run(f"{p['run_name_prefix']}-{ctx.run['sha'][:7]}", ctx.tags("CD"))
+    run_id = tracking.start_run(f"{p['run_name_prefix']}-{ctx.run.sha[:7]}", ctx.tags("CD"))
     tracking.log(run_id, params={**p["forest"], "random_state": seed, "train_rows": len(rows),
                                  "validation_rows": len(validation), "holdout_rows": len(holdout),
                                  "decision_threshold": threshold, "cost_false_denial": choice.costs.false_denial,
@@ -49,23 +49,23 @@ def run(ctx) -> dict:
                  metrics={**{k: v for k, v in metrics.items() if isinstance(v, float)},
                           "fit_seconds": fit_seconds, "ece": after["ece"], "ece_uncalibrated": before["ece"]})
     for context, frame in parts.items():
-        tracking.log_dataset(run_id, frame, name=f"claims-{ctx.run['dataset_window']}-{context}", context=context,
+        tracking.log_dataset(run_id, frame, name=f"claims-{ctx.run.dataset_window}-{context}", context=context,
                              digest=datasets[context]["digest"])
-    tracking.log_file(run_id, "beeswarm.png", explanation.beeswarm_png(), "shap")
-    tracking.log_file(run_id, "importance.csv", explanation.importance.to_csv(index=False), "shap")
-    tracking.log_file(run_id, "confusion_matrix.json", json.dumps(metrics["confusion_matrix"], indent=2), "eval")
-    tracking.log_file(run_id, "reliability.json", json.dumps({"calibrated": after, "uncalibrated": before},
-                                                             indent=2), "eval")
+    tracking.log_files(run_id, {
+        "shap/beeswarm.png": explanation.beeswarm_png(),
+        "shap/importance.csv": explanation.importance.to_csv(index=False),
+        "eval/confusion_matrix.json": json.dumps(metrics["confusion_matrix"], indent=2),
+        "eval/reliability.json": json.dumps({"calibrated": after, "uncalibrated": before}, indent=2)})
     version = ctx.register(run_id, model, rows, threshold=threshold)
     tracking.log(run_id, tags={"model_version": str(version)})
-    tracking.set_version_tags(version, {"commit_sha": ctx.run["sha"], "pipeline_run_id": str(ctx.run["id"]),
-                                        "dataset_window": ctx.run["dataset_window"], "seed": str(seed),
+    tracking.set_version_tags(version, {"commit_sha": ctx.run.sha, "pipeline_run_id": str(ctx.run.id),
+                                        "dataset_window": ctx.run.dataset_window, "seed": str(seed),
                                         "training_digest": datasets["training"]["digest"],
                                         "decision_threshold": threshold})
     tracking.finish(run_id)
     ctx.log(f"registered claims-settlement-rf version {version} from MLflow run {run_id}; training data digest "
             f"{datasets['training']['digest']}")
-    ctx.move_alias("challenger", version, f"trained by pipeline run {ctx.run['id']}")
+    ctx.move_alias("challenger", version, f"trained by pipeline run {ctx.run.id}")
     return {"model_version": version, "mlflow_run_id": run_id, "metrics": metrics, "params": p["forest"],
             "decision_threshold": threshold, "threshold_choice": choice.to_dict(),
             "calibration": {"method": p["calibration"], "fitted_on": "validation", "ece": after["ece"],

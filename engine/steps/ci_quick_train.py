@@ -8,7 +8,7 @@ from engine.ml.threshold import Costs, choose_threshold
 
 
 def run(ctx) -> dict:
-    p, seed = ctx.params, ctx.run["seed"]
+    p, seed = ctx.params, ctx.run.seed
     split = {"sample_rows": p["sample_rows"], "holdout_share": p["holdout_share"],
              "validation_share": p["validation_share"], "seed": seed}
     parts = quick_parts(ctx.feed(ctx.upstream("data_validation")["n_rows"]), **split)

@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(ctx) -> dict:
     p = ctx.params
-    sample = generate_claims(p["sample_rows"], ctx.run["seed"], ctx.run["dataset_window"])
+    sample = generate_claims(p["sample_rows"], ctx.run.seed, ctx.run.dataset_window)
     if ctx.mode("training_error"):
         sample = failures.format_amounts_as_text(sample)
-    sample_path, junit = ctx.run_dir / "ci_sample.pkl", ctx.run_dir / f"junit-{ctx.step['attempt']}.xml"
+    sample_path, junit = ctx.run_dir / "ci_sample.pkl", ctx.run_dir / f"junit-{ctx.step.attempt}.xml"
     sample.to_pickle(sample_path)
     args = [str(SUITE), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(ROOT), f"--junitxml={junit}"]
     ctx.log("$ pytest " + " ".join(args))
@@ -31,7 +31,7 @@ def run(ctx) -> dict:
                 "scikit-learn, which takes a few seconds, then forks every suite run from them)")
     # A fresh child of the warm interpreter (engine/warm.py): its own process group, killed with the step (and
     # with the worker, even on kill -9)
-    output_path = ctx.run_dir / f"pytest-{ctx.step['attempt']}.log"
+    output_path = ctx.run_dir / f"pytest-{ctx.step.attempt}.log"
     proc = ctx.pytest(args, env=env, output=output_path)
     lint_report = lint(ctx) if p.get("lint") else None  # runs while the suite does
     timed_out = False

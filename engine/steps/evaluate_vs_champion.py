@@ -20,7 +20,7 @@ def run(ctx) -> dict:
     where = (f"production claims {ctx.production['evaluation'][0]:,}..{ctx.production['evaluation'][1] - 1:,} "
              "(newer than every claim it trained on)" if ctx.production else "fresh claims")
     y = label_array(holdout)
-    boot = G.PairedBootstrap(y, p["bootstrap_resamples"], ctx.run["seed"])
+    boot = G.PairedBootstrap(y, p["bootstrap_resamples"], ctx.run.seed)
 
     def scored(version, model) -> tuple[dict, G.Scored]:
         s = G.Scored(predict_approval(model, holdout), model.threshold)
@@ -59,12 +59,12 @@ def run(ctx) -> dict:
     verdict["thresholds"] = {"challenger": challenger["threshold"],
                              "champion": champion["threshold"] if champion else None}
     verdict["bootstrap"] = boot.describe()
-    for check in verdict["checks"]:
-        ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " FAIL"))
+    for check in checks:
+        ctx.log(check.describe() + (" PASS" if check.passed else " FAIL"))
     outputs = {"gate": verdict, "challenger": challenger, "champion": champion, "baseline": baseline,
                "costs": {"false_denial": costs.false_denial, "false_approval": costs.false_approval},
                "holdout_rows": len(holdout), "holdout_digest": frame_digest(holdout), "holdout_source": where}
     if verdict["verdict"] != "pass":
-        failed = "; ".join(G.describe_check(c) for c in verdict["checks"] if not c["passed"])
+        failed = "; ".join(c.describe() for c in checks if not c.passed)
         raise GateFailed(f"promotion gate failed: {failed}", outputs)
     return outputs

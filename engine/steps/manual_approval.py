@@ -10,5 +10,5 @@ def run(ctx) -> dict:
         "top_features": full["shap"]["importance"][: ctx.params["top_features"]],
     }
     ctx.log(f"version {full['model_version']} passed the gate; waiting for a reviewer "
-            f"(dashboard: Approve / Reject, or python -m engine approve {ctx.run['id']} --by NAME)")
+            f"(dashboard: Approve / Reject, or python -m engine approve {ctx.run.id} --by NAME)")
     return {"evidence": evidence}

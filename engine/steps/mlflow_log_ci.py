@@ -12,7 +12,7 @@ def run(ctx) -> dict:
                            f"{datasets} vs {quick['datasets']}); retry from ci_quick_train")
     tracking = ctx.tracking
     ctx.log(f"logging to MLflow at {tracking.uri}")
-    run_id = tracking.start_run(f"{ctx.params['run_name_prefix']}-{ctx.run['sha'][:7]}", ctx.tags("CI"))
+    run_id = tracking.start_run(f"{ctx.params['run_name_prefix']}-{ctx.run.sha[:7]}", ctx.tags("CI"))
     metrics = {k: v for k, v in quick["metrics"].items() if isinstance(v, (int, float))}
     costs = quick["threshold_choice"]["costs"]
     tracking.log(run_id, params={**quick["params"], "train_rows": quick["train_rows"],
@@ -21,7 +21,7 @@ def run(ctx) -> dict:
                                  "cost_false_denial": costs["false_denial"],
                                  "cost_false_approval": costs["false_approval"]}, metrics=metrics)
     for context, frame in parts.items():
-        tracking.log_dataset(run_id, frame, name=f"claims-{ctx.run['dataset_window']}-{context}", context=context,
+        tracking.log_dataset(run_id, frame, name=f"claims-{ctx.run.dataset_window}-{context}", context=context,
                              digest=datasets[context]["digest"])
     tracking.finish(run_id)
     digest = datasets["training"]["digest"]

@@ -13,8 +13,8 @@ def run(ctx) -> dict:
                            "from shadow_monitor so that the version itself is shadow-tested")
     approval = ctx.upstream("manual_approval")
     # The tags go in the same all-or-nothing move as the alias: a failure leaves neither.
-    previous = ctx.move_alias("champion", version, f"run {ctx.run['id']} passed shadow monitoring of version "
+    previous = ctx.move_alias("champion", version, f"run {ctx.run.id} passed shadow monitoring of version "
                               f"{version}; approved by {approval['by']}", by=approval["by"],
-                              tags=lambda previous: {"promoted_by_run": str(ctx.run["id"]),
+                              tags=lambda previous: {"promoted_by_run": str(ctx.run.id),
                                                      "previous_champion": str(previous or "")})
     return {"alias": "champion", "version": version, "shadow_tested_version": tested, "previous_champion": previous}

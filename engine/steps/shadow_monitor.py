@@ -16,7 +16,7 @@ def run(ctx) -> dict:
     else:
         batch, source = ctx.fresh(p["rows"], purpose=3, shift=Shift(**(p.get("traffic_shift") or {}))), "fresh claims"
     truth = label_array(batch).astype(bool)
-    boot = G.PairedBootstrap(truth, p["bootstrap_resamples"], ctx.run["seed"])
+    boot = G.PairedBootstrap(truth, p["bootstrap_resamples"], ctx.run.seed)
     staging_model = tracking.load_model(version)
     champion_version, champion_model, unservable = tracking.comparable("champion")
     if unservable:
@@ -55,14 +55,15 @@ def run(ctx) -> dict:
     outputs["drift"] = drift.to_dict()
     ctx.log(f"input drift against its training data: level {drift.level}, max PSI {drift.max_psi:.3f}, "
             f"{drift.drift_share:.0%} of features drifting")
+    checks = [accuracy_check, G.check("max input PSI", drift.max_psi, "<", p["max_psi"])]
     outputs["gate"] = G.gate(f"hold when any feature's PSI against the training data reaches {p['max_psi']} (major "
                              f"drift), or {accuracy_rule} (each model at its own threshold); {G.BOUND_RULE}",
-                             [accuracy_check, ("max input PSI", drift.max_psi, "<", p["max_psi"])], "hold")
+                             checks, "hold")
     outputs["gate"]["thresholds"] = thresholds
     outputs["gate"]["bootstrap"] = boot.describe()
-    for check in outputs["gate"]["checks"]:
-        ctx.log(G.describe_check(check) + (" PASS" if check["passed"] else " HOLD"))
+    for check in checks:
+        ctx.log(check.describe() + (" PASS" if check.passed else " HOLD"))
     if outputs["gate"]["verdict"] != "pass":
-        failed = [c["name"] for c in outputs["gate"]["checks"] if not c["passed"]]
+        failed = [c.name for c in checks if not c.passed]
         raise GateHeld(f"shadow gate held the run: {', '.join(failed)}", outputs)
     return outputs

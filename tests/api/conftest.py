@@ -83,7 +83,7 @@ class Server:
 
     def run_ids(self) -> list[int]:
         """Every run in the store, newest first."""
-        return [r["id"] for r in self.lab.runs(10_000)]
+        return [r.id for r in self.lab.runs(10_000)]
 
 
 @contextmanager

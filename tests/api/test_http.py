@@ -1,6 +1,6 @@
 """api/http.py's error answers, called as Starlette calls an endpoint (no server): every error the Lab raises maps
 to the status its CLI exit code stands for, and an unexpected one answers 500 in one line, no traceback, no
-password or key.
+password or key. A body that is not a JSON object, however it fails to be one, is a 400 saying why.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.requests import Request
 
-from api.http import ApiError, endpoint
+from api.http import ApiError, endpoint, parse_object
 from engine.errors import BadInput, Limited, NotFound, Refused
 from engine.states import IllegalTransition
 
@@ -65,3 +65,18 @@ def test_a_database_that_does_not_answer_is_503_naming_it_without_its_password()
     status, body = answer_to(exc)
     assert (status, body["error"]) == (503, "database")
     assert body["message"].startswith("failed: the database at") and "Connection refused" in body["message"]
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"[" * 100_000, "the claim is nested too deeply to read"),                       # not even closed
+    (b"[" * 50_000 + b"]" * 50_000, "the claim is nested too deeply to read"),
+    (b'{"a": ' * 20_000 + b"1" + b"}" * 20_000, "the claim is nested too deeply to read"),
+    (b"{not json", "the claim is not valid JSON; send a JSON object"),
+    (b"1" * 5000, "the claim is not valid JSON; send a JSON object"),                 # past int()'s digit limit
+    (b"[[1]]", "the claim must be a JSON object"),
+], ids=["100k-open-lists", "nested-lists", "nested-objects", "not-json", "5000-digits", "a-list"])
+def test_a_body_that_is_no_json_object_is_a_400_saying_why(body, says):
+    with pytest.raises(ApiError) as refused:  # deep nesting raised RecursionError: a 500
+        parse_object(body, "the claim")
+    assert (refused.value.status, refused.value.kind) == (400, "bad_request") and str(refused.value).startswith(says)
+    assert len(str(refused.value)) < 300

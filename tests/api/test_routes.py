@@ -191,13 +191,22 @@ def test_a_refused_write_says_what_the_cli_says_and_changes_nothing(lab_server, 
     ("PUT", "/api/failures/schema_validation", {}),
     ("PUT", "/api/failures/schema_validation", {"enabled": "on"}),
     ("POST", "/api/stream/start", {"rate": "fast"}),
+    ("POST", "/api/runs", b"[" * 100_000),
 ], ids=["seed-text", "seed-bool", "unknown-field", "not-json", "not-an-object", "enabled-missing", "enabled-text",
-        "rate-text"])
+        "rate-text", "nested-too-deeply"])
 def test_a_malformed_write_is_refused_400_naming_the_field(lab_server, method, path, body):
     before = state(lab_server)
     reply = api(lab_server, method, path, body)
     assert (reply.status, reply.json()["error"]) == (400, "bad_request"), reply.body
     assert state(lab_server) == before
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"cpt_bucket": ' * 20_000],
+                         ids=["100k-open-lists", "20k-open-objects"])
+def test_a_claim_nested_too_deeply_is_refused_400_saying_so(lab_server, body):
+    reply = call(lab_server.url, "POST", "/api/score", body)  # it answered 500 (RecursionError)
+    assert (reply.status, reply.json()["error"]) == (400, "bad_request"), reply.body
+    assert reply.json()["message"].startswith("the claim is nested too deeply to read")
 
 
 # ---- the lifecycle through the API alone --------------------------------------------------------------------------
@@ -247,7 +256,7 @@ def test_rollback_after_a_second_promotion(lab_server, lifecycle):
 def test_reject_stops_a_run_at_the_gate(lab_server):
     reply = api(lab_server, "POST", "/api/runs/4/reject", {"by": "dana", "comment": "too slow"})
     assert (reply.status, reply.json()["status"]) == (200, "rejected"), reply.body
-    assert lab_server.lab.run(4)["status"] == "rejected"
+    assert lab_server.lab.run(4).status == "rejected"
 
 
 def test_failure_modes_turn_on_and_off(lab_server):
@@ -261,7 +270,7 @@ def test_failure_modes_turn_on_and_off(lab_server):
 def test_retry_queues_a_failed_run_again(lab_server):
     reply = api(lab_server, "POST", "/api/runs/3/retry", {"by": "dana"})
     assert reply.status == 202 and reply.json()["status"] in ("queued", "running"), reply.body
-    assert lab_server.lab.audit(1, run_id=3)[0]["action"] == "retry"
+    assert lab_server.lab.audit(1, run_id=3)[0].action == "retry"
 
 
 def test_the_stream_starts_loops_and_stops(lab_server):

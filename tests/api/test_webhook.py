@@ -154,6 +154,14 @@ def test_a_push_to_an_unwatched_ref_is_ignored_saying_why(quiet_server, changes)
     assert quiet_server.run_ids() == before
 
 
+def test_a_signed_push_nested_too_deeply_is_refused_400_and_starts_nothing(quiet_server):
+    before, body = quiet_server.run_ids(), b"[" * 100_000
+    reply = call(quiet_server.url, "POST", HOOK, body, delivery(body, delivery_id="nested-too-deeply"))
+    assert (reply.status, reply.json()["error"]) == (400, "bad_request"), reply.body  # it was a 500
+    assert reply.json()["message"].startswith("the push is nested too deeply to read")
+    assert quiet_server.run_ids() == before
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_an_oversized_body_is_refused_413(quiet_server, chunked):
     before = quiet_server.run_ids()

@@ -8,12 +8,13 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for `ui` and `engine`
 
+from engine.records import Run  # noqa: E402
 from ui import lineage  # noqa: E402
 
 T0 = 1_780_000_000.0
 
 
-def versions(n: int) -> tuple[list[dict], dict[int, dict], list[dict]]:
+def versions(n: int) -> tuple[list[dict], dict[int, Run], list[dict]]:
     """N versions trained by runs 1..N, each promoted in turn, the last promotion rolled back; newest first."""
     champion, staging = max(n - 1, 1), n
     rows = [{"version": v, "run_id": f"mlflow-{v}", "created": T0 + 100 * v,
@@ -26,7 +27,11 @@ def versions(n: int) -> tuple[list[dict], dict[int, dict], list[dict]]:
     history[-1]["until"] = T0 + 100 * n + 90
     history.append({"version": champion, "since": T0 + 100 * n + 90, "until": None, "action": "rollback",
                     "run_id": None, "moved_by": "demo", "reason": "bad canary"})
-    return rows, {v: {"status": "promoted"} for v in range(1, n + 1)}, history
+    runs = {v: Run.from_row({"id": v, "sha": f"{v:040x}", "message": "", "author": "demo", "seed": v,
+                             "dataset_window": "2026-01-01..2026-01-31", "failure_modes": [], "status": "promoted",
+                             "created_at": T0 + 100 * v, "updated_at": T0 + 100 * v, "finished_at": T0 + 100 * v})
+            for v in range(1, n + 1)}
+    return rows, runs, history
 
 
 def drawn(n: int) -> lineage.Lineage:

@@ -4,8 +4,10 @@
 - a schema-failure run, then Retry: the page keeps working and the failed step is focused;
 - a commit from the CLI appears on a resting dashboard by itself;
 - the phone layout (390 px): primary action plus a menu, which closes when an action in it opens its dialog;
+- a page's address opened directly draws that page, with no 404 on the way;
 - the registry's lineage graph over a played lifecycle, at 1440 px and 390 px; and over 2, 7 and 20 synthetic
-  versions at both widths, measured on its screenshot (saved as /tmp/lineage-<versions>-<width>.png).
+  versions at both widths, measured on its screenshot (saved in the test's tmp_path as
+  lineage-<versions>-<width>.png).
 
 No Streamlit exception and no browser console error may show in any of them. Waits are by condition with
 generous deadlines (the machine is small and shared); nothing here asserts a timing.
@@ -57,11 +59,13 @@ def lab(server_env):
 
 
 def open_page(browser, url: str, width: int = 1440, height: int = 1000, wait: bool = True):
-    """A page at `url`, recording console errors in page.errors (wait=False: return as soon as it commits)."""
+    """A page at `url`, recording console errors in page.errors and answers of 400 or more in page.refused
+    (wait=False: return as soon as it commits)."""
     page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(60_000)  # every wait is by condition; a loaded machine redraws slowly
-    page.errors = []
+    page.errors, page.refused = [], []
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("response", lambda reply: page.refused.append((reply.status, reply.url)) if reply.status >= 400 else None)
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.goto(url, wait_until="load" if wait else "commit")
     return page
@@ -108,7 +112,7 @@ def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, br
     expect(dag_node(page, "commit_received")).to_be_visible(timeout=30_000)
     status_line(page, "run 1: ci_complete", CI_DEADLINE)
     # The steps ran in the worker the server supervises, not in the interpreter that draws the pages.
-    pids = {int(s["worker"].split(":")[1]) for s in lab.run(1)["steps"] if s["worker"]}
+    pids = {int(s.worker.split(":")[1]) for s in lab.run(1).steps if s.worker}
     assert len(pids) == 1
     assert Path(f"/proc/{pids.pop()}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"engine"]
 
@@ -119,6 +123,29 @@ def test_commit_runs_ci_to_complete_and_a_dag_click_opens_a_steps_log(server, br
     expect(page).to_have_url(re.compile(r"tab=Logs"), timeout=15_000)
     expect(page.locator(".lab-console")).to_contain_text("started ci_quick_train", timeout=15_000)
     expect(page.get_by_role("button", name="Download the full log")).to_be_visible()
+    assert_healthy(page)
+
+
+@pytest.mark.e2e
+def test_clicks_made_while_a_moving_run_redraws_its_panels_all_land(server, browser, lab):
+    # The DAG and the inspector redraw every second while a step is queued or running; a click that arrives while
+    # they redraw is still the visitor's pick, and the address follows each one (it was lost, or one click late).
+    from playwright.sync_api import expect
+    page = open_page(browser, server)
+    status_line(page, "No runs yet: click Fake commit", 60)
+    run = lab.commit(message="e2e: clicks while it runs", author="e2e")
+    expect(dag_node(page, "commit_received")).to_be_visible(timeout=60_000)
+    picks = (("data_validation", "CI · Data validation"), ("ci_tests", "CI · CI tests"),
+             ("commit_received", "CI · Commit"), ("ci_quick_train", "CI · Quick train"))
+    for name, label in picks:
+        dag_node(page, name).click()
+        expect(step_select(page)).to_have_value(label, timeout=30_000)
+        expect(page).to_have_url(re.compile(rf"step={name}(&|$)"), timeout=30_000)
+    for tab in ("Config", "Logs", "Code"):
+        page.get_by_role("radiogroup", name="View").get_by_role("radio", name=tab).click()
+        expect(page).to_have_url(re.compile(rf"tab={tab}(&|$)"), timeout=30_000)
+    status_line(page, f"run {run}: ci_complete", CI_DEADLINE)
+    expect(step_select(page)).to_have_value("CI · Quick train")  # the last pick held while the run moved on
     assert_healthy(page)
 
 
@@ -140,7 +167,7 @@ def test_retry_of_a_schema_failure_keeps_the_page_working_and_focuses_the_failed
     page.get_by_role("button", name="Retry").first.click()  # the failure mode is still on: it fails again
     page.get_by_role("button", name="Retry run 1").click()
     expect(page.get_by_text("Run 1 retrying from data_validation")).to_be_visible(timeout=15_000)
-    wait_until(lambda: lab.run(1)["status"] == "failed" and lab.store.step(1, "data_validation")["attempt"] == 2)
+    wait_until(lambda: lab.run(1).status == "failed" and lab.store.step(1, "data_validation").attempt == 2)
     expect(page.get_by_text("attempt 2").first).to_be_visible(timeout=30_000)
     status_line(page, "run 1: failed", 30)
     expect(step_select(page)).to_have_value("CI · Data validation")
@@ -205,8 +232,7 @@ def test_on_a_phone_the_menu_closes_when_an_action_in_it_opens_its_dialog(lifecy
 @pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
 def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, browser, width, height):
     from playwright.sync_api import expect
-    # Through the navigation, as a person gets there: a page's own URL opened cold makes Streamlit probe
-    # <page>/_stcore/health and host-config first, two 404s in the console that are not this page's.
+    # Through the navigation, as a person gets there (a page's address opened directly: the next test).
     page = open_page(browser, lifecycle_server, width=width, height=height)
     status_line(page, "run 3: failed", 60)  # the dashboard is drawn and live
     if width >= 1000:  # wide: the top navigation's "Lab" menu lists the page; narrow: the collapsed sidebar does
@@ -229,6 +255,17 @@ def test_registry_lineage_graph_draws_without_console_errors(lifecycle_server, b
         assert text["x"] >= frame["x"] + frame["width"] and text["y"] < frame["y"] + frame["height"], (frame, text)
     else:
         assert text["y"] >= frame["y"] + frame["height"], (frame, text)
+    assert_healthy(page)
+
+
+@pytest.mark.e2e
+def test_a_pages_address_opened_directly_draws_it_with_no_404(server, browser):
+    """Opened cold at /drift, Streamlit's frontend asked /drift/_stcore/health and /drift/_stcore/host-config
+    before the root's: two 404s in the console on every page but the dashboard (api/page_root.py)."""
+    from playwright.sync_api import expect
+    page = open_page(browser, f"{server}drift")
+    expect(page.get_by_role("heading", name="Drift and scoring")).to_be_visible(timeout=60_000)
+    assert page.url == f"{server}drift" and page.refused == []
     assert_healthy(page)
 
 
@@ -267,7 +304,7 @@ def drawn_box(png: bytes) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
 @pytest.mark.parametrize("count", [2, 7, 20])
 def test_the_lineage_graph_is_drawn_at_a_readable_size_whatever_the_versions_and_the_width(
-        lineage_server, browser, count, width, height):
+        lineage_server, browser, count, width, height, tmp_path):
     from playwright.sync_api import expect
 
     from ui import lineage
@@ -280,7 +317,7 @@ def test_the_lineage_graph_is_drawn_at_a_readable_size_whatever_the_versions_and
     page.set_viewport_size({"width": width, "height": 4000})
     frame.scroll_into_view_if_needed()
     wait_until(lambda: drawn_box(frame.screenshot()) is not None, timeout=60, what="the graph to be drawn")
-    left, top, right, bottom = drawn_box(frame.screenshot(path=f"/tmp/lineage-{count}-{width}.png"))
+    left, top, right, bottom = drawn_box(frame.screenshot(path=tmp_path / f"lineage-{count}-{width}.png"))
     # Two columns of boxes with 15 px labels (run or alias, then version) need about 370 px; vis-network shrinks
     # a drawing to fit its frame, and below 300 px wide the labels fall under 12 px. Each version's row needs
     # its box (four lines or more): under 70 px a row, boxes and labels run into each other. Two versions used

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from engine.stream import MAX_LAG_SECONDS
+from engine.stream import MAX_BATCH_SECONDS
 from tests.conftest import ROOT, wait_until
 from tests.e2e.conftest import serving
 
@@ -115,10 +115,10 @@ def test_the_panel_starts_the_stream_rows_appear_and_stop_stops_it(server, brows
     # Stopped, the producer gives its lease up at its next tick (it would otherwise lapse in 30 s).
     wait_until(lambda: reader.stream.state()["producer"]["owner"] is None, DEADLINE, interval=0.5,
                what="the producer to give up its lease")
-    # A batch already being scored when Stop landed may still be stored (at most rate x MAX_LAG_SECONDS claims).
+    # A batch already being scored when Stop landed may still be stored (at most rate x MAX_BATCH_SECONDS claims).
     # Ticks never overlap (one instance at a time), so that batch was stored before the tick that gave the lease
     # up: every claim the producer will ever store after Stop is counted here.
-    assert reader.stream.state()["next_seq"] - stopped_at <= 50 * MAX_LAG_SECONDS, "claims kept coming after Stop"
+    assert reader.stream.state()["next_seq"] - stopped_at <= 50 * MAX_BATCH_SECONDS, "claims kept coming after Stop"
     _no_exception(page)
 
 

@@ -64,8 +64,8 @@ def waiting(pg_server, tmp_path_factory, mlflow_template):
             lab.runner.run_until_idle()
             lab.continue_run(run_id, by="alice")
             lab.runner.run_until_idle()
-            assert lab.run(run_id)["status"] == RunStatus.AWAITING_APPROVAL.value
-            gate = lab.store.step(run_id, "manual_approval")["outputs"]
+            assert lab.run(run_id).status == RunStatus.AWAITING_APPROVAL.value
+            gate = lab.store.step(run_id, "manual_approval").outputs
             with lab.store.engine.connect() as c:
                 floor = c.execute(sa.select(sa.func.max(audit.c.id))).scalar_one()
             yield lab, run_id, gate, floor
@@ -147,8 +147,8 @@ def test_two_simultaneous_approvals_exactly_one_wins(waiting, approvers):
     # The last round's approval, deployed for real: staging moves once.
     lab.runner.run_until_idle()
     run = lab.run(run_id)
-    assert run["status"] == RunStatus.PROMOTED.value
-    assert all(s["attempt"] == 1 for s in run["steps"] if s["name"] in DEPLOY)
+    assert run.status == RunStatus.PROMOTED.value
+    assert all(s.attempt == 1 for s in run.steps if s.name in DEPLOY)
     staging_moves = [h for h in lab.store.alias_history_of(STAGING) if h["run_id"] == run_id]
     assert len(staging_moves) == 1 and staging_moves[0]["moved_by"] in winners
 
@@ -168,12 +168,12 @@ def _check_round(lab, run_id, floor, approvers, round_no, winners, losers) -> No
     losers[loser[1]] += 1
 
     run = lab.run(run_id)
-    by = {s["name"]: s for s in run["steps"]}
-    assert run["status"] == RunStatus.QUEUED.value, round_no
+    by = {s.name: s for s in run.steps}
+    assert run.status == RunStatus.QUEUED.value, round_no
     gate = by["manual_approval"]
-    assert (gate["status"], gate["outputs"]["by"], gate["outputs"]["comment"]) == (
+    assert (gate.status, gate.outputs["by"], gate.outputs["comment"]) == (
         "succeeded", winner, f"{winner} says go"), round_no
-    assert (by["deploy_staging"]["status"], by["deploy_staging"]["attempt"]) == ("queued", 0), round_no
-    assert [by[n]["status"] for n in DEPLOY[1:]] == ["pending", "pending"], round_no
-    rows = [r for r in lab.audit(run_id=run_id) if r["id"] > floor]
-    assert [(r["action"], r["actor"]) for r in rows] == [("approve", winner)], f"round {round_no}: {rows}"
+    assert (by["deploy_staging"].status, by["deploy_staging"].attempt) == ("queued", 0), round_no
+    assert [by[n].status for n in DEPLOY[1:]] == ["pending", "pending"], round_no
+    rows = [r for r in lab.audit(run_id=run_id) if r.id > floor]
+    assert [(r.action, r.actor) for r in rows] == [("approve", winner)], f"round {round_no}: {rows}"

@@ -48,11 +48,11 @@ def test_plays_the_whole_lifecycle_and_leaves_an_ordinary_history(played):
     assert session["outcome"] == "done" and not is_active(session), _messages(lab, session["id"])
 
     first, second = session_runs(lab, session["id"])
-    assert [lab.run(r)["status"] for r in (first, second)] == ["promoted", "promoted"]
+    assert [lab.run(r).status for r in (first, second)] == ["promoted", "promoted"]
     history = lab.champion_history()
     assert [(h["action"], h["moved_by"]) for h in history][-1] == ("rollback", "demo")
     assert history[-1]["version"] == history[0]["version"]
-    actions = {(a["actor"], a["action"].split(":")[0]) for a in lab.audit()}  # alias moves are "action:alias"
+    actions = {(a.actor, a.action.split(":")[0]) for a in lab.audit()}  # alias moves are "action:alias"
     assert {("demo", "commit"), ("demo", "continue"), ("demo", "approve"), ("demo", "rollback")} <= actions
     text = _messages(lab, session["id"])
     assert "Quick train succeeded" in text and "Rolled production back" in text
@@ -84,13 +84,39 @@ def test_the_last_line_says_what_the_drift_act_really_saw():
     assert "retrain" not in closing({**full, "retrain": None, "cost": None})
 
 
+def test_with_retrain_the_drift_act_takes_the_closed_loops_retrain_to_production(played_lifecycle, lifecycle_copy):
+    """The act the Demo page plays (retrain=True) and the played lifecycle leaves out: after the performance alert,
+    the closed loop's retrain on production claims goes through its gate, approval and promotion, and cost per
+    claim is compared on the drifted claims."""
+    lab = Lab(lifecycle_copy(played_lifecycle)).start()  # its runner produces the stream and runs the steps
+    try:
+        pilot = Autopilot(lab, poll=0.1, retrain=True)
+        pilot.open()
+        champion = lab.alias_version("champion")
+        lab.stream.start(rate=20, scenario="none", by="test")  # the production traffic the act follows
+        wait_until(lambda: lab.stream.status()["producer"]["alive"], what="the stream's producer")
+        seen = pilot._show_drift()
+        assert seen["alert"] is not None and seen["retrain"] is not None, _messages(lab, pilot.session)
+        run = lab.run(seen["retrain"])
+        assert (run.status, run.trigger) == ("promoted", "drift") and "production" in run.origin
+        assert lab.alias_version("champion") == run.outputs_of("promote_prod")["version"] != champion
+        assert seen["cost"] is not None and all(c >= 0 for c in seen["cost"])
+        text = _messages(lab, pilot.session)
+        assert f"The closed loop committed run {run.id}" in text and "Cost per claim on the drifted claims" in text
+        assert f"a retrain on production claims (run {run.id}) judged and promoted" in closing(seen)
+        state = lab.stream.state()
+        assert not state["enabled"] and not state["closed_loop"]  # it stops the stream; the loop was off before
+    finally:
+        lab.close()
+
+
 def test_a_failing_run_is_narrated_and_the_demo_stops_cleanly(ticking_lab):
     lab = ticking_lab
     lab.set_failure_mode("schema_validation", True, by="test")
     pilot = Autopilot(lab, seeds=(3, 4), poll=0.1)
     assert pilot.run() == "failed"
     (run_id,) = session_runs(lab, pilot.session)
-    assert lab.run(run_id)["status"] == "failed"
+    assert lab.run(run_id).status == "failed"
     text = _messages(lab, pilot.session)
     assert "Failure modes are on" in text
     assert f"Run {run_id} ended failed at Data validation" in text and "diagnosis_group" in text
@@ -171,7 +197,7 @@ def test_stop_turns_off_the_stream_the_autopilot_started_and_says_so(started_pla
     pilot = _stopped_after_the_stream_started(started_played)
     assert started_played.stream.state()["enabled"] is False
     assert "It turned off the live stream it had started." in _messages(started_played, pilot.session)
-    assert ("stream_stop", "demo") in {(a["action"], a["actor"]) for a in started_played.audit()}
+    assert ("stream_stop", "demo") in {(a.action, a.actor) for a in started_played.audit()}
 
 
 def test_stop_leaves_on_a_stream_that_was_on_before_the_autopilot(started_played):

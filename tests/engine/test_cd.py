@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from engine import pipeline
+from engine import Run, Step, pipeline
 from engine.config import CHALLENGER, CHAMPION, MODEL_NAME, RUN_TAGS, STAGING
 from engine.errors import BadInput, Refused
 from engine.lab import Lab
@@ -33,7 +33,7 @@ ALIASES = (CHALLENGER, STAGING, CHAMPION)
 def state(lab: Lab) -> dict:
     """Everything an action could change: runs with steps, row counts of every table, aliases, version tags."""
     runs = lab.runs(limit=100)
-    return {"runs": runs, "steps": {r["id"]: lab.store.steps_of(r["id"]) for r in runs},
+    return {"runs": runs, "steps": {r.id: lab.store.steps_of(r.id) for r in runs},
             "rows": lab.store.row_counts(),
             "aliases": {a: lab.tracking.alias_version(a) for a in ALIASES},
             "versions": [(v["version"], sorted(v["aliases"]), v["tags"]) for v in lab.tracking.versions()]}
@@ -61,8 +61,8 @@ def snap(lab: Lab, run_id: int) -> dict:
     return copy.deepcopy(lab.run(run_id))
 
 
-def by_name(run: dict) -> dict[str, dict]:
-    return {s["name"]: s for s in run["steps"]}
+def by_name(run: Run) -> dict[str, Step]:
+    return {s.name: s for s in run.steps}
 
 
 # ---- the story, one chapter per fixture ---------------------------------------------------------------------
@@ -131,19 +131,19 @@ def story(ci, awaiting, promoted, rejected):
 # ---- CI then CD: the statuses on the way ----------------------------------------------------------------------
 def test_ci_rests_in_ci_complete_with_cd_untouched(ci):
     for run in (ci["a_run"], ci["b_run"]):
-        assert run["status"] == RunStatus.CI_COMPLETE.value
+        assert run.status == RunStatus.CI_COMPLETE.value
         steps = by_name(run)
-        assert all(steps[n]["status"] == "pending" and steps[n]["attempt"] == 0 for n in CD_AND_DEPLOY)
+        assert all(steps[n].status == "pending" and steps[n].attempt == 0 for n in CD_AND_DEPLOY)
 
 
 def test_continue_runs_cd_to_the_manual_gate(awaiting):
     run = awaiting["run"]
-    assert run["status"] == RunStatus.AWAITING_APPROVAL.value
+    assert run.status == RunStatus.AWAITING_APPROVAL.value
     steps = by_name(run)
-    assert [steps[n]["status"] for n in ("cd_full_train", "evaluate_vs_champion", "manual_approval")] == [
+    assert [steps[n].status for n in ("cd_full_train", "evaluate_vs_champion", "manual_approval")] == [
         "succeeded", "succeeded", "awaiting_approval"]
-    assert all(steps[n]["status"] == "pending" for n in DEPLOY)
-    evidence = steps["manual_approval"]["outputs"]["evidence"]
+    assert all(steps[n].status == "pending" for n in DEPLOY)
+    evidence = steps["manual_approval"].outputs["evidence"]
     assert evidence["model_version"] == 1 and evidence["gate"]["verdict"] == "pass"
     assert evidence["top_features"] and evidence["reference"]["policy"] == "approve every claim"
 
@@ -183,24 +183,24 @@ def test_an_approval_that_fails_at_any_side_effect_changes_nothing(awaiting, poi
     fault = awaiting["faults"][point]
     assert str(fault["error"]) == f"{point} broke"
     assert fault["after"] == fault["before"]
-    assert {r["id"]: r["status"] for r in fault["after"]["runs"]}[awaiting["run"]["id"]] == "awaiting_approval"
+    assert {r.id: r.status for r in fault["after"]["runs"]}[awaiting["run"].id] == "awaiting_approval"
 
 
 def test_approve_deploys_and_promotes(promoted):
     run = promoted["run"]
-    assert run["status"] == RunStatus.PROMOTED.value
-    assert all(s["status"] == "succeeded" and s["attempt"] == 1 for s in run["steps"]), [
-        (s["name"], s["status"], s["attempt"]) for s in run["steps"]]
+    assert run.status == RunStatus.PROMOTED.value
+    assert all(s.status == "succeeded" and s.attempt == 1 for s in run.steps), [
+        (s.name, s.status, s.attempt) for s in run.steps]
     steps = by_name(run)
-    gate = steps["manual_approval"]["outputs"]
+    gate = steps["manual_approval"].outputs
     assert (gate["decision"], gate["by"], gate["comment"]) == (
         "approved", "alice", "beats the baseline; SHAP looks sane")
     assert gate["evidence"]["model_version"] == 1
-    assert steps["deploy_staging"]["outputs"] == {"alias": STAGING, "version": 1, "previous": None}
-    shadow = steps["shadow_monitor"]["outputs"]
+    assert steps["deploy_staging"].outputs == {"alias": STAGING, "version": 1, "previous": None}
+    shadow = steps["shadow_monitor"].outputs
     assert shadow["gate"]["verdict"] == "pass" and shadow["champion_version"] is None
     assert [c["name"] for c in shadow["gate"]["checks"]] == ["accuracy change vs approve-every-claim", "max input PSI"]
-    assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 1, "previous_champion": None,
+    assert steps["promote_prod"].outputs == {"alias": CHAMPION, "version": 1, "previous_champion": None,
                                                 "shadow_tested_version": 1}
 
 
@@ -208,7 +208,7 @@ def test_promotion_moves_every_alias_to_version_1(promoted):
     assert promoted["aliases"] == {CHALLENGER: 1, STAGING: 1, CHAMPION: 1}
     history = promoted["champion_history"]
     assert [(h["version"], h["action"], h["moved_by"]) for h in history] == [(1, "promote", "alice")]
-    assert history[0]["until"] is None and history[0]["run_id"] == promoted["run"]["id"]
+    assert history[0]["until"] is None and history[0]["run_id"] == promoted["run"].id
 
 
 def test_approval_is_tagged_on_the_model_version(mlab, promoted):
@@ -216,20 +216,20 @@ def test_approval_is_tagged_on_the_model_version(mlab, promoted):
     assert tags["approval"] == "approved"
     assert tags["approval_by"] == "alice"
     assert tags["approval_comment"] == "beats the baseline; SHAP looks sane"
-    assert tags["approval_pipeline_run_id"] == str(promoted["run"]["id"])
+    assert tags["approval_pipeline_run_id"] == str(promoted["run"].id)
     assert tags["commit_sha"] == SHA_A and tags["seed"] == str(SEED_A)
-    assert tags["promoted_by_run"] == str(promoted["run"]["id"]) and tags["previous_champion"] == ""
+    assert tags["promoted_by_run"] == str(promoted["run"].id) and tags["previous_champion"] == ""
 
 
 # ---- what the CD steps really produced ------------------------------------------------------------------------
 def test_cd_mlflow_run_carries_tags_dataset_and_shap_artifacts(mlab, promoted):
     run = promoted["run"]
-    full = by_name(run)["cd_full_train"]["outputs"]
+    full = by_name(run)["cd_full_train"].outputs
     detail = mlab.tracking.run_detail(full["mlflow_run_id"])
     assert detail["status"] == "FINISHED"
     assert {k: detail["tags"].get(k) for k in RUN_TAGS} == {
-        "commit_sha": SHA_A, "stage": "CD", "dataset_window": run["dataset_window"], "seed": str(SEED_A),
-        "model_version": "1", "pipeline_run_id": str(run["id"])}
+        "commit_sha": SHA_A, "stage": "CD", "dataset_window": run.dataset_window, "seed": str(SEED_A),
+        "model_version": "1", "pipeline_run_id": str(run.id)}
     # Exactly the rows of each part, identified by the lab's whole-frame digest.
     assert {d["context"]: (json.loads(d["profile"])["num_rows"], d["digest"]) for d in detail["inputs"]} == {
         context: (part["rows"], part["digest"]) for context, part in full["datasets"].items()}
@@ -244,7 +244,7 @@ def test_cd_mlflow_run_carries_tags_dataset_and_shap_artifacts(mlab, promoted):
 
 
 def test_cd_full_train_outputs(promoted):
-    full = by_name(promoted["run"])["cd_full_train"]["outputs"]
+    full = by_name(promoted["run"])["cd_full_train"].outputs
     params = pipeline.spec("cd_full_train").params()
     assert full["model_version"] == 1
     assert 0 < full["artifact_mb"] <= 10
@@ -264,7 +264,7 @@ def test_cd_full_train_outputs(promoted):
 
 
 def test_cd_calibrates_on_the_validation_split_and_logs_the_ece_and_reliability_table(promoted, mlab):
-    full = by_name(promoted["run"])["cd_full_train"]["outputs"]
+    full = by_name(promoted["run"])["cd_full_train"].outputs
     calibration = full["calibration"]
     assert calibration["method"] == pipeline.spec("cd_full_train").params()["calibration"] == "isotonic"
     assert calibration["fitted_on"] == "validation"
@@ -279,14 +279,14 @@ def test_cd_calibrates_on_the_validation_split_and_logs_the_ece_and_reliability_
     from engine.ml.claims import derived_seed, generate_claims, label_array
     from engine.ml.monitor import calibration as reliability
     run = promoted["run"]
-    holdout = generate_claims(full["holdout_rows"], derived_seed(run["seed"], 1), run["dataset_window"])
+    holdout = generate_claims(full["holdout_rows"], derived_seed(run.seed, 1), run.dataset_window)
     served = mlab.tracking.load_model(full["model_version"])
     assert reliability(served.p_approved(holdout), label_array(holdout) == 1)["ece"] == pytest.approx(
         calibration["ece"], abs=1e-12)
 
 
 def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted):
-    out = by_name(promoted["run"])["evaluate_vs_champion"]["outputs"]
+    out = by_name(promoted["run"])["evaluate_vs_champion"].outputs
     params = pipeline.spec("evaluate_vs_champion").params()
     gate = out["gate"]
     assert gate["verdict"] == "pass" and "no champion yet" in gate["rule"]
@@ -306,6 +306,8 @@ def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted
                                          abs=1e-4)
     assert f1_gain["value"] == pytest.approx(challenger["f1"] - baseline["f1"], abs=1e-4)
     assert saving["value"] == pytest.approx(baseline["cost_per_claim"] - challenger["cost_per_claim"], abs=1e-4)
+    # A saving is the baseline's cost minus the challenger's: stored as a fall, the others as rises.
+    assert [c["direction"] for c in gate["checks"]] == ["rise", "rise", "fall"]
     # Decided on the interval's lower bound ("at least"): the margin is measured from it.
     assert f1_gain["decided_on"].startswith("lower bound")
     assert f1_gain["margin"] == pytest.approx(f1_gain["interval"][0] - f1_gain["threshold"], abs=1e-6)
@@ -317,23 +319,23 @@ def test_evaluate_vs_champion_without_champion_uses_what_needs_no_model(promoted
 
 
 def test_audit_trail_records_who_did_what(mlab, promoted):
-    run_id = promoted["run"]["id"]
+    run_id = promoted["run"].id
     rows = list(reversed(mlab.audit(run_id=run_id)))  # oldest first
-    actions = [(r["action"], r["actor"]) for r in rows]
+    actions = [(r.action, r.actor) for r in rows]
     assert actions == [("commit", "alice"), ("continue", "alice"), ("deploy:challenger", "pipeline"),
                        ("approve", "alice"), ("deploy:staging", "alice"), ("promote:champion", "alice")]
     commit, approve = rows[0], rows[3]
-    assert commit["comment"] == "feat: full model"
-    assert commit["detail"]["sha"] == SHA_A and commit["detail"]["seed"] == SEED_A
-    assert approve["comment"] == "beats the baseline; SHAP looks sane"
-    assert rows[-1]["detail"] == {"from": None, "to": 1}
+    assert commit.comment == "feat: full model"
+    assert commit.detail["sha"] == SHA_A and commit.detail["seed"] == SEED_A
+    assert approve.comment == "beats the baseline; SHAP looks sane"
+    assert rows[-1].detail == {"from": None, "to": 1}
 
 
 # ---- reject stops at the gate ---------------------------------------------------------------------------------
 def test_second_model_is_evaluated_against_the_champion(rejected):
     waiting = rejected["waiting"]
-    assert waiting["status"] == RunStatus.AWAITING_APPROVAL.value
-    out = by_name(waiting)["evaluate_vs_champion"]["outputs"]
+    assert waiting.status == RunStatus.AWAITING_APPROVAL.value
+    out = by_name(waiting)["evaluate_vs_champion"].outputs
     assert out["baseline"] is None and out["champion"]["version"] == 1 and out["challenger"]["version"] == 2
     assert "champion v1" in out["gate"]["rule"] and out["gate"]["verdict"] == "pass"
     params = pipeline.spec("evaluate_vs_champion").params()
@@ -343,23 +345,23 @@ def test_second_model_is_evaluated_against_the_champion(rejected):
 
 def test_reject_stops_the_run_at_the_gate(mlab, rejected):
     run = rejected["run"]
-    assert run["status"] == RunStatus.REJECTED.value
+    assert run.status == RunStatus.REJECTED.value
     steps = by_name(run)
     gate = steps["manual_approval"]
-    assert gate["status"] == "failed"
-    assert (gate["outputs"]["decision"], gate["outputs"]["by"], gate["outputs"]["comment"]) == (
+    assert gate.status == "failed"
+    assert (gate.outputs["decision"], gate.outputs["by"], gate.outputs["comment"]) == (
         "rejected", "carol", "not before the audit")
-    assert "evidence" in gate["outputs"]
-    assert gate["error"] == "rejected by carol: not before the audit"
-    assert [steps[n]["status"] for n in DEPLOY] == ["skipped"] * len(DEPLOY)
-    assert all(steps[n]["attempt"] == 0 for n in DEPLOY)
+    assert "evidence" in gate.outputs
+    assert gate.error == "rejected by carol: not before the audit"
+    assert [steps[n].status for n in DEPLOY] == ["skipped"] * len(DEPLOY)
+    assert all(steps[n].attempt == 0 for n in DEPLOY)
     tags = mlab.tracking.client.get_model_version(MODEL_NAME, "2").tags
     assert (tags["approval"], tags["approval_by"], tags["approval_comment"]) == (
         "rejected", "carol", "not before the audit")
     assert {a: mlab.tracking.alias_version(a) for a in ALIASES} == {CHALLENGER: 2, STAGING: 1, CHAMPION: 1}
     assert [h["version"] for h in mlab.champion_history()] == [1]
-    reject = mlab.audit(run_id=run["id"])[0]
-    assert (reject["action"], reject["actor"], reject["comment"]) == ("reject", "carol", "not before the audit")
+    reject = mlab.audit(run_id=run.id)[0]
+    assert (reject.action, reject.actor, reject.comment) == ("reject", "carol", "not before the audit")
 
 
 def test_a_rejected_run_cannot_be_approved(rejected):
@@ -392,10 +394,10 @@ def test_refused_actions_change_nothing(story, name):
 def test_approving_twice_leaves_the_first_decision(promoted):
     tried = promoted["tried"]["approve_twice"]
     assert "queued" in str(tried["error"])  # the first approval queued the run for deployment
-    gate = by_name(promoted["run"])["manual_approval"]["outputs"]
+    gate = by_name(promoted["run"])["manual_approval"].outputs
     assert gate["by"] == "alice"
-    approvals = [r for r in tried["after"]["runs"] if r["id"] == promoted["run"]["id"]]
-    assert approvals[0]["status"] == RunStatus.QUEUED.value
+    approvals = [r for r in tried["after"]["runs"] if r.id == promoted["run"].id]
+    assert approvals[0].status == RunStatus.QUEUED.value
 
 
 def test_rollback_refusal_names_the_only_champion(promoted):

@@ -37,7 +37,7 @@ def snapshot(env):
 
     def take() -> dict:
         runs = store.list_runs(limit=1000)
-        return {"runs": runs, "steps": {r["id"]: store.steps_of(r["id"]) for r in runs},
+        return {"runs": runs, "steps": {r.id: store.steps_of(r.id) for r in runs},
                 "audit": store.audit_trail(), "modes": store.failure_modes()}
     yield take
     store.dispose()
@@ -208,7 +208,7 @@ def test_illegal_actions_exit_3_and_change_nothing(env, snapshot, healthy, faili
         assert proc.stdout == ""
     after = snapshot()
     assert after == before
-    assert [r["status"] for r in after["runs"]] == ["failed", "ci_complete"]
+    assert [r.status for r in after["runs"]] == ["failed", "ci_complete"]
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_wait_gives_up_after_its_timeout_while_another_worker_holds_the_step(lab
     lab.store.claim_step("elsewhere:1:abcdef")  # alive (fresh heartbeat), so never reaped here
     with pytest.raises(TimeoutError, match=f"run {run_id} still running after 1 s"):
         wait_for(lab, run_id, timeout=1)
-    assert lab.store.step(run_id, "commit_received")["worker"] == "elsewhere:1:abcdef"
+    assert lab.store.step(run_id, "commit_received").worker == "elsewhere:1:abcdef"
 
 
 def test_an_unexpected_error_exits_1_with_a_message_not_a_traceback(env):

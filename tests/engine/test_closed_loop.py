@@ -88,7 +88,7 @@ def loop_lab(request, tmp_path_factory, mlflow_template):
 
 def loop_audit(lab: Lab) -> list[dict]:
     """The closed loop's trigger records, oldest first."""
-    return [a for a in lab.audit(500)[::-1] if a["action"] == "loop_trigger"]
+    return [a for a in lab.audit(500)[::-1] if a.action == "loop_trigger"]
 
 
 def produce_until(stream, predicate, what: str):
@@ -118,15 +118,15 @@ def test_concept_drift_is_caught_on_labels_retrained_on_production_and_cost_come
     alarms = [s for s in stream.snapshots(40) if s["seq"] >= onset]
     assert all(s["level"] != "major" for s in alarms), [s["level"] for s in alarms]
     trail = loop_audit(lab)
-    assert [a["detail"]["kind"] for a in trail] == ["not_enough_labels", "committed"]  # waited for labels once
-    evidence = trail[-1]["detail"]
-    assert trail[-1]["run_id"] == run_id and len(evidence["snapshot_ids"]) == CLOSED_LOOP_SNAPSHOTS
+    assert [a.detail["kind"] for a in trail] == ["not_enough_labels", "committed"]  # waited for labels once
+    evidence = trail[-1].detail
+    assert trail[-1].run_id == run_id and len(evidence["snapshot_ids"]) == CLOSED_LOOP_SNAPSHOTS
     assert all(lv["performance_level"] == "alert" for lv in evidence["levels"]) and evidence["since_seq"] > onset
 
     # It trains on stored production claims whose labels had arrived, split by time, never on a replay.
     run = lab.run(run_id)
-    assert run["trigger"] == "drift" and run["shift"] is None
-    production = run["origin"]["production"]
+    assert run.trigger == "drift" and run.shift is None
+    production = run.origin["production"]
     first, cut = production["training"]
     assert first == evidence["since_seq"] and production["evaluation"][0] == cut
     assert cut - first >= 0.74 * RETRAIN_MIN_ROWS
@@ -137,31 +137,31 @@ def test_concept_drift_is_caught_on_labels_retrained_on_production_and_cost_come
         assert frame_digest(feed) == frame_digest(stored_frame([dict(r) for r in kept.mappings()]))
 
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == RunStatus.CI_COMPLETE.value
+    assert lab.run(run_id).status == RunStatus.CI_COMPLETE.value
     lab.continue_run(run_id, by="test")
     lab.runner.run_until_idle()
     run = lab.run(run_id)
-    steps = {s["name"]: s for s in run["steps"]}
-    assert run["status"] == RunStatus.AWAITING_APPROVAL.value, steps["evaluate_vs_champion"]["error"]
+    steps = {s.name: s for s in run.steps}
+    assert run.status == RunStatus.AWAITING_APPROVAL.value, steps["evaluate_vs_champion"].error
 
     # The gate judged on the newest production claims, which it did not train on, on the interval's bound.
     holdout = production_claims(lab.store, run, "evaluation")
-    gate = steps["evaluate_vs_champion"]["outputs"]
+    gate = steps["evaluate_vs_champion"].outputs
     assert gate["holdout_digest"] == frame_digest(holdout) and gate["holdout_rows"] == len(holdout)
     assert "production claims" in gate["holdout_source"] and "interval's bound" in gate["gate"]["rule"]
     assert all(c["decided_on"].startswith("lower bound") and c["interval"][0] >= c["threshold"]
                for c in gate["gate"]["checks"])
-    datasets = steps["cd_full_train"]["outputs"]["datasets"]
+    datasets = steps["cd_full_train"].outputs["datasets"]
     assert datasets["evaluation"]["digest"] == frame_digest(holdout)
 
     lab.approve(run_id, by="test", comment="the retrain beats the champion on production claims")
     stream.produce(500)  # production goes on while the run deploys
     lab.runner.run_until_idle()
     run = lab.run(run_id)
-    steps = {s["name"]: s for s in run["steps"]}
-    assert run["status"] == RunStatus.PROMOTED.value, steps["shadow_monitor"]["error"]
-    version = steps["cd_full_train"]["outputs"]["model_version"]
-    shadow = steps["shadow_monitor"]["outputs"]
+    steps = {s.name: s for s in run.steps}
+    assert run.status == RunStatus.PROMOTED.value, steps["shadow_monitor"].error
+    version = steps["cd_full_train"].outputs["model_version"]
+    shadow = steps["shadow_monitor"].outputs
     assert shadow["tested_version"] == version and shadow["source"].startswith("current production traffic")
     assert shadow["drift"]["level"] != "major"  # production traffic against production training data
     assert lab.tracking.alias_version("champion") == version
@@ -192,18 +192,18 @@ def test_one_open_retrain_then_a_cooldown_after_a_rejection_then_the_hourly_cap(
     first = produce_until(stream, lab.open_drift_run, "retrain run")
     stream.produce(1500)  # the alarm goes on
     assert lab.open_drift_run() == first
-    assert loop_audit(lab)[-1]["detail"]["kind"] == "open_run"
+    assert loop_audit(lab)[-1].detail["kind"] == "open_run"
     with pytest.raises(Refused, match=f"run {first} is already retraining"):
         lab.retrain_on_production(by="test")
 
     lab.runner.run_until_idle()
     lab.continue_run(first, by="test")
     lab.runner.run_until_idle()
-    if lab.run(first)["status"] == RunStatus.AWAITING_APPROVAL.value:
+    if lab.run(first).status == RunStatus.AWAITING_APPROVAL.value:
         lab.reject(first, by="test", comment="not this one")
-    assert lab.run(first)["status"] in ("rejected", "failed")
+    assert lab.run(first).status in ("rejected", "failed")
     stream.produce(1500)
-    assert lab.open_drift_run() is None and loop_audit(lab)[-1]["detail"]["kind"] == "cooldown"
+    assert lab.open_drift_run() is None and loop_audit(lab)[-1].detail["kind"] == "cooldown"
     deferrals = len(loop_audit(lab))
     stream.produce(1500)
     assert len(loop_audit(lab)) == deferrals  # one record per alarm and reason, not one per snapshot
@@ -214,10 +214,10 @@ def test_one_open_retrain_then_a_cooldown_after_a_rejection_then_the_hourly_cap(
     this_hour = len(lab.store.runs_with_trigger(("drift", "production"), time.time() - 3600))
     monkeypatch.setattr(S, "LOOP_MAX_PER_HOUR", this_hour)  # the cap is reached
     stream.produce(1500)
-    assert lab.open_drift_run() is None and loop_audit(lab)[-1]["detail"]["kind"] == "hourly_cap"
+    assert lab.open_drift_run() is None and loop_audit(lab)[-1].detail["kind"] == "hourly_cap"
     monkeypatch.setattr(S, "LOOP_MAX_PER_HOUR", this_hour + 1)
     second = produce_until(stream, lab.open_drift_run, "second retrain run")
-    assert second > first and loop_audit(lab)[-1]["run_id"] == second
+    assert second > first and loop_audit(lab)[-1].run_id == second
     with lab.store.tx() as c:
         lab.store.interrupt_run(c, second, "test over")
     stream.set_closed_loop(False, by="test")
@@ -225,7 +225,8 @@ def test_one_open_retrain_then_a_cooldown_after_a_rejection_then_the_hourly_cap(
 
 
 @pytest.mark.parametrize("loop_lab", ["sqlite"], indirect=True)
-def test_a_manual_retrain_refuses_bad_input_and_too_few_labels_and_changes_nothing(loop_lab, tmp_path):
+def test_a_manual_retrain_refuses_bad_input_and_too_few_labels_and_changes_nothing(loop_lab, tmp_path,
+                                                                                   monkeypatch):
     lab = loop_lab
     before = lab.store.count_runs()
     for rows in (5, 10**9, "many", True):
@@ -242,8 +243,21 @@ def test_a_manual_retrain_refuses_bad_input_and_too_few_labels_and_changes_nothi
     produce_until(lab.stream, lambda: lab.store.labelled_span()["count"] >= RETRAIN_MIN_ROWS, "labelled claims")
     run_id = lab.retrain_on_production(by="dana", rows=RETRAIN_MIN_ROWS)
     run = lab.run(run_id)
-    assert run["trigger"] == "production" and run["author"] == "dana"
+    assert run.trigger == "production" and run.author == "dana"
     assert len(lab.claims_sample(run_id, 50_000)) == RETRAIN_MIN_ROWS - len(production_claims(lab.store, run,
                                                                                               "evaluation"))
+    # A second one while it is open: refused by the one check, asked for or already being committed (the check
+    # again under the lock, where another caller may have got in first), in the same words, changing nothing.
+    checks, check = [], Lab._refuse_a_second_retrain
+    monkeypatch.setattr(Lab, "_refuse_a_second_retrain", lambda self: checks.append(self) or check(self))
+    (first, cut), (_, end) = run.origin["production"]["training"], run.origin["production"]["evaluation"]
+    before = lab.store.count_runs()
+    with pytest.raises(Refused) as asked:
+        lab.retrain_on_production(by="test", rows=RETRAIN_MIN_ROWS)
+    with pytest.raises(Refused) as committing:
+        lab.commit(message="a second retrain", trigger="production", production=(first, cut, end))
+    said = f"run {run_id} is already retraining on production data; let it finish (or reject it) first"
+    assert str(asked.value) == str(committing.value) == said and checks == [lab, lab]
+    assert lab.store.count_runs() == before
     with lab.store.tx() as c:
         lab.store.interrupt_run(c, run_id, "test over")

@@ -134,7 +134,7 @@ def test_runs_continued_at_once_never_exceed_the_cap(settings):
             t.join(120)
         assert sorted(outcomes) == ["queued"] * 3 + [
             "this demo runs at most 3 queued or running pipeline runs at once and 3 are in progress"] * 5
-        assert [r["status"] for r in lab.runs()].count("queued") == 3
+        assert [r.status for r in lab.runs()].count("queued") == 3
     finally:
         lab.close()
 
@@ -254,8 +254,8 @@ def test_prune_keeps_the_newest_runs_and_deletes_the_rest_with_their_mlflow_runs
         lab.store.add_log(run_id, "commit_received", 1, "INFO", "a line")
     _mlflow_run(lab, ids[-1] + 1)  # a run committed while the prune sweeps: its steps may be logging right now
     assert lab.prune(2) == {"runs": 3, "mlflow_runs": 3, "model_versions": 0, "logged_models": 0, "run_folders": 0}
-    assert [r["id"] for r in lab.runs()] == ids[:2:-1]  # the newest two, newest first
-    assert {a["run_id"] for a in lab.audit()} == set(ids[3:])
+    assert [r.id for r in lab.runs()] == ids[:2:-1]  # the newest two, newest first
+    assert {a.run_id for a in lab.audit()} == set(ids[3:])
     assert all(lab.logs(r) == [] and lab.store.steps_of(r) == [] for r in ids[:3])
     kept = {str(r) for r in ids[3:] + [ids[-1] + 1]}
     assert _live_mlflow_runs(lab) == kept
@@ -276,7 +276,7 @@ def test_prune_spares_the_runs_behind_the_newest_champions_and_any_run_still_mov
             lab.store.record_alias(c, "champion", 2, None, "Dana", "bad v3", "rollback")
         assert lab.protected_runs() == {"versions": {1, 2}, "runs": {ids[1], ids[2]}}
         assert lab.prune(1)["runs"] == 2  # runs 4 and 5: run 1 is queued, runs 2 and 3 made the kept champions
-        assert sorted(r["id"] for r in lab.runs()) == [ids[0], ids[1], ids[2], ids[5]]
+        assert sorted(r.id for r in lab.runs()) == [ids[0], ids[1], ids[2], ids[5]]
         assert lab.rollback_target() == (2, 1)
     finally:
         lab.close()
@@ -308,7 +308,7 @@ def test_a_demo_prunes_old_runs_when_it_starts(settings):
     demo = _demo(settings, demo_keep_runs=3, tick_seconds=3600)
     try:
         demo.start()  # the retention job's first pass runs at once, in the runner's scheduler
-        wait_until(lambda: [r["id"] for r in demo.runs()] == ids[:0:-1], timeout=120, what="the start's prune")
+        wait_until(lambda: [r.id for r in demo.runs()] == ids[:0:-1], timeout=120, what="the start's prune")
     finally:
         demo.close()
 
@@ -324,7 +324,7 @@ def test_tidy_applies_retention_in_every_mode(settings):
         removed = lab.tidy()
         assert (removed["logs"], removed["audit"], removed.get("runs")) == (1, 1, None)  # no pruning outside a demo
         assert lab.logs(ids[0]) == [] and len(lab.logs(ids[1])) == 1
-        assert [a["comment"] for a in lab.audit() if a["run_id"] is None] == ["training_error on", "training_error off"]
+        assert [a.comment for a in lab.audit() if a.run_id is None] == ["training_error on", "training_error off"]
     finally:
         lab.close()
 
@@ -339,7 +339,7 @@ def test_reset_brings_the_lab_back_to_a_clean_state(lab):
     assert removed["runs"] == 1 and removed["steps"] == 11 and removed["mlflow_runs"] == 1
     counts = lab.store.row_counts()
     assert {t: n for t, n in counts.items() if n} == {"audit": 1}
-    assert [(a["action"], a["actor"]) for a in lab.audit()] == [("reset", "operator")]
+    assert [(a.action, a.actor) for a in lab.audit()] == [("reset", "operator")]
     assert _live_mlflow_runs(lab) == set() and lab.failure_modes()[0]["enabled"] is False
     with pytest.raises(BadInput, match="reset needs the name of who does it"):
         lab.reset(by=" ")
@@ -459,16 +459,16 @@ def test_a_step_the_run_has_no_row_for_is_not_part_of_it():
 def test_a_run_from_an_older_pipeline_is_listed_shown_and_retried(lab, older):
     run_id = failed_in_data_validation(lab, 31, **older)
     run = lab.run(run_id)
-    names = [s["name"] for s in run["steps"]]
-    assert run["status"] == "failed" and ("ci_tests" in names) == ("without" not in older)
-    assert {s["name"]: s["status"] for s in run["steps"]}["data_validation"] == "failed"
-    assert [r["id"] for r in lab.runs()] == [run_id]
+    names = [s.name for s in run.steps]
+    assert run.status == "failed" and ("ci_tests" in names) == ("without" not in older)
+    assert {s.name: s.status for s in run.steps}["data_validation"] == "failed"
+    assert [r.id for r in lab.runs()] == [run_id]
     if "without" in older:
         with pytest.raises(BadInput, match=f"run {run_id} has no step ci_tests .* retry from data_validation"):
             lab.retry(run_id, from_step="ci_tests")
     assert lab.retry(run_id, by="ops") == "data_validation"
     lab.runner.run_until_idle()
     run = lab.run(run_id)
-    assert run["status"] == "ci_complete", [(s["name"], s["status"], s["error"]) for s in run["steps"]]
-    assert [s["name"] for s in run["steps"]] == names  # nothing added, nothing reordered
-    assert {s["name"]: s["attempt"] for s in run["steps"]}["data_validation"] == 2
+    assert run.status == "ci_complete", [(s.name, s.status, s.error) for s in run.steps]
+    assert [s.name for s in run.steps] == names  # nothing added, nothing reordered
+    assert {s.name: s.attempt for s in run.steps}["data_validation"] == 2

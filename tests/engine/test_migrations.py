@@ -63,16 +63,16 @@ def old_lab(request, db_url, tmp_path, mlflow_template):
 def test_an_older_store_opens_migrated_keeps_its_history_retries_and_runs_a_new_lifecycle(old_lab):
     lab = old_lab
     assert revision_of(lab.store) == migrations.known()[0]
-    assert {r["id"]: r["status"] for r in lab.runs()} == {1: "failed", 2: "ci_complete"}
+    assert {r.id: r.status for r in lab.runs()} == {1: "failed", 2: "ci_complete"}
     failed = lab.run(1)
-    assert next(s for s in failed["steps"] if s["name"] == "data_validation")["status"] == "failed"
+    assert next(s for s in failed.steps if s.name == "data_validation").status == "failed"
     assert lab.logs(1) and lab.logs(2)  # their logs came along
 
     lab.retry(1, by="operator")  # schema_validation is off now: the retried step passes
     lab.runner.run_until_idle()
     retried = lab.run(1)
-    assert retried["status"] == "ci_complete"
-    assert next(s for s in retried["steps"] if s["name"] == "data_validation")["attempt"] == 2
+    assert retried.status == "ci_complete"
+    assert next(s for s in retried.steps if s.name == "data_validation").attempt == 2
 
     run_id = lab.commit(message="after the upgrade", seed=91, author="operator")
     assert run_id == 3
@@ -81,7 +81,7 @@ def test_an_older_store_opens_migrated_keeps_its_history_retries_and_runs_a_new_
     lab.runner.run_until_idle()
     lab.approve(run_id, by="operator", comment="first model on the migrated store")
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == "promoted"
+    assert lab.run(run_id).status == "promoted"
     assert lab.tracking.alias_version("champion") is not None
 
 

@@ -27,7 +27,7 @@ def promote(lab: Lab, run_id: int, by: str) -> dict:
     """Continue a ci_complete run, approve it at the gate and run it to rest; its snapshot."""
     lab.continue_run(run_id, by=by)
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == RunStatus.AWAITING_APPROVAL.value, lab.run(run_id)["steps"]
+    assert lab.run(run_id).status == RunStatus.AWAITING_APPROVAL.value, lab.run(run_id).steps
     lab.approve(run_id, by=by, comment=f"ship run {run_id}")
     lab.runner.run_until_idle()
     return copy.deepcopy(lab.run(run_id))
@@ -106,8 +106,8 @@ def rolled_back(mlab, two_promotions, faulty_rollbacks):
 # ---- two promotions -------------------------------------------------------------------------------------------
 def test_each_promotion_moves_champion(two_promotions):
     a, b = two_promotions["runs"]["a"], two_promotions["runs"]["b"]
-    assert a["status"] == b["status"] == RunStatus.PROMOTED.value
-    outputs = {name: {s["name"]: s["outputs"] for s in run["steps"]} for name, run in (("a", a), ("b", b))}
+    assert a.status == b.status == RunStatus.PROMOTED.value
+    outputs = {name: {s.name: s.outputs for s in run.steps} for name, run in (("a", a), ("b", b))}
     assert outputs["a"]["promote_prod"] == {"alias": CHAMPION, "version": 1, "previous_champion": None,
                                             "shadow_tested_version": 1}
     assert outputs["b"]["promote_prod"] == {"alias": CHAMPION, "version": 2, "previous_champion": 1,
@@ -174,8 +174,8 @@ def test_champion_history_records_who_rolled_back_and_why(rolled_back):
 def test_rollback_is_tagged_and_audited(mlab, rolled_back):
     tags = dict(next(v[2] for v in rolled_back["state"]["versions"] if v[0] == 1))
     assert tags["rolled_back_to_by"] == "carol" and tags["rollback_reason"] == "v2 denies too many surgery claims"
-    event = next(r for r in mlab.audit() if r["action"] == "rollback:champion")
-    assert (event["actor"], event["comment"], event["detail"]) == (
+    event = next(r for r in mlab.audit() if r.action == "rollback:champion")
+    assert (event.actor, event.comment, event.detail) == (
         "carol", "v2 denies too many surgery claims", {"from": 2, "to": 1})
 
 

@@ -60,7 +60,7 @@ def workers(pg_lab, tmp_path):
 
 
 def _statuses(lab: Lab, run_ids: list[int]) -> list[str]:
-    return [lab.store.get_run(r)["status"] for r in run_ids]
+    return [lab.store.get_run(r).status for r in run_ids]
 
 
 def test_two_workers_run_every_step_exactly_once(pg_lab, workers, tmp_path):
@@ -74,13 +74,13 @@ def test_two_workers_run_every_step_exactly_once(pg_lab, workers, tmp_path):
 
     seen_workers = set()
     for run_id in run_ids:
-        steps = {s["name"]: s for s in pg_lab.store.steps_of(run_id)}
+        steps = {s.name: s for s in pg_lab.store.steps_of(run_id)}
         for name, step in steps.items():
-            assert step["attempt"] == (1 if name in CI else 0), (run_id, name, step["attempt"])
+            assert step.attempt == (1 if name in CI else 0), (run_id, name, step.attempt)
         starts = [m.groups() for line in pg_lab.logs(run_id) if (m := STARTED.match(line["message"]))]
         assert Counter(name for name, _, _ in starts) == Counter(CI), (run_id, starts)
         for name, attempt, worker in starts:
-            assert attempt == "1" and worker == steps[name]["worker"], (run_id, name)
+            assert attempt == "1" and worker == steps[name].worker, (run_id, name)
             seen_workers.add(worker)
     assert 1 <= len(seen_workers) <= 2
     if len(seen_workers) < 2:  # both usually take part; with 2 cores one may win every claim
@@ -96,7 +96,7 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
     suite = int(held.read_text())
     # ci_tests runs pytest in a child of the worker's warm helper, in a process group of its own: kill the
     # worker's group, as a crashed host would, and the helper and its child die with it
-    assert running["status"] == "running" and suite in suites_of(proc)
+    assert running.status == "running" and suite in suites_of(proc)
     kill_group(proc, signal.SIGKILL)
     wait_until(lambda: group_members(proc.pid) == [] and not alive(suite), timeout=30,
                what="the worker's processes to die")
@@ -106,28 +106,28 @@ def test_a_killed_workers_step_is_interrupted_then_retried(pg_lab, workers, tmp_
     try:
         def reaped():
             reaper.runner.tick()  # reaps stale steps (and may pick up anything the dead worker left queued)
-            statuses = [s["status"] for s in pg_lab.store.steps_of(run_id)]
-            return pg_lab.store.get_run(run_id)["status"] == "interrupted" and "running" not in statuses
+            statuses = [s.status for s in pg_lab.store.steps_of(run_id)]
+            return pg_lab.store.get_run(run_id).status == "interrupted" and "running" not in statuses
         wait_until(reaped, timeout=120, interval=0.2, what="the run and every step it was running interrupted")
         reaper.runner.run_until_idle()
     finally:
         reaper.close()
 
     step = pg_lab.store.step(run_id, "ci_tests")
-    assert step["status"] == "interrupted" and step["attempt"] == 1
-    assert running["worker"] in step["error"] and "stopped heartbeating" in step["error"]
-    assert step["finished_at"] - step["heartbeat_at"] >= 2.0  # only once stale
+    assert step.status == "interrupted" and step.attempt == 1
+    assert running.worker in step.error and "stopped heartbeating" in step.error
+    assert step.finished_at - step.heartbeat_at >= 2.0  # only once stale
     notices = [x["message"] for x in pg_lab.logs(run_id, "ci_tests") if x["message"].startswith("interrupted:")]
     assert notices and notices[0].endswith(f"(noticed by {reaper.runner.worker_id})")
-    steps = {s["name"]: s["status"] for s in pg_lab.store.steps_of(run_id)}
+    steps = {s.name: s.status for s in pg_lab.store.steps_of(run_id)}
     assert not [n for n, s in steps.items() if s in ("pending", "queued", "running")], steps
 
     assert pg_lab.retry(run_id, by="tester") == "ci_tests"
     pg_lab.runner.run_until_idle()
     run = pg_lab.run(run_id)
-    assert run["status"] == "ci_complete"
-    steps = {s["name"]: s for s in run["steps"]}
-    assert (steps["ci_tests"]["status"], steps["ci_tests"]["attempt"]) == ("succeeded", 2)
-    assert steps["ci_tests"]["worker"] == pg_lab.runner.worker_id
-    assert steps["commit_received"]["attempt"] == 1 and steps["commit_received"]["worker"] == running["worker"]
-    assert all(steps[n]["status"] == "succeeded" for n in CI)
+    assert run.status == "ci_complete"
+    steps = {s.name: s for s in run.steps}
+    assert (steps["ci_tests"].status, steps["ci_tests"].attempt) == ("succeeded", 2)
+    assert steps["ci_tests"].worker == pg_lab.runner.worker_id
+    assert steps["commit_received"].attempt == 1 and steps["commit_received"].worker == running.worker
+    assert all(steps[n].status == "succeeded" for n in CI)

@@ -12,47 +12,40 @@ from engine.states import IllegalTransition, RunStatus, StepStatus
 from engine.store import VISITOR_EVENTS_SECONDS, Store, stream_snapshots, visitor_events
 
 
-@pytest.fixture
-def store(db_url):
-    s = Store(db_url)
-    yield s
-    s.dispose()
-
-
 def _run(store: Store, seed: int = 1, modes=()) -> int:
     return store.create_run("abc123", "a commit", "ann", seed, "2025-01-01..2025-06-30", list(modes))
 
 
 def _status(store: Store, run_id: int, name: str | None = None) -> str:
-    return store.step(run_id, name)["status"] if name else store.get_run(run_id)["status"]
+    return store.step(run_id, name).status if name else store.get_run(run_id).status
 
 
 # ---- runs and steps ---------------------------------------------------------------------------------------
 def test_create_run_makes_every_step_with_only_the_first_queued(store):
     run_id = _run(store, seed=42, modes=["training_error", "mlflow_connection"])
     run = store.get_run(run_id)
-    assert run["status"] == RunStatus.QUEUED.value
-    assert (run["sha"], run["message"], run["author"], run["seed"]) == ("abc123", "a commit", "ann", 42)
-    assert run["failure_modes"] == ["mlflow_connection", "training_error"]  # stored sorted
-    assert run["finished_at"] is None
+    assert run.status == RunStatus.QUEUED.value
+    assert (run.sha, run.message, run.author, run.seed) == ("abc123", "a commit", "ann", 42)
+    assert run.failure_modes == ["mlflow_connection", "training_error"]  # stored sorted
+    assert run.finished_at is None
     steps = store.steps_of(run_id)
     assert len(steps) == 11 == len(pipeline.STEPS)
-    assert [s["name"] for s in steps] == list(pipeline.NAMES)
-    assert [s["position"] for s in steps] == list(range(11))
-    assert [s["stage"] for s in steps] == [s.stage for s in pipeline.STEPS]
-    assert [s["status"] for s in steps] == ["queued"] + ["pending"] * 10
-    assert all(s["attempt"] == 0 and s["started_at"] is None for s in steps)
-    assert steps[0]["queued_at"] is not None and all(s["queued_at"] is None for s in steps[1:])
+    assert [s.name for s in steps] == list(pipeline.NAMES)
+    assert [s.position for s in steps] == list(range(11))
+    assert [s.stage for s in steps] == [s.stage for s in pipeline.STEPS]
+    assert [s.status for s in steps] == ["queued"] + ["pending"] * 10
+    assert all(s.attempt == 0 and s.started_at is None for s in steps)
+    assert steps[0].queued_at is not None and all(s.queued_at is None for s in steps[1:])
 
 
 def test_list_and_count_runs(store):
     ids = [_run(store, seed=i) for i in range(3)]
     assert store.count_runs() == 3
-    assert [r["id"] for r in store.list_runs()] == ids[::-1]  # newest first
-    assert [r["id"] for r in store.list_runs(limit=1, offset=1)] == [ids[1]]
+    assert [r.id for r in store.list_runs()] == ids[::-1]  # newest first
+    assert [r.id for r in store.list_runs(limit=1, offset=1)] == [ids[1]]
     with store.tx() as c:
         store.set_run_status(c, ids[0], "queued", RunStatus.RUNNING)
-    assert [r["id"] for r in store.list_runs(statuses=["running"])] == [ids[0]]
+    assert [r.id for r in store.list_runs(statuses=["running"])] == [ids[0]]
     assert store.get_run(9999) is None and store.step(9999, "ci_tests") is None
 
 
@@ -60,7 +53,7 @@ def test_schema_creation_is_idempotent(store, db_url):
     run_id = _run(store)
     again = Store(db_url)
     try:
-        assert again.get_run(run_id)["id"] == run_id
+        assert again.get_run(run_id).id == run_id
         assert again.row_counts()["steps"] == 11
     finally:
         again.dispose()
@@ -72,19 +65,19 @@ def test_claim_step_takes_the_queued_step_once_and_marks_the_run_running(store):
     before = time.time()
     step = store.claim_step("w1")
     assert step is not None
-    assert (step["run_id"], step["name"], step["status"], step["worker"]) == (run_id, "commit_received",
+    assert (step.run_id, step.name, step.status, step.worker) == (run_id, "commit_received",
                                                                              "running", "w1")
-    assert step["attempt"] == 1 and step["started_at"] >= before - 1 and step["heartbeat_at"] is not None
+    assert step.attempt == 1 and step.started_at >= before - 1 and step.heartbeat_at is not None
     assert store.claim_step("w2") is None  # only one step was queued
     row = store.step(run_id, "commit_received")
-    assert (row["status"], row["worker"], row["attempt"]) == ("running", "w1", 1)
+    assert (row.status, row.worker, row.attempt) == ("running", "w1", 1)
     assert _status(store, run_id) == RunStatus.RUNNING.value
 
 
 def test_claim_takes_the_oldest_queued_step_first(store):
     first, second = _run(store, 1), _run(store, 2)
-    assert store.claim_step("w")["run_id"] == first
-    assert store.claim_step("w")["run_id"] == second
+    assert store.claim_step("w").run_id == first
+    assert store.claim_step("w").run_id == second
     assert store.claim_step("w") is None
 
 
@@ -94,8 +87,8 @@ def test_claim_leaves_an_already_running_run_running(store):
     with store.tx() as c:
         store.queue_step(c, run_id, "ci_tests")
         store.queue_step(c, run_id, "data_validation")
-    assert store.claim_step("w")["name"] == "ci_tests"
-    assert store.claim_step("w")["name"] == "data_validation"
+    assert store.claim_step("w").name == "ci_tests"
+    assert store.claim_step("w").name == "data_validation"
     assert _status(store, run_id) == "running"
 
 
@@ -123,13 +116,13 @@ def test_concurrent_claims_take_every_step_exactly_once(db_url):
         assert not errors, errors
         everything = [s for per_thread in claimed for s in per_thread]
         assert len(everything) == 40
-        assert sorted(s["run_id"] for s in everything) == run_ids  # each run's first step, each once
-        assert len({s["id"] for s in everything}) == 40
+        assert sorted(s.run_id for s in everything) == run_ids  # each run's first step, each once
+        assert len({s.id for s in everything}) == 40
         for i, per_thread in enumerate(claimed):
-            assert all(s["worker"] == f"w{i}" for s in per_thread)
+            assert all(s.worker == f"w{i}" for s in per_thread)
         rows = [stores[0].step(r, "commit_received") for r in run_ids]
-        assert all(r["status"] == "running" and r["attempt"] == 1 for r in rows)
-        assert {r["worker"] for r in rows} <= {f"w{i}" for i in range(4)}
+        assert all(r.status == "running" and r.attempt == 1 for r in rows)
+        assert {r.worker for r in rows} <= {f"w{i}" for i in range(4)}
         assert all(_status(stores[0], r) == "running" for r in run_ids)
     finally:
         for s in stores:
@@ -162,11 +155,11 @@ def test_set_run_status_records_finish_time_of_resting_statuses(store):
     run_id = _run(store)
     with store.tx() as c:
         store.set_run_status(c, run_id, "queued", RunStatus.RUNNING)
-    assert store.get_run(run_id)["finished_at"] is None
+    assert store.get_run(run_id).finished_at is None
     with store.tx() as c:
         store.set_run_status(c, run_id, "running", RunStatus.CI_COMPLETE)
     run = store.get_run(run_id)
-    assert run["status"] == "ci_complete" and run["finished_at"] == run["updated_at"]
+    assert run.status == "ci_complete" and run.finished_at == run.updated_at
 
 
 def test_set_step_status_refuses_an_illegal_move_and_changes_nothing(store):
@@ -188,7 +181,7 @@ def test_set_step_status_refuses_a_lost_race_and_changes_nothing(store):
         with store.tx() as c:
             store.set_step_status(c, stale, StepStatus.SKIPPED)  # queued -> skipped is legal, but stale
     assert store.step(run_id, "commit_received") == now
-    assert now["status"] == "running"
+    assert now.status == "running"
 
 
 def test_skip_pending_skips_only_steps_not_reached(store):
@@ -197,7 +190,7 @@ def test_skip_pending_skips_only_steps_not_reached(store):
     with store.tx() as c:
         store.queue_step(c, run_id, "ci_tests")
         store.skip_pending(c, run_id)
-    statuses = {s["name"]: s["status"] for s in store.steps_of(run_id)}
+    statuses = {s.name: s.status for s in store.steps_of(run_id)}
     assert statuses.pop("commit_received") == "running"
     assert set(statuses.values()) == {"skipped"}
 
@@ -205,12 +198,12 @@ def test_skip_pending_skips_only_steps_not_reached(store):
 def test_heartbeat_and_stale_steps(store):
     run_id = _run(store)
     step = store.claim_step("w")
-    assert store.heartbeat([step["id"]]) == {step["id"]}
+    assert store.heartbeat([step.id]) == {step.id}
     assert store.stale_steps(60) == []
-    assert [s["id"] for s in store.stale_steps(-1)] == [step["id"]]  # every heartbeat is older than "now + 1"
+    assert [s.id for s in store.stale_steps(-1)] == [step.id]  # every heartbeat is older than "now + 1"
     with store.tx() as c:
         store.set_step_status(c, store.step(run_id, "commit_received"), StepStatus.INTERRUPTED)
-    assert store.heartbeat([step["id"]]) == set()  # no longer running
+    assert store.heartbeat([step.id]) == set()  # no longer running
     assert store.stale_steps(-1) == []
 
 
@@ -242,11 +235,11 @@ def test_audit_trail_newest_first_and_per_run(store):
     with store.tx() as c:
         store.add_audit(c, "cy", "approve", run_id, "looks good")
     trail = store.audit_trail()
-    assert [(a["actor"], a["action"]) for a in trail] == [("cy", "approve"), ("bob", "failure_mode"),
+    assert [(a.actor, a.action) for a in trail] == [("cy", "approve"), ("bob", "failure_mode"),
                                                           ("ann", "commit")]
-    assert trail[-1]["detail"] == {"sha": "abc123"} and trail[-1]["comment"] == "first"
-    assert trail[1]["detail"] == {} and trail[1]["run_id"] is None
-    assert [a["action"] for a in store.audit_trail(run_id=run_id)] == ["approve", "commit"]
+    assert trail[-1].detail == {"sha": "abc123"} and trail[-1].comment == "first"
+    assert trail[1].detail == {} and trail[1].run_id is None
+    assert [a.action for a in store.audit_trail(run_id=run_id)] == ["approve", "commit"]
     assert len(store.audit_trail(limit=1)) == 1
 
 
@@ -261,10 +254,10 @@ def test_failure_modes_persist_across_store_instances(store, db_url):
         assert again.failure_modes() == {"training_error": True, "schema_validation": False}
         assert again.row_counts()["failure_modes"] == 2
         trail = again.audit_trail()
-        assert [(a["actor"], a["comment"]) for a in trail] == [("bob", "schema_validation off"),
+        assert [(a.actor, a.comment) for a in trail] == [("bob", "schema_validation off"),
                                                                ("ann", "schema_validation on"),
                                                                ("ann", "training_error on")]
-        assert trail[0]["detail"] == {"mode": "schema_validation", "enabled": False}
+        assert trail[0].detail == {"mode": "schema_validation", "enabled": False}
     finally:
         again.dispose()
 
@@ -336,9 +329,9 @@ def test_heartbeats_are_written_and_judged_on_the_database_clock(store, monkeypa
     wrong = time.time() - 3600
     monkeypatch.setattr(engine.store, "time", type("Clock", (), {"time": staticmethod(lambda: wrong)}))
     step = store.claim_step("w")
-    assert store.heartbeat([step["id"]]) == {step["id"]}
+    assert store.heartbeat([step.id]) == {step.id}
     assert store.stale_steps(60) == []
-    assert store.step(run_id, "commit_received")["started_at"] == wrong  # the worker's clock is used elsewhere
+    assert store.step(run_id, "commit_received").started_at == wrong  # the worker's clock is used elsewhere
 
 
 # ---- retention and the public demo's visitors -------------------------------------------------------------------
@@ -365,7 +358,7 @@ def test_retention_keeps_the_newest_snapshots_logs_and_runless_audit_rows(store)
     with store.engine.connect() as c:
         assert [r.seq for r in c.execute(sa.select(stream_snapshots.c.seq).order_by(stream_snapshots.c.seq))] == [3, 4]
     assert [store.logs_of(r) != [] for r in ids] == [False, True, True] and store.logs_of(999) == []
-    assert [a["comment"] for a in store.audit_trail()] == ["kept: its run is here", "toggle 3", "toggle 2", "toggle 1"]
+    assert [a.comment for a in store.audit_trail()] == ["kept: its run is here", "toggle 3", "toggle 2", "toggle 1"]
     assert set(store.apply_retention(2, 2, 3).values()) == {0}  # a second pass finds nothing more
 
 
@@ -410,8 +403,8 @@ def test_a_webhook_delivery_finds_its_run_by_id_or_payload_once_and_goes_with_it
         store.add_delivery(c, "72d3162e", digest, run_id)
     assert store.delivery_run("72d3162e", "cd" * 32) == run_id == store.delivery_run("another-id", digest)
     assert store.delivery_run("another-id", "cd" * 32) is None
-    assert store.get_run(run_id)["origin"] == {"repository": "octo-org/claims-model"}
-    assert store.list_runs(1)[0]["trigger"] == "webhook"
+    assert store.get_run(run_id).origin == {"repository": "octo-org/claims-model"}
+    assert store.list_runs(1)[0].trigger == "webhook"
     for delivery, payload in (("72d3162e", "cd" * 32), ("another-id", digest)):  # the same delivery twice: one run
         with pytest.raises(sa.exc.IntegrityError), store.tx() as c:
             store.create_run("0d1a26e6", "pushed", "dana", 1, "2025-01-01..2025-06-30", [], conn=c)
@@ -420,3 +413,20 @@ def test_a_webhook_delivery_finds_its_run_by_id_or_payload_once_and_goes_with_it
     with store.tx() as c:  # a run that goes takes its deliveries along (foreign key, on both backends)
         store.set_run_status(c, run_id, "queued", RunStatus.INTERRUPTED)
     assert store.prune_runs(0) == [run_id] and store.row_counts()["webhook_deliveries"] == 0
+
+
+def test_an_autopilot_beat_renews_its_lease_and_reads_a_stop_through_stop_asked(store, monkeypatch):
+    """beat_autopilot answers what stop_asked answers, by calling it in the beat's own transaction (it repeated the
+    query)."""
+    from engine.store import AUTOPILOT
+    with store.tx() as c:
+        session = store.open_autopilot(c, "dana", None, "owner-1")
+    asked, stop_asked = [], store.stop_asked
+    monkeypatch.setattr(store, "stop_asked", lambda s, conn=None: asked.append((s, conn is not None)) or
+                        stop_asked(s, conn=conn))
+    assert store.beat_autopilot(session, "owner-1") is False
+    assert store.ask_autopilot_to_stop(session) == 1
+    assert store.beat_autopilot(session, "owner-1") is True and store.stop_asked(session) is True
+    assert asked == [(session, True), (session, True), (session, False)]
+    lease = store.leases(f"{AUTOPILOT}{session}", 60, exact=True)
+    assert [(row["owner"], row["alive"]) for row in lease] == [("owner-1", True)]

@@ -6,6 +6,7 @@ except the two tests that run real worker processes, which wait by condition.
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -15,11 +16,13 @@ from engine.errors import BadInput, Refused
 from engine.lab import Lab
 from engine.ml.claims import CATEGORIES, FEATURES
 from engine.states import RunStatus
-from engine.store import leases, stream_claims
+from engine.store import leases, stream_claims, timestamp
 from engine.stream import (
     DEFAULT_LABEL_DELAY,
     DEFAULT_RAMP,
     LEASE_SECONDS,
+    MAX_BACKLOG_SECONDS,
+    MAX_BATCH_SECONDS,
     MIN_ROWS,
     PRODUCER,
     RETRAIN_MIN_ROWS,
@@ -41,7 +44,7 @@ def promote(lab: Lab, seed: int, by: str = "alice") -> int:
     lab.runner.run_until_idle()
     lab.approve(run_id, by=by, comment="ship it")
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == RunStatus.PROMOTED.value, lab.run(run_id)["steps"]
+    assert lab.run(run_id).status == RunStatus.PROMOTED.value, lab.run(run_id).steps
     return run_id
 
 
@@ -174,6 +177,110 @@ def test_retention_keeps_the_newest_claims(slab):
     end = stream.state()["next_seq"]
     seqs = [r[0] for r in stored(slab, "seq")]
     assert len(seqs) == RETENTION and seqs == list(range(end - RETENTION, end))
+
+
+def test_retention_holds_after_another_producer_kept_more(slab):
+    # A producer forgets only the claims since its own last cut while the batch before was its own; after another
+    # producer's batches (which may have kept more), it forgets every claim older than its retention.
+    from dataclasses import replace
+    stream = start(slab)
+    stream.produce(2500)
+    other = Lab(replace(slab.settings, stream_retention=3 * RETENTION))
+    try:
+        for _ in range(2):
+            other.stream.produce(RETENTION)
+        assert len(stored(slab, "seq")) > RETENTION
+    finally:
+        other.close()
+    for _ in range(2):
+        stream.produce(1000)
+        end = stream.state()["next_seq"]
+        assert [r[0] for r in stored(slab, "seq")] == list(range(end - RETENTION, end))
+
+
+def test_labels_of_consecutive_batches_arrive_exactly_at_the_delay(slab):
+    # A batch larger than the delay stores its own due claims labelled; the next batch labels the previous one's
+    # tail. Either way a claim is labelled exactly when label_delay later claims exist, with its hidden truth.
+    stream = start(slab, label_delay=300)
+    stream.produce(300)  # an earlier, shorter delay may have labelled claims up to here already
+    for size in (250, 700, 100, 1):
+        stream.produce(size)
+        end = stream.state()["next_seq"]
+        for seq, outcome, hidden, labelled_at in stored(slab, "seq", "outcome", "hidden_outcome", "labelled_at"):
+            assert (outcome, labelled_at is None) == ((hidden, False) if seq < end - 300 else (None, True)), seq
+        assert stream.state()["labelled_seq"] == end - 300
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(slab, monkeypatch):
+    # One INSERT for the whole batch (not one per row or per page of rows), one UPDATE for the labels that arrive,
+    # one DELETE for retention: the round trips of a batch do not grow with it.
+    monkeypatch.setattr("engine.stream.SNAPSHOT_EVERY", 10**12)  # snapshots are counted on their own
+    stream = start(slab, label_delay=300)
+    stream.produce(RETENTION)  # retention is reached: every batch below also forgets claims
+
+    def statements(count: int) -> list[str]:
+        seen, me = [], threading.get_ident()
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            if threading.get_ident() == me:  # not a background thread's heartbeat meanwhile
+                seen.append(" ".join(statement.split()[:3]))
+        sa.event.listen(slab.store.engine, "before_cursor_execute", record)
+        try:
+            assert stream.produce(count) == count
+        finally:
+            sa.event.remove(slab.store.engine, "before_cursor_execute", record)
+        return seen
+
+    small, large = statements(10), statements(3000)
+    assert sorted(small) == sorted(large), (small, large)
+    assert sum(s.startswith("INSERT INTO stream_claims") for s in large) == 1
+    assert len(large) <= 10, large
+
+
+def test_text_and_numbers_are_stored_exactly_as_given(store):
+    # PostgreSQL receives a batch as array literals: quoting, NULLs and float precision must survive.
+    names = ["plain", 'a "quoted" one', "back\\slash", "comma, {braces}", "NULL", "ünïcode", " padded "]
+    floats = [0.1, 1e-300, 1.7976931348623157e308, -0.0, 123456789.12345679, 2.0 / 3.0, 5e-324]
+    n = len(names)
+    columns = {"seq": list(range(n)), "claim_id": [2**62 + i for i in range(n)], "ts": floats,
+               "scenario": names, "intensity": floats[::-1], "cpt_bucket": names[::-1], "provider_type": names,
+               "diagnosis_group": names, "billed_amount": floats, "allowed_amount": floats, "patient_age": floats,
+               "champion_version": [3] * n, "p_approved": floats, "approved": [True, False] * 3 + [True],
+               "shadow_version": [None, 2] * 3 + [None], "shadow_p_approved": [None, 0.25] * 3 + [None],
+               "shadow_approved": [None, True] * 3 + [None], "hidden_outcome": [False, True] * 3 + [False]}
+    with store.tx() as c:
+        store.add_stream_claims(c, columns, label_until=3, labelled_from=0, keep_from=0)
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(stream_claims).order_by(stream_claims.c.seq)).mappings().all()
+    for name, values in columns.items():
+        assert [r[name] for r in rows] == values, name
+    assert [r["outcome"] for r in rows] == columns["hidden_outcome"][:3] + [None] * (n - 3)
+    assert [r["labelled_at"] is None for r in rows] == [False] * 3 + [True] * (n - 3)
+
+
+def test_a_late_tick_catches_up_on_the_claims_it_owes(slab):
+    # A slow batch or a busy machine delays the next tick: it produces what the elapsed time owes, in batches of
+    # at most MAX_BATCH_SECONDS of claims; only a backlog older than MAX_BACKLOG_SECONDS is skipped.
+    rate = 100
+    stream = start(slab, rate=rate)
+    with slab.store.tx() as c:
+        c.execute(sa.delete(leases).where(leases.c.name == PRODUCER))  # whoever held it in an earlier test
+    batches = []
+    produce = stream.produce
+    stream.produce = lambda count, produced_at=None: batches.append(count) or produce(count, produced_at)
+    try:
+        for behind, owed in ((5.0, 5.0 * rate), (60.0, MAX_BACKLOG_SECONDS * rate)):
+            with slab.store.tx() as c:
+                slab.store.set_stream(c, produced_at=timestamp() - behind)
+            before, batches[:] = stream.state()["next_seq"], []
+            stream.tick()
+            made = stream.state()["next_seq"] - before
+            assert owed <= made < owed + 3 * rate, (behind, made)  # plus the seconds the tick itself took
+            assert sum(batches) == made and max(batches) <= MAX_BATCH_SECONDS * rate, batches
+    finally:
+        del stream.produce
+        slab.stream.stop(by="test")
+        stream.tick()  # gives the lease up
 
 
 def test_no_claim_id_is_stored_twice_even_when_two_producers_race(slab):
@@ -476,13 +583,13 @@ def test_closed_loop_commits_one_retraining_run_on_the_drifted_data(slab):
         assert slab.open_drift_run() is None  # it waits for labelled claims since the alarm (RETRAIN_MIN_ROWS)
         stream.produce(RETRAIN_MIN_ROWS + 500)
         run_id = slab.open_drift_run()
-        assert run_id is not None, [(a["action"], a["comment"]) for a in slab.audit(3)]
+        assert run_id is not None, [(a.action, a.comment) for a in slab.audit(3)]
         run = slab.run(run_id)
-        assert run["trigger"] == "drift" and run["shift"] is None  # stored production claims, not a replay
+        assert run.trigger == "drift" and run.shift is None  # stored production claims, not a replay
         for _ in range(2):
             stream.produce(500)  # drift stays major, but one open retraining run is enough
         assert slab.open_drift_run() == run_id
-        assert len([r for r in slab.runs(100) if r["author"] == "drift-monitor"]) == 1
+        assert len([r for r in slab.runs(100) if r.author == "drift-monitor"]) == 1
         feed = slab.claims_sample(run_id, 5000)  # its feed is the drifted claims production stored
         assert feed["billed_amount"].median() > 1.5 * slab.claims_sample(1, 5000)["billed_amount"].median()
     finally:

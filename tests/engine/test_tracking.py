@@ -24,10 +24,10 @@ def logged_runs(lab: Lab, stage: str | None = None) -> list[str]:
     """MLflow run ids the pipeline's steps reported, newest pipeline step first."""
     found = []
     for run in lab.runs():
-        for step in lab.run(run["id"])["steps"]:
-            mlflow_id = (step["outputs"] or {}).get("mlflow_run_id")
-            if mlflow_id and step["started_at"] and stage in (None, step["stage"]):
-                found.append((step["started_at"], mlflow_id))
+        for step in lab.run(run.id).steps:
+            mlflow_id = (step.outputs or {}).get("mlflow_run_id")
+            if mlflow_id and step.started_at and stage in (None, step.stage):
+                found.append((step.started_at, mlflow_id))
     return [mlflow_id for _, mlflow_id in sorted(found, reverse=True)]
 
 
@@ -51,15 +51,15 @@ def test_search_runs_rows_carry_the_pipeline_tags_and_metrics(played):
     rows, _ = played.tracking.search_runs("CD", max_results=10)
     by_run = {r["run_id"]: r for r in rows}
     for run_id in (1, 2):
-        full = {s["name"]: s for s in played.run(run_id)["steps"]}["cd_full_train"]["outputs"]
+        full = played.run(run_id).outputs_of("cd_full_train")
         row = by_run[full["mlflow_run_id"]]
         assert (row["pipeline_run_id"], row["stage"], row["status"]) == (str(run_id), "CD", "FINISHED")
-        assert row["commit_sha"] == played.run(run_id)["sha"]
+        assert row["commit_sha"] == played.run(run_id).sha
         assert row["roc_auc"] == pytest.approx(full["metrics"]["roc_auc"])
 
 
 def test_artifact_json_returns_the_logged_confusion_matrix(played):
-    full = {s["name"]: s for s in played.run(1)["steps"]}["cd_full_train"]["outputs"]
+    full = played.run(1).outputs_of("cd_full_train")
     matrix = played.tracking.artifact_json(full["mlflow_run_id"], "eval/confusion_matrix.json")
     assert matrix == full["metrics"]["confusion_matrix"]
     assert sum(map(sum, matrix["matrix"])) == full["holdout_rows"]
@@ -149,3 +149,19 @@ def test_a_run_that_loses_the_race_to_record_the_same_dataset_records_it_anyway(
     tracking.client.log_inputs = fails_otherwise
     with pytest.raises(mlflow.exceptions.MlflowException, match="database is locked"):
         tracking.log_dataset(loser, frame, name="claims-other", context="training", digest="d2")
+
+
+def test_several_artifacts_are_stored_in_one_upload(tmp_path, mlflow_template):
+    settings = make_settings(tmp_path, mlflow_template=mlflow_template)
+    tracking = T.Tracking(settings.tracking_uri, settings.artifact_root)
+    run_id = tracking.start_run("artifacts", {})
+    uploads = []
+    real = tracking.client.log_artifacts
+    tracking.client.log_artifacts = lambda *a, **k: uploads.append(a) or real(*a, **k)
+    files = {"shap/beeswarm.png": b"\x89PNG\r\n\x1a\n", "shap/importance.csv": "feature,mean_abs_shap\n",
+             "eval/reliability.json": '{"ece": 0.01}'}
+    tracking.log_files(run_id, files)
+    assert len(uploads) == 1
+    assert sorted(tracking.run_detail(run_id)["artifacts"]) == sorted(files)
+    for name, data in files.items():
+        assert tracking.artifact_bytes(run_id, name) == (data if isinstance(data, bytes) else data.encode())

@@ -65,11 +65,11 @@ def test_a_new_cd_run_is_judged_against_the_baseline_and_promoted(legacy):
     lab.continue_run(run_id, by="operator")
     lab.runner.run_until_idle()
     gate = lab.run(run_id)
-    evaluate = next(s for s in gate["steps"] if s["name"] == "evaluate_vs_champion")
-    assert evaluate["status"] == "succeeded", evaluate["error"]
-    assert evaluate["outputs"]["gate"]["rule"].startswith(f"champion v{version} cannot be served")
+    evaluate = next(s for s in gate.steps if s.name == "evaluate_vs_champion")
+    assert evaluate.status == "succeeded", evaluate.error
+    assert evaluate.outputs["gate"]["rule"].startswith(f"champion v{version} cannot be served")
     lab.approve(run_id, by="operator", comment="replaces the unservable champion")
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == "promoted"
+    assert lab.run(run_id).status == "promoted"
     assert lab.tracking.alias_version(CHAMPION) != version
     assert lab.score(CLAIM)["decision"] in ("Approved", "Denied")

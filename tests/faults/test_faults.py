@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import pipeline
+from engine import Step, pipeline
 from engine.lab import Lab
 from tests.conftest import (
     ROOT,
@@ -62,13 +62,13 @@ def log_of(proc) -> str:
     return Path(proc.log_path).read_text(errors="replace")
 
 
-def step_of(lab, run_id: int, name: str) -> dict:
+def step_of(lab, run_id: int, name: str) -> Step:
     return lab.store.step(run_id, name)
 
 
 def rested(lab, run_id: int) -> str | None:
     from engine.states import RESTING, RunStatus
-    status = lab.store.get_run(run_id)["status"]
+    status = lab.store.get_run(run_id).status
     return status if RunStatus(status) in RESTING else None
 
 
@@ -79,8 +79,8 @@ def wait_rest(lab, run_id: int) -> str:
 def assert_ci_ran_once(lab, run_id: int) -> None:
     """CI completed and every CI step succeeded on its first attempt: no result was thrown away."""
     run = lab.run(run_id)
-    assert run["status"] == "ci_complete", [(s["name"], s["status"], s["error"]) for s in run["steps"]]
-    assert {s["name"]: (s["status"], s["attempt"]) for s in run["steps"] if s["stage"] == "CI"} == {
+    assert run.status == "ci_complete", [(s.name, s.status, s.error) for s in run.steps]
+    assert {s.name: (s.status, s.attempt) for s in run.steps if s.stage == "CI"} == {
         name: ("succeeded", 1) for name in CI}
 
 
@@ -88,7 +88,7 @@ def assert_ci_ran_once(lab, run_id: int) -> None:
 def test_database_stopped_and_restarted_mid_run_keeps_every_result(cluster, pg_lab, worker):
     proc = worker(cli_env(pg_lab.settings))
     run_id = pg_lab.commit(seed=71, message="outage")
-    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests")["status"] == "running", timeout=RUN_DEADLINE,
+    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests").status == "running", timeout=RUN_DEADLINE,
                what="ci_tests to run")
     cluster.stop("fast")  # every connection cut, as in a crash or a restart
     try:
@@ -108,7 +108,7 @@ def test_database_hung_by_sigstop_fails_commands_fast_and_the_run_completes(clus
     env = cli_env(pg_lab.settings)
     proc = worker(env)
     run_id = pg_lab.commit(seed=72, message="hang")
-    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests")["status"] == "running", timeout=RUN_DEADLINE,
+    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests").status == "running", timeout=RUN_DEADLINE,
                what="ci_tests to run")
     cluster.pause()
     try:
@@ -133,8 +133,8 @@ def test_kill_9_with_two_steps_running_interrupts_the_runs_whole_and_retry_compl
     run_ids = [pg_lab.commit(seed=73 + i, message=f"crash {i}") for i in range(2)]
 
     def both_suites_held():
-        running = [s for r in run_ids for s in pg_lab.store.steps_of(r) if s["status"] == "running"]
-        return [s["name"] for s in running] == ["ci_tests", "ci_tests"] and len(suites_of(proc)) == 2
+        running = [s for r in run_ids for s in pg_lab.store.steps_of(r) if s.status == "running"]
+        return [s.name for s in running] == ["ci_tests", "ci_tests"] and len(suites_of(proc)) == 2
     wait_until(both_suites_held, timeout=RUN_DEADLINE, interval=0.05,
                what="both runs' ci_tests running, each with its held suite")
     children = descendants_of(proc.pid)
@@ -152,20 +152,20 @@ def test_kill_9_with_two_steps_running_interrupts_the_runs_whole_and_retry_compl
     finally:
         reaper.close()
     for run_id in run_ids:
-        assert pg_lab.store.get_run(run_id)["status"] == "interrupted"
-        statuses = {s["name"]: s["status"] for s in pg_lab.store.steps_of(run_id)}
+        assert pg_lab.store.get_run(run_id).status == "interrupted"
+        statuses = {s.name: s.status for s in pg_lab.store.steps_of(run_id)}
         assert statuses["ci_tests"] == "interrupted", statuses
         assert not [n for n, s in statuses.items() if s in ("queued", "running", "pending")], statuses
         pg_lab.retry(run_id, by="ops")  # this process's suites do not hold
     pg_lab.runner.run_until_idle()
-    assert [pg_lab.store.get_run(r)["status"] for r in run_ids] == ["ci_complete", "ci_complete"]
+    assert [pg_lab.store.get_run(r).status for r in run_ids] == ["ci_complete", "ci_complete"]
 
 
 def test_sigterm_lets_the_worker_release_its_step_and_exit_cleanly(pg_lab, worker):
     env = {**cli_env(pg_lab.settings), "LAB_SHUTDOWN_GRACE_SECONDS": "0.1"}
     proc = worker(env)
     run_id = pg_lab.commit(seed=75, message="shutdown")
-    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests")["status"] == "running" and suites_of(proc),
+    wait_until(lambda: step_of(pg_lab, run_id, "ci_tests").status == "running" and suites_of(proc),
                timeout=RUN_DEADLINE, interval=0.05, what="ci_tests running with its suite")
     children = descendants_of(proc.pid)
     os.kill(proc.pid, signal.SIGTERM)
@@ -175,12 +175,12 @@ def test_sigterm_lets_the_worker_release_its_step_and_exit_cleanly(pg_lab, worke
     assert "SIGTERM: stopping" in text and "Traceback" not in text
     assert pg_lab.workers() == []  # it deregistered
     step = step_of(pg_lab, run_id, "ci_tests")
-    assert step["status"] in ("queued", "succeeded"), step  # released to the queue, or finished in the grace
-    if step["status"] == "queued":
+    assert step.status in ("queued", "succeeded"), step  # released to the queue, or finished in the grace
+    if step.status == "queued":
         assert "released to other workers: " in text and "ci_tests" in text
     pg_lab.runner.run_until_idle()
     assert wait_rest(pg_lab, run_id) == "ci_complete"
-    statuses = {s["name"]: s["status"] for s in pg_lab.store.steps_of(run_id) if s["stage"] == "CI"}
+    statuses = {s.name: s.status for s in pg_lab.store.steps_of(run_id) if s.stage == "CI"}
     assert set(statuses.values()) == {"succeeded"}, statuses
 
 
@@ -242,12 +242,12 @@ def test_mlflow_down_and_back_with_passwords_in_both_urls_never_shows_them(clust
         assert wait_rest(lab, second) == "failed"
         failed = step_of(lab, second, "mlflow_log_ci")
         masked = f"http://lab:***@127.0.0.1:{mlflow_server.port}"
-        assert failed["status"] == "failed" and masked in failed["error"], failed["error"]
+        assert failed.status == "failed" and masked in failed.error, failed.error
 
         mlflow_server.start()
         assert lab.retry(second, by="ops") == "mlflow_log_ci"
         assert wait_rest(lab, second) == "ci_complete"
-        assert step_of(lab, second, "mlflow_log_ci")["outputs"]["tracking_uri"] == masked
+        assert step_of(lab, second, "mlflow_log_ci").outputs["tracking_uri"] == masked
 
         shown = [engine_cli(env, *args) for args in (("status", str(first)), ("status", str(second)), ("runs",),
                                                       ("runs", "--csv"), ("workers",), ("failures",))]

@@ -74,7 +74,7 @@ def test_a_step_reading_the_store_rides_out_the_outage(cluster, pg_lab, kind):
     runner = Runner(pg_lab.store, pg_lab.settings, parallel=1)
     run_id = pg_lab.commit(seed=73, message="a blip while reading upstream")
     runner.execute(pg_lab.store.claim_step(runner.worker_id))  # commit_received, for real
-    expected = pg_lab.store.step(run_id, "commit_received")["outputs"]
+    expected = pg_lab.store.step(run_id, "commit_received").outputs
     ctx = context_for(pg_lab, runner, run_id, "ci_tests")
     assert through_outage(cluster, kind, runner, lambda: ctx.upstream("commit_received")) == expected
 
@@ -112,7 +112,7 @@ def test_a_step_that_fails_after_registering_leaves_no_version_behind(pg_lab):
     ctx = context_for(pg_lab, runner, run_id, "cd_full_train")
     from engine.ml.claims import generate_claims
     from engine.ml.model import train
-    claims = generate_claims(400, 75, pg_lab.store.get_run(run_id)["dataset_window"])
+    claims = generate_claims(400, 75, pg_lab.store.get_run(run_id).dataset_window)
     version = ctx.register(ctx.tracking.start_run("orphan", ctx.tags("CD")), train(claims, {"n_estimators": 5}),
                            claims, threshold=0.5)
     assert [int(v.version) for v in pg_lab.tracking.client.search_model_versions(f"name='{MODEL_NAME}'")] == [version]

@@ -26,6 +26,21 @@ APP = str(ROOT / "navigation.py")  # the page script app.py's server runs; AppTe
 WAITING = 4  # the run of the awaiting lifecycle (tests/conftest.py) that waits at the manual gate
 
 
+@pytest.fixture(autouse=True)
+def through_navigation(monkeypatch):
+    """Every run opens its page through navigation.py, as the server does (app.py turns the pages/-folder mode off).
+    AppTest switches on, at every run, Streamlit's older mode for an app with a pages/ folder, in which a rerun
+    runs the page alone, without navigation.py and so without its guard, its busy slot or its visit bookkeeping."""
+    from streamlit.runtime.pages_manager import PagesManager
+    made = PagesManager.__init__
+
+    def without_the_folder_mode(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", without_the_folder_mode)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _scan_installed_components_once():
     """Each new AppTest reads the metadata of every installed package, looking for Streamlit components: about a
@@ -69,7 +84,7 @@ def seeded_store(tmp_path_factory, mlflow_template) -> tuple[Path, dict[str, int
             assert lab.commit(seed=12, message="seeded: schema breaks", author="fixture") == runs["failed"]
             lab.runner.run_until_idle()
             lab.set_failure_mode("schema_validation", False, "fixture")
-            assert [lab.run(r)["status"] for r in runs.values()] == ["ci_complete", "failed"]
+            assert [lab.run(r).status for r in runs.values()] == ["ci_complete", "failed"]
         finally:
             lab.close()
     return built_once(tmp_path_factory, "seeded", seed), runs
@@ -202,6 +217,16 @@ def open_page(url_path: str, timeout: float = 180):
     # hash of its url_path (st.Page._script_hash), which is what a browser's URL selects.
     at._page_hash = calc_hash(url_path)
     return at.run()
+
+
+def arrive(at, page: str, **params: str):
+    """Come to `page` ("pages/runs.py") from another page of the app, at an address with `params`, as a link does.
+    A page takes its selection from the URL only on arriving (ui/pagekit.arrived): later in a visit the address is
+    the page's own, and the browser may send an older one back."""
+    at.switch_page("pages/registry.py" if page != "pages/registry.py" else "pages/runs.py").run()
+    at.query_params.clear()
+    at.query_params.update(params)
+    return at.switch_page(page).run()
 
 
 def texts(at) -> str:

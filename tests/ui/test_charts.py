@@ -24,3 +24,13 @@ def test_bar_charts_have_a_fixed_height_so_that_streamlit_can_fit_them_without_a
     for chart, rows, step in ((charts.importance_bars(importance), 5, 22), (charts.psi_bars(psi), 4, 22),
                               (score.waterfall(result), 3, 28)):
         assert chart.to_dict()["height"] == rows * step
+
+
+def test_the_worked_bins_charts_have_one_fixed_height_that_grows_with_the_bins():
+    # ui/drift.py's last two step heights: the same console warning on the Drift page's worked bins.
+    from ui import drift
+    for count in (3, 10, 16):
+        bins = [{"label": f"bin {i}", "reference_share": 1 / count, "current_share": 1 / count,
+                 "contribution": 0.0} for i in range(count)]
+        heights = {chart.to_dict()["height"] for chart in (drift.shares_chart(bins), drift.contribution_chart(bins))}
+        assert heights == {max(drift.LINE_HEIGHT, count * drift.BIN_ROW)}, (count, heights)

@@ -1,28 +1,32 @@
 """Statuses as a person should read them, which promotions a rollback undid, and when a run still moves."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from engine import StepStatus
+from tests.conftest import make_run, make_step
 from ui import common
 
 
-def _run(status: str, **steps: str) -> dict:
-    return {"status": status, "steps": [{"name": n, "status": s, "outputs": {}} for n, s in steps.items()]}
+def _run(status: str, **steps: str):
+    return make_run(status, [make_step(n, s, outputs={}) for n, s in steps.items()])
 
 
 def test_a_failed_gate_reads_as_what_stopped_the_run():
     for run_status, expected in (("failed", "failed"), ("held", "held"), ("rejected", "rejected")):
         run = _run(run_status, manual_approval="failed")
-        assert common.shown_status(run, run["steps"][0]) == expected
+        assert common.shown_status(run, run.steps[0]) == expected
 
 
 def test_the_promotion_a_rollback_undid_reads_as_rolled_back():
-    step = {"name": "promote_prod", "status": "succeeded", "outputs": {"alias": "champion", "version": 2}}
-    run = {"status": "promoted", "steps": [step], "rolled_back": {"moved_by": "Sam"}}
+    step = make_step("promote_prod", "succeeded", outputs={"alias": "champion", "version": 2})
+    run = make_run("promoted", [step], rolled_back={"moved_by": "Sam"})
     assert common.shown_status(run, step) == "rolled_back"
-    staging = {"name": "deploy_staging", "status": "succeeded", "outputs": {"alias": "staging", "version": 2}}
+    staging = make_step("deploy_staging", "succeeded", outputs={"alias": "staging", "version": 2})
     assert common.shown_status(run, staging) == "succeeded"
-    assert common.shown_status({**run, "rolled_back": None}, step) == "succeeded"
+    assert common.shown_status(dataclasses.replace(run, rolled_back=None), step) == "succeeded"
 
 
 def test_a_run_is_live_while_any_step_is_queued_or_running_whatever_its_status():
@@ -62,13 +66,14 @@ def test_a_run_in_the_url_that_is_not_a_run_id_is_ignored(app, seeded_dir, value
 
 
 def test_a_manual_approval_took_until_the_decision_and_waits_while_nobody_decided():
-    gathered = {"name": "manual_approval", "status": "awaiting_approval", "started_at": 100.0, "finished_at": 100.02,
-                "outputs": {"evidence": {}}}
+    gathered = make_step("manual_approval", "awaiting_approval", started_at=100.0, finished_at=100.02,
+                         outputs={"evidence": {}})
     assert common.duration(gathered) is None and common.waiting(gathered, now=400.0) == 300.0
-    decided = {**gathered, "status": "succeeded", "outputs": {"evidence": {}, "decision": "approved", "at": 460.0}}
+    decided = dataclasses.replace(gathered, status=StepStatus.SUCCEEDED,
+                                  outputs={"evidence": {}, "decision": "approved", "at": 460.0})
     assert common.duration(decided) == 360.0 and common.waiting(decided) is None
     # Any other step took from its start to its finish.
-    assert common.duration({**decided, "name": "deploy_staging", "finished_at": 101.5}) == 1.5
+    assert common.duration(dataclasses.replace(decided, name="deploy_staging", finished_at=101.5)) == 1.5
 
 
 def test_following_a_run_opens_a_running_step_on_its_log_and_a_resting_one_on_its_outputs(monkeypatch):

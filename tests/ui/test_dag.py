@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from engine import pipeline
+from tests.conftest import make_run, make_step
 from ui import common, dag
 
 
@@ -57,11 +58,10 @@ def test_text_is_at_least_12_px_and_the_picture_keeps_its_size():
 
 
 def test_nodes_show_status_words_durations_and_the_held_gate():
-    steps = [{"name": n, "status": "succeeded", "started_at": 10.0, "finished_at": 11.25, "outputs": {}}
-             for n in pipeline.NAMES]
-    steps[-2]["status"] = "failed"  # shadow_monitor stopped it
-    steps[-1].update(status="skipped", started_at=None, finished_at=None)
-    svg = dag.svg({"status": "held", "steps": steps}, selected="shadow_monitor")
+    steps = [make_step(n, "succeeded", started_at=10.0, finished_at=11.25, outputs={}) for n in pipeline.NAMES]
+    steps[-2] = make_step(steps[-2].name, "failed", started_at=10.0, finished_at=11.25)  # shadow_monitor stopped it
+    steps[-1] = make_step(steps[-1].name, "skipped")
+    svg = dag.svg(make_run("held", steps), selected="shadow_monitor")
     held = _node(svg, "shadow_monitor")
     assert 'class="held"' in held and common.STEP_COLOURS["held"] in held and "held · 1.2 s" in held
     assert 'stroke-width="3"' in held  # the selected node
@@ -70,13 +70,13 @@ def test_nodes_show_status_words_durations_and_the_held_gate():
 
 
 def test_the_running_node_pulses_and_a_rejection_is_not_a_failure():
-    steps = [{"name": n, "status": "pending", "started_at": None, "finished_at": None} for n in pipeline.NAMES]
-    steps[1].update(status="running", started_at=10.0)
-    svg = dag.svg({"status": "running", "steps": steps}, None)
+    steps = [make_step(n) for n in pipeline.NAMES]
+    steps[1] = make_step(steps[1].name, "running", started_at=10.0)
+    svg = dag.svg(make_run("running", steps), None)
     assert 'class="running"' in _node(svg, "ci_tests") and 'class="halo"' in _node(svg, "ci_tests")
-    steps[1].update(status="succeeded", finished_at=12.0)
-    steps[pipeline.NAMES.index("manual_approval")]["status"] = "failed"
-    gate = _node(dag.svg({"status": "rejected", "steps": steps}, None), "manual_approval")
+    steps[1] = make_step(steps[1].name, "succeeded", started_at=10.0, finished_at=12.0)
+    steps[pipeline.NAMES.index("manual_approval")] = make_step("manual_approval", "failed")
+    gate = _node(dag.svg(make_run("rejected", steps), None), "manual_approval")
     assert 'class="rejected"' in gate and common.STEP_COLOURS["rejected"] in gate
     assert common.STEP_COLOURS["failed"] not in gate
 

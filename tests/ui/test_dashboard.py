@@ -12,8 +12,9 @@ import re
 import pytest
 
 from engine import pipeline
-from tests.ui.conftest import WAITING, errors_besides_the_drift_alert, step_picker, view_picker
-from ui import dag
+from tests.conftest import make_run, make_step
+from tests.ui.conftest import WAITING, arrive, errors_besides_the_drift_alert, step_picker, view_picker
+from ui import dag, explorer
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 TABS = ("Code", "Config", "Logs", "Outputs")
@@ -75,6 +76,22 @@ def test_empty_store_loads_and_says_what_to_click_first(app):
     assert "def run(ctx)" in shown(app)
 
 
+def test_an_older_address_the_browser_sends_back_does_not_undo_a_pick(app, seeded_dir):
+    # The browser sends its address with every rerun it asks for. A click made while the page's newer address was on
+    # its way carries the older one: it is no link, and the pick (and the page's own address) stand.
+    app.run()
+    select(app, "ci_tests", "Config")
+    assert (app.query_params["step"], app.query_params["tab"]) == ("ci_tests", "Config")
+    app.query_params.update(step="commit_received", tab="Outputs")  # the address before the pick
+    app.run()
+    assert not app.exception
+    assert (step_picker(app).value, view_picker(app).value) == ("ci_tests", "Config")
+    assert (app.query_params["step"], app.query_params["tab"]) == ("ci_tests", "Config")
+    # A link from another page still chooses.
+    arrive(app, "pages/dashboard.py", run=str(seeded_dir[1]["ok"]), step="data_validation", tab="Logs")
+    assert (step_picker(app).value, view_picker(app).value) == ("data_validation", "Logs")
+
+
 def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir, make_lab):
     _, runs = seeded_dir
     app.run()
@@ -84,7 +101,7 @@ def test_store_with_runs_opens_on_the_latest_run(app, seeded_dir, make_lab):
     # Nobody chose a step: the inspector follows the one that stopped the run, and shows its error.
     assert step_picker(app).value == "data_validation"
     assert "**data_validation failed:**" in [e.value for e in app.error]
-    error = make_lab().run(runs["failed"])["steps"][2]["error"]
+    error = make_lab().run(runs["failed"]).steps[2].error
     assert error.startswith("data contract violated") and "diagnosis_group" in error
     assert error in [c.value for c in app.code]
     assert app.query_params["run"] == str(runs["failed"])
@@ -109,20 +126,20 @@ def test_fake_commit_runs_ci_and_enables_continue(app, make_lab):
     assert not app.exception and not app.error
     lab = make_lab()
     [run] = lab.runs()
-    assert (run["message"], run["seed"]) == ("tune the forest", 5)
-    assert status_line(app).startswith(f"**run {run['id']}:")
+    assert (run.message, run.seed) == ("tune the forest", 5)
+    assert status_line(app).startswith(f"**run {run.id}:")
     assert app.button(key="act_continue").disabled  # CI still to run
 
     lab.runner.run_until_idle()
     app.run()
-    assert status_line(app).startswith(f"**run {run['id']}: ci_complete**")
+    assert status_line(app).startswith(f"**run {run.id}: ci_complete**")
     assert not app.button(key="act_continue").disabled
     assert app.button(key="act_approve").disabled and "awaiting_approval" in app.button(key="act_approve").help
 
     app.button(key="act_continue").click().run()
     assert not app.exception and not app.error
-    assert lab.run(run["id"])["status"] == "queued"
-    assert status_line(app).startswith(f"**run {run['id']}: queued**")
+    assert lab.run(run.id).status == "queued"
+    assert status_line(app).startswith(f"**run {run.id}: queued**")
 
 
 def test_a_failed_run_disables_continue_with_the_reason(app, seeded_dir):
@@ -145,7 +162,7 @@ def test_a_refused_action_shows_its_message_and_changes_nothing(app, seeded_dir,
     button(app, f"Retry run {runs['failed']}").click().run()
     assert not app.exception
     assert any("Retry is for failed, held or interrupted runs" in e.value for e in app.error)
-    assert [a["action"] for a in lab.audit(run_id=runs["failed"])].count("retry") == 1
+    assert [a.action for a in lab.audit(run_id=runs["failed"])].count("retry") == 1
 
 
 def test_query_params_restore_run_step_and_tab(app, seeded_dir):
@@ -220,7 +237,7 @@ def test_failure_mode_toggle_persists(app, make_lab):
 
 def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiting_dir, make_lab):
     lab = make_lab()
-    assert lab.run(WAITING)["status"] == "awaiting_approval"
+    assert lab.run(WAITING).status == "awaiting_approval"
     app.query_params["run"] = str(WAITING)
     app.run()
     app.button(key="act_approve").click().run()
@@ -228,7 +245,7 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiti
     assert "Gate verdict: **PASS**" in shown(app)  # the evidence is in the dialog
     button(app, f"Approve run {WAITING}").click().run()  # no reviewer name: refused, nothing changes
     assert any("Fill in **Reviewer**" in e.value for e in app.error) and "--by" not in shown(app)
-    assert lab.run(WAITING)["status"] == "awaiting_approval"
+    assert lab.run(WAITING).status == "awaiting_approval"
     labelled(app.text_input, "Reviewer (required)").input("Dana")
     labelled(app.text_area, "Comment").input("metrics hold up")
     button(app, f"Approve run {WAITING}").click().run()
@@ -240,7 +257,7 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiti
         for tab in ("Outputs", "Logs"):
             select(app, step, tab)
             assert not app.exception, (step, tab)
-    steps = {s["name"]: s["outputs"] for s in lab.run(WAITING)["steps"]}
+    steps = {s.name: s.outputs for s in lab.run(WAITING).steps}
     select(app, "evaluate_vs_champion", "Outputs")
     assert "Gate verdict: **PASS**" in shown(app)
     evaluated = steps["evaluate_vs_champion"]
@@ -259,6 +276,8 @@ def test_cd_and_deploy_outputs_render_through_approval_and_promotion(app, awaiti
     assert {m.label: m.value for m in app.metric}["Drift level"] == "none"
     select(app, "manual_approval", "Outputs")
     assert "Dana" in shown(app)
+    app.session_state[explorer.OPEN] = True  # the explorer's registry, below
+    app.run()
     assert "Champion: **claims-settlement-rf v3**" in [s.value for s in app.success]
 
 
@@ -271,16 +290,16 @@ def test_reject_dialog_needs_a_name_then_stops_the_run_at_the_gate(app, awaiting
     assert "Gate verdict: **PASS**" in shown(app)  # the same evidence as for approving
     button(app, f"Reject run {WAITING}").click().run()
     assert any("Fill in **Reviewer**" in e.value for e in app.error) and "--by" not in shown(app)
-    assert lab.run(WAITING)["status"] == "awaiting_approval"
+    assert lab.run(WAITING).status == "awaiting_approval"
     labelled(app.text_input, "Reviewer (required)").input("Rui")
     labelled(app.text_area, "Comment").input("wait for the audit")
     button(app, f"Reject run {WAITING}").click().run()
     assert not app.exception
     run = lab.run(WAITING)
-    assert run["status"] == "rejected"
-    gate = {s["name"]: s for s in run["steps"]}["manual_approval"]
-    assert (gate["status"], gate["error"]) == ("failed", "rejected by Rui: wait for the audit")
-    assert [(a["action"], a["actor"], a["comment"]) for a in lab.audit(run_id=WAITING)][0] == (
+    assert run.status == "rejected"
+    gate = {s.name: s for s in run.steps}["manual_approval"]
+    assert (gate.status, gate.error) == ("failed", "rejected by Rui: wait for the audit")
+    assert [(a.action, a.actor, a.comment) for a in lab.audit(run_id=WAITING)][0] == (
         "reject", "Rui", "wait for the audit")
     assert status_line(app).startswith(f"**run {WAITING}: rejected**")
     assert lab.tracking.alias_version("champion") == 1  # nothing was deployed
@@ -296,10 +315,10 @@ def test_retry_dialog_requeues_the_failed_run_from_the_step_that_stopped_it(app,
     assert not app.exception
     lab = make_lab()
     run = lab.run(runs["failed"])
-    assert run["status"] == "queued" and run["failure_modes"] == []  # the mode is off now
-    steps = {s["name"]: s for s in run["steps"]}
-    assert steps["data_validation"]["status"] == "queued" and steps["ci_tests"]["status"] == "succeeded"
-    assert [(a["action"], a["actor"], a["comment"]) for a in lab.audit(run_id=runs["failed"])][0] == (
+    assert run.status == "queued" and run.failure_modes == []  # the mode is off now
+    steps = {s.name: s for s in run.steps}
+    assert steps["data_validation"].status == "queued" and steps["ci_tests"].status == "succeeded"
+    assert [(a.action, a.actor, a.comment) for a in lab.audit(run_id=runs["failed"])][0] == (
         "retry", "Ola", "from data_validation")
     assert status_line(app).startswith(f"**run {runs['failed']}: queued**")
     lab.runner.run_until_idle()
@@ -331,6 +350,7 @@ def test_rollback_dialog_names_the_version_that_becomes_champion(app, awaiting_d
 
 def test_an_unreachable_mlflow_is_a_message_not_a_traceback(app, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    app.session_state[explorer.OPEN] = True  # the section that reads MLflow
     app.run()
     assert not app.exception
     assert any("MLflow at http://127.0.0.1:9 is not answering" in w.value for w in app.warning)
@@ -341,9 +361,9 @@ def test_the_retry_dialog_offers_the_runs_own_steps_whatever_their_stored_positi
     # A run made before a step was added, its positions shifted: the choices come from its own rows, in order,
     # up to the step that stopped it (slicing by stored position picked the wrong steps).
     from ui.dialogs import retry_choices
-    steps = [{"name": n, "position": 100 + i, "status": s} for i, (n, s) in enumerate(
+    steps = [make_step(n, s, position=100 + i) for i, (n, s) in enumerate(
         [("commit_received", "succeeded"), ("data_validation", "failed"), ("ci_quick_train", "skipped")])]
-    assert retry_choices({"steps": steps}) == (["commit_received", "data_validation"], "data_validation")
-    rested = [{**s, "status": "succeeded"} for s in steps]
-    assert retry_choices({"steps": rested}) == (["commit_received", "data_validation", "ci_quick_train"],
+    assert retry_choices(make_run("failed", steps)) == (["commit_received", "data_validation"], "data_validation")
+    rested = [make_step(s.name, "succeeded", position=s.position) for s in steps]
+    assert retry_choices(make_run("failed", rested)) == (["commit_received", "data_validation", "ci_quick_train"],
                                                 "commit_received")

@@ -24,6 +24,22 @@ def test_empty_lab_offers_play_only(empty_lab):
     assert not _button(at, "Play").disabled and _button(at, "Stop").disabled
 
 
+def test_play_asks_the_autopilot_for_its_retrain_on_production_data_act(empty_lab, monkeypatch):
+    # The page played without it (retrain defaults to False): the act ran only in the closed-loop tests.
+    played = []
+
+    class Recorded(autopilot.Autopilot):
+        def start(self) -> int:
+            played.append(self)
+            return 1
+
+    monkeypatch.setattr(autopilot, "Autopilot", Recorded)
+    at = open_page("demo")
+    _button(at, "Play").click().run()
+    assert not at.exception and [pilot.retrain for pilot in played] == [True]
+    assert "retrains on production data" in texts(at).replace("**", "")
+
+
 def test_play_narrates_and_stop_ends_it(empty_lab, started_labs):
     at = open_page("demo")
     _button(at, "Play").click().run()
@@ -80,7 +96,7 @@ def test_demo_reset_needs_operator_mode_which_refuses_a_wrong_key(seeded_dir, ma
     _enter_key(at, "not-the-key")
     assert not at.exception
     assert any("that is not the operator key, so nothing changed" in e.value for e in at.error)
-    assert sorted(r["id"] for r in make_lab().runs()) == sorted(runs.values())  # nothing changed
+    assert sorted(r.id for r in make_lab().runs()) == sorted(runs.values())  # nothing changed
 
     _enter_key(at, KEY)
     assert not at.exception and not at.error
@@ -89,7 +105,7 @@ def test_demo_reset_needs_operator_mode_which_refuses_a_wrong_key(seeded_dir, ma
     assert not at.exception and not at.error
     assert make_lab().runs() == []
     assert f"Removed: {len(runs)} runs" in texts(at)
-    assert [(a["action"], a["actor"]) for a in make_lab().audit()] == [("reset", "operator")]
+    assert [(a.action, a.actor) for a in make_lab().audit()] == [("reset", "operator")]
 
 
 def test_operator_key_guesses_are_limited_on_the_page_too(data_dir, public_demo):

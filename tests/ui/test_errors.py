@@ -48,21 +48,6 @@ def mlflow_down() -> str:
 
 
 @pytest.fixture
-def through_navigation(monkeypatch):
-    """Pages open through navigation.py, as a browser opens them. AppTest switches on, at every run, Streamlit's
-    older mode for an app with a pages/ folder, in which a page of that folder runs alone, without
-    navigation.py and so without its guard."""
-    from streamlit.runtime.pages_manager import PagesManager
-    made = PagesManager.__init__
-
-    def without_the_folder_mode(self, *args, **kwargs):
-        made(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", without_the_folder_mode)
-
-
-@pytest.fixture
 def hung_database():
     """A PostgreSQL URL (with a password) of a socket that accepts connections and never answers them."""
     with socket.socket() as server:

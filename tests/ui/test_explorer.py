@@ -9,13 +9,41 @@ import pandas as pd
 import pytest
 
 from tests.ui.conftest import frame_with, texts
-from ui.explorer import PER_PAGE
+from ui.explorer import OPEN, PER_PAGE
+
+
+@pytest.fixture
+def app(app):
+    """The dashboard with the explorer's section open, as a visitor who clicked it has it."""
+    app.session_state[OPEN] = True
+    return app
+
+
+def test_the_explorer_is_closed_at_first_and_reads_nothing_until_opened(app, played_dir, make_lab, monkeypatch):
+    from engine.lab import Lab
+    reads = []
+    for name in ("mlflow_runs", "mlflow_run", "model_versions"):
+        real = getattr(Lab, name)
+        monkeypatch.setattr(Lab, name, lambda self, *a, _real=real, _name=name, **k: reads.append(_name) or
+                            _real(self, *a, **k))
+    del app.session_state[OPEN]
+    app.run()
+    assert not app.exception
+    section = next(e for e in app.expander if e.label.startswith("MLflow explorer"))
+    assert not section.children and reads == []
+    assert "MLflow run" not in [c for f in app.dataframe for c in f.value.columns]
+
+    app.session_state[OPEN] = True
+    app.run()
+    assert not app.exception
+    assert sorted(set(reads)) == ["mlflow_run", "mlflow_runs", "model_versions"]
+    assert len(frame_with(app, "MLflow run")) == 4
 
 
 def pipeline_mlflow_runs(lab) -> list[tuple[str, str]]:
     """(pipeline run id, MLflow run id) of every MLflow run the pipeline's steps logged, newest first."""
-    logged = [(s["started_at"], str(run["id"]), s["outputs"]["mlflow_run_id"]) for run in lab.runs()
-              for s in lab.run(run["id"])["steps"] if (s["outputs"] or {}).get("mlflow_run_id")]
+    logged = [(s.started_at, str(run.id), s.outputs["mlflow_run_id"]) for run in lab.runs()
+              for s in lab.run(run.id).steps if (s.outputs or {}).get("mlflow_run_id")]
     return [(run_id, mlflow_id) for _, run_id, mlflow_id in sorted(logged, reverse=True)]
 
 
@@ -51,7 +79,7 @@ def test_runs_page_by_page_newest_first_both_ways(app, played_dir, make_lab):
 def test_the_newest_run_shows_its_metrics_and_artifacts(app, played_dir, make_lab):
     lab = make_lab()
     pipeline_run, mlflow_id = pipeline_mlflow_runs(lab)[0]  # run 2's CD run: SHAP and evaluation files
-    full = {s["name"]: s for s in lab.run(int(pipeline_run))["steps"]}["cd_full_train"]["outputs"]
+    full = lab.run(int(pipeline_run)).outputs_of("cd_full_train")
     assert full["mlflow_run_id"] == mlflow_id
     app.run()
     assert not app.exception

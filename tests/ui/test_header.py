@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from engine.config import LIMITS
-from tests.conftest import wait_until
-from tests.ui.conftest import APP, WAITING, errors_besides_the_drift_alert, step_picker
+from tests.conftest import make_run, wait_until
+from tests.ui.conftest import APP, WAITING, arrive, errors_besides_the_drift_alert, step_picker
 from ui import common, dialogs, header, icons
 
 ACTIONS = [name for name, _, _ in header.ACTIONS]
@@ -26,7 +26,7 @@ def _labelled(elements, label: str):
 def _check_buttons(app, lab, run) -> None:
     allowed = {**lab.allowed_actions(run), "commit": None}
     allowed["rollback"] = allowed["rollback"] and common.rollback_blocked(lab)  # said truly after a rollback
-    primary = header.NEXT_ACTION.get(run["status"]) if run else None
+    primary = header.NEXT_ACTION.get(run.status) if run else None
     primary = primary if primary and allowed[primary] is None else "commit"
     for name in ACTIONS:
         wide = app.button(key=f"act_{name}")
@@ -41,13 +41,14 @@ def _check_buttons(app, lab, run) -> None:
 def test_every_action_is_enabled_exactly_when_the_lab_allows_it(app, make_lab, store, request):
     request.getfixturevalue(store)
     lab = make_lab()
-    for run_id in [None, *sorted(r["id"] for r in lab.runs())]:  # every run the store holds, in each status
-        if run_id is not None:
-            app.query_params["run"] = str(run_id)
-        app.run()
+    for run_id in [None, *sorted(r.id for r in lab.runs())]:  # every run the store holds, in each status
+        if run_id is None:
+            app.run()
+        else:
+            arrive(app, "pages/dashboard.py", run=str(run_id))
         assert not app.exception
         latest = lab.runs(1)
-        shown = run_id if run_id is not None else (latest[0]["id"] if latest else None)  # the default: newest
+        shown = run_id if run_id is not None else (latest[0].id if latest else None)  # the default: newest
         _check_buttons(app, lab, lab.run(shown) if shown else None)
 
 
@@ -59,7 +60,7 @@ def test_retry_from_the_phone_menu_requeues_the_failed_step_and_focuses_it(app, 
     assert _labelled(app.selectbox, "Retry from").value == "data_validation"
     _labelled(app.button, f"Retry run {runs['failed']}").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    assert make_lab().run(runs["failed"])["status"] == "queued"
+    assert make_lab().run(runs["failed"]).status == "queued"
     assert [(t.value, t.icon) for t in app.toast] == [(f"Run {runs['failed']} retrying from data_validation",
                                                        icons.RETRY)]
     assert step_picker(app).value == "data_validation"  # the requeued step is followed
@@ -77,7 +78,7 @@ def test_reject_dialog_puts_the_form_first_and_draws_the_rejection_as_rejected(a
     _labelled(app.button, f"Reject run {WAITING}").click().run()
     lab = make_lab()
     assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
-    assert lab.run(WAITING)["status"] == "rejected"
+    assert lab.run(WAITING).status == "rejected"
     assert step_picker(app).value == "manual_approval"
     assert "`rejected`" in _texts(app)  # the inspector's status, not "failed"
     assert "manual_approval rejected:" in [w.value.strip("*") for w in app.warning]
@@ -92,7 +93,7 @@ def test_approve_dialog_shows_the_reviewer_form_and_the_evidence(app, awaiting_d
     assert _labelled(app.text_input, "Reviewer (required)").value == ""  # the form first (absent: StopIteration)
     assert "Gate verdict: **PASS**" in _texts(app)
     # The check against champion v1 reads as a sentence, not "ROC-AUC change vs champion is -0.0040".
-    gate = {s["name"]: s for s in make_lab().run(WAITING)["steps"]}["evaluate_vs_champion"]["outputs"]["gate"]
+    gate = make_lab().run(WAITING).outputs_of("evaluate_vs_champion")["gate"]
     auc = next(c["value"] for c in gate["checks"] if c["name"] == "ROC-AUC change vs champion")
     said = f"ROC-AUC {'rose' if auc > 0 else 'fell'} by {abs(auc):.4f} vs champion;"
     assert any(m.value.startswith(f"{icons.DONE} {said}") for m in app.markdown), said
@@ -100,7 +101,7 @@ def test_approve_dialog_shows_the_reviewer_form_and_the_evidence(app, awaiting_d
     _labelled(app.button, f"Approve run {WAITING}").click().run()
     lab = make_lab()
     assert not app.exception and errors_besides_the_drift_alert(app, lab) == []
-    assert lab.run(WAITING)["status"] == "queued"
+    assert lab.run(WAITING).status == "queued"
 
 
 def test_mlflow_button_shows_the_command_for_the_embedded_store(app, data_dir):
@@ -129,8 +130,8 @@ def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(
     step = lab.store.claim_step("worker-that-dies")  # commit_received starts on a worker...
     stale = S.timestamp() - lab.settings.stale_seconds - 60  # ...whose last heartbeat is past the stale window
     with lab.store.tx() as c:
-        c.execute(sa.update(S.steps).where(S.steps.c.id == step["id"]).values(heartbeat_at=stale))
-    assert lab.runner.reap_stale() == 1 and lab.run(run_id)["status"] == "interrupted"
+        c.execute(sa.update(S.steps).where(S.steps.c.id == step.id).values(heartbeat_at=stale))
+    assert lab.runner.reap_stale() == 1 and lab.run(run_id).status == "interrupted"
     app.run()
     assert not app.exception
     _check_buttons(app, lab, lab.run(run_id))
@@ -139,7 +140,7 @@ def test_an_interrupted_run_offers_retry_first_and_retries_the_interrupted_step(
     app.button(key="act_retry").click().run()
     _labelled(app.button, f"Retry run {run_id}").click().run()
     assert not app.exception and not app.error
-    assert lab.run(run_id)["status"] == "queued" and lab.store.step(run_id, "commit_received")["status"] == "queued"
+    assert lab.run(run_id).status == "queued" and lab.store.step(run_id, "commit_received").status == "queued"
 
 
 def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step(lifecycle_lab):
@@ -159,8 +160,7 @@ def test_a_rolled_back_promotion_is_marked_in_the_header_and_on_its_promote_step
     assert picker == {"run 3": "failed", "run 2": "promoted, rolled back", "run 1": "promoted"}
     assert "A rollback took this model out of production; @champion serves version 1." in text
     assert "(or was)" not in text
-    at.query_params.update(run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
-    at.run()
+    arrive(at, "pages/dashboard.py", run="1", step="promote_prod")  # run 1's v1 is champion again: nothing to mark
     assert "rolled back" not in _texts(at).replace("Rollback", "").replace("promoted, rolled back", "")
     assert "This model is the champion. Rollback needs an earlier champion" in _texts(at)
 
@@ -205,7 +205,7 @@ def test_approving_without_a_reviewer_names_the_field_not_a_command_line_flag(ap
     _labelled(app.button, f"Approve run {WAITING}").click().run()
     said = " ".join(e.value for e in app.error)
     assert "Fill in **Reviewer**" in said and "--by" not in said and "pass" not in said
-    assert make_lab().run(WAITING)["status"] == "awaiting_approval"
+    assert make_lab().run(WAITING).status == "awaiting_approval"
 
 
 def _fake_commit(app, message: str) -> None:
@@ -229,7 +229,7 @@ def test_a_second_commit_within_the_demo_pacing_interval_is_refused_saying_the_l
     _fake_commit(app, "second, too soon")
     assert not app.exception
     assert any("one commit every 600 s per visitor" in e.value for e in app.error), _texts(app)
-    assert [r["message"] for r in make_lab().runs()] == ["first"]  # the refused commit changed nothing
+    assert [r.message for r in make_lab().runs()] == ["first"]  # the refused commit changed nothing
 
 
 def test_a_reload_does_not_start_the_demo_pacing_over(app, make_lab, monkeypatch):
@@ -245,7 +245,7 @@ def test_a_reload_does_not_start_the_demo_pacing_over(app, make_lab, monkeypatch
     _fake_commit(reloaded, "second, after a reload")
     assert not reloaded.exception
     assert any("one commit every 600 s per visitor" in e.value for e in reloaded.error), _texts(reloaded)
-    assert [r["message"] for r in make_lab().runs()] == ["first"]
+    assert [r.message for r in make_lab().runs()] == ["first"]
 
 
 def test_in_the_demo_failure_modes_are_locked_until_the_operator_key_is_entered(app, make_lab, monkeypatch):
@@ -275,11 +275,11 @@ def test_the_header_says_how_many_runners_are_alive(app, make_lab):
 def test_queued_to_running_keeps_the_header_and_its_picker_label():
     """A moving run's status line lives in the live panels; the header (actions, run picker) is redrawn, and the
     whole page with it, only when a status changes what it offers. Queued and running offer the same."""
-    run = {"id": 7, "status": "queued", "sha": "abcdef1234", "message": "fix: round amounts"}
-    running, done = {**run, "status": "running"}, {**run, "status": "ci_complete"}
+    fields = dict(id=7, sha="abcdef1234", message="fix: round amounts")
+    run, running, done = (make_run(status, **fields) for status in ("queued", "running", "ci_complete"))
     assert header.drawn_for(run) == header.drawn_for(running) == (7, "in progress")
     assert header.drawn_for(done) == (7, "ci_complete") and header.drawn_for(None) is None
-    assert header.drawn_for({**running, "id": 8}) != header.drawn_for(running)
+    assert header.drawn_for(make_run("running", **{**fields, "id": 8})) != header.drawn_for(running)
     assert common.run_label(run) == common.run_label(running) == "run 7 · in progress · abcdef1 · fix: round amounts"
     assert common.run_label(done) == "run 7 · ci_complete · abcdef1 · fix: round amounts"
 

@@ -6,6 +6,7 @@ import re
 from html import unescape
 
 from engine import pipeline
+from tests.conftest import make_step
 from ui import inspector
 
 LINES = [  # two attempts of one step; attempt 2 started at t=200 (its first line came 0.5 s later)
@@ -14,7 +15,7 @@ LINES = [  # two attempts of one step; attempt 2 started at t=200 (its first lin
     {"attempt": 2, "ts": 200.5, "level": "INFO", "message": "started ci_tests (attempt 2)"},
     {"attempt": 2, "ts": 203.0, "level": "WARNING", "message": "slow: 2.5 s"},
 ]
-STEP = {"name": "ci_tests", "status": "running", "attempt": 2, "started_at": 200.0}
+STEP = make_step("ci_tests", "running", attempt=2, started_at=200.0)
 
 
 def rows(html: str) -> list[tuple[str, str, str, str, str]]:

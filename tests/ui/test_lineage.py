@@ -31,9 +31,9 @@ def _trained(lab) -> dict[int, dict]:
     """Full train outputs by run id, for every run that registered a version."""
     found = {}
     for run in lab.runs():
-        step = next(s for s in lab.run(run["id"])["steps"] if s["name"] == "cd_full_train")
-        if step["status"] == "succeeded":
-            found[run["id"]] = step["outputs"]
+        step = next(s for s in lab.run(run.id).steps if s.name == "cd_full_train")
+        if step.status == "succeeded":
+            found[run.id] = step.outputs
     return found
 
 

@@ -16,7 +16,7 @@ def promote_waiting_run(lab) -> None:
     """Approve run 4 of the awaiting lifecycle and deploy it: a real second promotion (champion 1 -> 3)."""
     lab.approve(4, by="Quinn", comment="ship it")
     # The test's worker (tests/ui/conftest.py) may claim the deployment steps first: wait for the promotion.
-    wait_until(lambda: lab.run(4)["status"] == "promoted", what="run 4 to be promoted")
+    wait_until(lambda: lab.run(4).status == "promoted", what="run 4 to be promoted")
     assert lab.tracking.alias_version("champion") == 3
 
 

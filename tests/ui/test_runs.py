@@ -7,20 +7,21 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from tests.ui.conftest import frame_with, open_page, texts
+from tests.conftest import make_run, make_step
+from tests.ui.conftest import arrive, frame_with, open_page, texts
 from ui import history as h
 
 T0 = 1_780_000_000.0  # 2026-05-28 UTC
 
 
 def _step(run_id, name, stage, status, start=None, end=None, outputs=None, position=0):
-    return {"run_id": run_id, "name": name, "stage": stage, "status": status, "started_at": start,
-            "finished_at": end, "outputs": outputs, "position": position, "error": None}
+    return make_step(name, status, run_id=run_id, stage=stage, started_at=start, finished_at=end, outputs=outputs,
+                     position=position, attempt=1 if start else 0)
 
 
 def _run(run_id, status, created, finished=None, message="fake commit", sha="abcdef0123456789", author=""):
-    return {"id": run_id, "sha": sha, "message": message, "author": author, "status": status, "created_at": created,
-            "finished_at": finished, "failure_modes": []}
+    return make_run(status, id=run_id, sha=sha, message=message, author=author, created_at=created,
+                    finished_at=finished, failure_modes=[])
 
 
 def _promoted_steps(run_id, t, version):
@@ -122,8 +123,8 @@ def test_a_thousand_runs_give_a_thousand_rows_with_their_own_champion():
 
 
 def test_gantt_has_one_bar_per_started_step():
-    run = {"steps": [_step(1, "ci_tests", "CI", "succeeded", T0, T0 + 3, position=1),
-                     _step(1, "cd_full_train", "CD", "pending", position=5)]}
+    run = make_run("running", [_step(1, "ci_tests", "CI", "succeeded", T0, T0 + 3, position=1),
+                               _step(1, "cd_full_train", "CD", "pending", position=5)])
     bars = h.gantt_frame(run, now=T0 + 10)
     assert bars["name"].tolist() == ["ci_tests"] and bars.loc[0, "seconds"] == 3.0
     assert h.gantt_chart(bars).to_dict()["mark"]["type"] == "bar"
@@ -162,9 +163,7 @@ def test_page_filters_and_shows_exactly_the_rows_the_csv_holds(lifecycle_lab, se
 
 
 def test_page_draws_the_timeline_of_the_run_in_the_url(lifecycle_lab):
-    at = open_page("runs")
-    at.query_params["run"] = "1"  # as if a link to ?run=1 was followed
-    at.run()
+    at = arrive(open_page("runs"), "pages/runs.py", run="1")  # a link to ?run=1 followed
     assert not at.exception
     assert at.selectbox(key="runs_timeline").value == 1
     at.selectbox(key="runs_timeline").set_value(2).run()
@@ -181,7 +180,7 @@ def test_a_run_summary_lists_every_step_with_its_result_and_how_long_it_took():
              _step(1, "manual_approval", "CD", "succeeded", T0 + 10, T0 + 10.1, {"decision": "approved",
                                                                                  "at": T0 + 130}, position=2),
              _step(1, "deploy_staging", "Deploy", "pending", position=3)]
-    run = {"id": 1, "status": "running", "steps": [dict(s, attempt=1 if s["started_at"] else 0) for s in steps]}
+    run = make_run("running", steps)
     summary = h.summary_frame(run, shown_status, now=T0 + 31)
     assert summary["step"].tolist() == ["Commit", "CI tests", "Manual approval", "Deploy staging"]
     assert summary["result"].tolist() == ["succeeded", "running", "succeeded", "pending"]

@@ -36,8 +36,9 @@ def test_before_any_claim_the_panel_offers_start_and_explains(empty_lab, quiet_s
     assert not at.exception
     assert "No claims yet" in texts(at)
     assert at.button(key="stream_start").label == "Start" and at.button(key="stream_stop").disabled
-    assert at.selectbox(key="stream_scenario").options == list(SCENARIOS)
-    assert SCENARIOS["none"].description in texts(at)
+    assert at.selectbox(key="stream_scenario").options == [s.label for s in SCENARIOS.values()]
+    assert at.selectbox(key="stream_scenario").value == "none"  # the label is shown; the name is what is kept
+    assert f"**{SCENARIOS['none'].label}**: {SCENARIOS['none'].description}" in texts(at)
 
 
 def test_start_persists_the_chosen_settings_and_the_feed_shows_the_served_claims(producer):

@@ -15,7 +15,7 @@ def _button(at, label_start: str):
 
 
 def _status(labs, run_id: int) -> str:
-    return labs[0].run(run_id)["status"]
+    return labs[0].run(run_id).status
 
 
 def test_the_tour_has_the_seed_guides_ten_steps_in_order():
@@ -50,14 +50,14 @@ def test_step_1_commits_and_ticks_once_the_run_is_ci_complete(empty_lab, started
     wait_until(lambda: _status(started_labs, run_id) == "ci_complete")  # the app's own runner does the work
     at.run()
     assert f"Your run {run_id} reached ci_complete" in texts(at)
-    assert started_labs[0].run(run_id)["author"] == "Dana"
+    assert started_labs[0].run(run_id).author == "Dana"
 
 
 def test_a_newcomer_completes_the_lifecycle_from_the_walkthrough_alone(lifecycle_lab, started_labs):
     # The seeded lab already has a champion (v1); this run becomes a second one, so step 10 can roll it back.
     at = open_page("tour-1-start")
     _button(at, "Fake commit").click().run()
-    run_id = started_labs[0].runs(1)[0]["id"]
+    run_id = started_labs[0].runs(1)[0].id
     wait_until(lambda: _status(started_labs, run_id) == "ci_complete")
 
     at = open_page("tour-4-cd")
@@ -101,7 +101,7 @@ def test_step_9_toggles_a_failure_mode_and_ticks_when_a_gate_catches_it(empty_la
     assert {m["name"]: m["enabled"] for m in lab.failure_modes()}["schema_validation"]
     assert "Failure modes are on" in texts(at)
     _button(at, "Commit with these failure modes").click().run()
-    run_id = lab.runs(1)[0]["id"]
+    run_id = lab.runs(1)[0].id
     wait_until(lambda: _status(started_labs, run_id) == "failed")
     at.run()
     assert f"Run {run_id} (failure modes: schema_validation) was stopped by data_validation" in texts(at)
@@ -141,6 +141,14 @@ def test_texts_match_the_config_and_print_no_raw_data(lifecycle_lab):
     at = open_page("tour-5-approve")
     todo = [i.value for i in at.info]
     assert len(todo) == len(set(todo))  # the to-do is said once
+
+
+def test_step_8_lists_the_scenarios_as_the_dashboards_claims_panel_does(lifecycle_lab):
+    from engine.stream import SCENARIOS
+    tour = open_page("tour-8-drift").selectbox(key="tour8_scenario")
+    claims_panel = open_page("dashboard").selectbox(key="stream_scenario")
+    assert tour.options == claims_panel.options == [s.label for s in SCENARIOS.values()]  # they differed
+    assert tour.value == "concept_drift"
 
 
 def test_step_8_streams_claims_and_ticks_on_a_major_snapshot_taken_after_it_opened(lifecycle_lab, started_labs):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import BadInput, IllegalTransition, Refused, pipeline
+from engine import BadInput, IllegalTransition, Refused, Run, pipeline
 from engine.config import LIMITS
 from engine.states import RunStatus, StepStatus
 from ui import icons, inspector
@@ -20,7 +20,7 @@ from ui.tour import kit as k
         "side by side; you will watch them on the next page.",
         "a push to GitHub/GitLab triggers a workflow (GitHub Actions, GitLab CI, Jenkins); the run id here is "
         "the workflow run id there.", follow="own")
-def start_run(run: dict | None) -> None:
+def start_run(run: Run | None) -> None:
     """Step 1: make a fake commit; the page ticks when the run made here reaches ci_complete."""
     with st.form("tour_commit"):
         author = name_input("tour_commit_by", "Your name (optional)")
@@ -32,16 +32,16 @@ def start_run(run: dict | None) -> None:
             if ok:
                 k.follow(run_id)
                 st.rerun()
-    if run is None or run["created_at"] < k.opened_at(1):
+    if run is None or run.created_at < k.opened_at(1):
         k.tick(False, "", "Make a commit with the form above: a new run appears and CI starts.")
     else:
-        k.watch(run["id"], _ci_tick, "tour1")
+        k.watch(run.id, _ci_tick, "tour1")
 
 
-def _ci_tick(run: dict) -> None:
-    k.tick(k.stage_ok(run, "CI"), f"Your run {run['id']} reached ci_complete: every CI step passed.",
-           f"Run {run['id']} is {run['status']}; the page ticks when it reaches ci_complete.")
-    if run["status"] == RunStatus.FAILED.value:
+def _ci_tick(run: Run) -> None:
+    k.tick(k.stage_ok(run, "CI"), f"Your run {run.id} reached ci_complete: every CI step passed.",
+           f"Run {run.id} is {run.status}; the page ticks when it reaches ci_complete.")
+    if run.status == RunStatus.FAILED.value:
         st.warning("CI failed: a failure mode may be on (step 9 explains them). Turn it off and commit again.")
 
 
@@ -60,15 +60,15 @@ def _quick_rows() -> str:
         "failed.",
         "the jobs of a CI workflow; data contracts with Great Expectations or pandera; experiment tracking "
         "with MLflow or Weights & Biases.")
-def watch_ci(run: dict | None) -> None:
+def watch_ci(run: Run | None) -> None:
     """Step 2: the CI steps of the followed run, live."""
     if k.have_run(run):
-        k.watch(run["id"], _ci_progress, "tour2")
+        k.watch(run.id, _ci_progress, "tour2")
 
 
-def _ci_progress(run: dict) -> None:
+def _ci_progress(run: Run) -> None:
     k.steps_list(run, "CI")
-    k.tick(k.stage_ok(run, "CI"), f"All CI steps of run {run['id']} succeeded.",
+    k.tick(k.stage_ok(run, "CI"), f"All CI steps of run {run.id} succeeded.",
            "Waiting for every CI step to succeed.")
 
 
@@ -79,7 +79,7 @@ def _ci_progress(run: dict) -> None:
         "able to answer *what did this step measure, and why did it fail?* from the pipeline itself. Below is "
         "the same inspector as on the dashboard.",
         "CI job logs and artifacts; the task views of Airflow, Kubeflow or SageMaker Pipelines.")
-def inspect_step(run: dict | None) -> str:
+def inspect_step(run: Run | None) -> str:
     """Step 3: code, config, logs and outputs of one step of the followed run."""
     st.session_state.setdefault("tour3_step", "ci_quick_train")
     step = inspector.step_picker("tour3_step")
@@ -87,8 +87,8 @@ def inspect_step(run: dict | None) -> str:
     if not k.have_run(run):
         return step
     quick = k.step_of(run, "ci_quick_train")
-    metrics = (quick["outputs"] or {}).get("metrics") or {}
-    k.tick(quick["status"] == StepStatus.SUCCEEDED.value and bool(metrics),
+    metrics = (quick.outputs or {}).get("metrics") or {}
+    k.tick(quick.status == StepStatus.SUCCEEDED.value and bool(metrics),
            f"Quick train measured ROC-AUC {metrics.get('roc_auc', 0):.3f} and F1 {metrics.get('f1', 0):.3f} "
            "on its holdout: pick it above and open its Outputs to see them.",
            "Quick train has no outputs yet; wait for it (step 2).")
@@ -107,15 +107,15 @@ def inspect_step(run: dict | None) -> str:
         "run then waits for a person at the manual gate.",
         "a training pipeline triggered after CI (SageMaker Pipelines, Vertex AI Pipelines, Kubeflow); a "
         "champion/challenger comparison before any release.")
-def continue_cd(run: dict | None) -> str:
+def continue_cd(run: Run | None) -> str:
     """Step 4: continue a ci_complete run to CD; the page ticks when that run waits at the manual gate."""
     if k.have_run(run):
         continue_button(run)
-        k.watch(run["id"], _cd_progress, "tour4")
+        k.watch(run.id, _cd_progress, "tour4")
     return "evaluate_vs_champion"
 
 
-def continue_button(run: dict) -> None:
+def continue_button(run: Run) -> None:
     """The Continue to CD button, or why it is not offered."""
     why_not = get_lab().allowed_actions(run)["continue"]
     if why_not:
@@ -123,22 +123,22 @@ def continue_button(run: dict) -> None:
         return
     if st.button("Continue to CD", icon=icons.CONTINUE, type="primary", key="tour4_continue"):
         try:
-            get_lab().continue_run(run["id"], by=st.session_state.get(NAME_KEY) or "walkthrough")
+            get_lab().continue_run(run.id, by=st.session_state.get(NAME_KEY) or "walkthrough")
         except (BadInput, IllegalTransition, Refused) as exc:
             st.error(str(exc))
             return
         st.rerun()
 
 
-def _cd_progress(run: dict) -> None:
+def _cd_progress(run: Run) -> None:
     k.steps_list(run, "CD")
     train = k.step_of(run, "cd_full_train")
-    continued_here = bool(train["queued_at"]) and train["queued_at"] >= k.opened_at(4)
+    continued_here = bool(train.queued_at) and train.queued_at >= k.opened_at(4)
     if not continued_here:
-        k.tick(False, "", f"Continue a run in ci_complete to CD with the button above (run {run['id']} is "
-               f"{run['status']}; step 1 makes a new one).")
+        k.tick(False, "", f"Continue a run in ci_complete to CD with the button above (run {run.id} is "
+               f"{run.status}; step 1 makes a new one).")
         return
     gate = k.step_of(run, "manual_approval")
-    k.tick(gate["status"] in (StepStatus.AWAITING_APPROVAL.value, StepStatus.SUCCEEDED.value),
-           f"Run {run['id']} passed the promotion gate and waits at the manual gate (or went past it).",
-           f"Run {run['id']} is {run['status']}: the page ticks when it waits at the manual gate.")
+    k.tick(gate.status in (StepStatus.AWAITING_APPROVAL.value, StepStatus.SUCCEEDED.value),
+           f"Run {run.id} passed the promotion gate and waits at the manual gate (or went past it).",
+           f"Run {run.id} is {run.status}: the page ticks when it waits at the manual gate.")

@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from engine import BadInput, IllegalTransition, Refused
+from engine import BadInput, IllegalTransition, Refused, Run
 from engine.config import LIMITS
 from engine.states import RunStatus
 from engine.stream import SCENARIOS
@@ -46,7 +46,8 @@ def live_claims(_: None) -> None:
                 "Claims panel and the **Drift** page show the same stream.")
     names = list(SCENARIOS)
     scenario = st.selectbox("Scenario", names, index=names.index("concept_drift"), key="tour8_scenario",
-                            format_func=lambda n: f"{n}: {SCENARIOS[n].description}")
+                            format_func=lambda n: SCENARIOS[n].label)  # the dashboard's Claims panel's labels
+    st.caption(f"**{SCENARIOS[scenario].label}**: {SCENARIOS[scenario].description}.")
     state = lab.stream.state()
     by = st.session_state.get(NAME_KEY) or "tour"
     locked = operator_only(lab, "Starting or stopping the live stream")
@@ -145,11 +146,11 @@ def failure_scenarios(_: None) -> None:
         if ok:
             k.follow(run_id)
             st.rerun()
-    if run is not None and run["created_at"] >= k.opened_at(9):
-        if run["failure_modes"] and run["status"] == RunStatus.CI_COMPLETE.value:
+    if run is not None and run.created_at >= k.opened_at(9):
+        if run.failure_modes and run.status == RunStatus.CI_COMPLETE.value:
             st.caption("Metric regression acts in CD: continue this run to see the promotion gate catch it.")
             continue_button(run)
-        k.watch(run["id"], _caught_tick, "tour9")
+        k.watch(run.id, _caught_tick, "tour9")
     else:
         k.tick(False, "", "Turn a failure mode on and commit with the button above: the page ticks when a gate "
                "stops that run.")
@@ -162,12 +163,12 @@ def _set_mode(name: str) -> None:
             st.session_state.get(NAME_KEY) or "walkthrough", **acting())
 
 
-def _caught_tick(run: dict) -> None:
+def _caught_tick(run: Run) -> None:
     k.steps_list(run)
     bad = k.stopped_step(run)
-    caught = bool(run["failure_modes"]) and run["status"] in (RunStatus.FAILED.value, RunStatus.HELD.value) and bad
-    k.tick(bool(caught), f"Run {run['id']} (failure modes: {', '.join(run['failure_modes'])}) was stopped by "
-           f"{bad['name'] if bad else ''}, with the reason shown above.",
+    caught = bool(run.failure_modes) and run.status in (RunStatus.FAILED.value, RunStatus.HELD.value) and bad
+    k.tick(bool(caught), f"Run {run.id} (failure modes: {', '.join(run.failure_modes)}) was stopped by "
+           f"{bad.name if bad else ''}, with the reason shown above.",
            "Turn a failure mode on and commit: the page ticks when a gate stops that run.")
 
 
@@ -178,7 +179,7 @@ def _caught_tick(run: dict) -> None:
         "first, investigate second.",
         "`kubectl rollout undo`, switching a registry alias or stage back, a blue/green switch back.",
         follow="none")
-def rollback(_: dict | None) -> None:
+def rollback(_: Run | None) -> None:
     """Step 10: put the previous champion back; the page ticks for a rollback made after it was opened."""
     lab = get_lab()
     history = lab.champion_history()

@@ -1,5 +1,8 @@
-"""Gates as data: check() margins, gate() verdicts, the baselines, and the paired-bootstrap intervals."""
+"""Gates as data: check() margins, gate() verdicts, checks stored and read back (old ones too), the baselines, and
+the paired-bootstrap intervals."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from sklearn import metrics
 
 from engine.ml import gates as G
 from engine.ml.claims import FEATURES, generate_claims, label_array
-from engine.ml.gates import baseline_metrics, check, gate
+from engine.ml.gates import Check, Direction, baseline_metrics, change, check, gate, read_check
 from engine.ml.threshold import Costs
 
 
@@ -26,19 +29,19 @@ from engine.ml.threshold import Costs
 ])
 def test_check_margin_is_how_far_inside_the_threshold(value, op, threshold, margin, passed):
     c = check("metric", value, op, threshold)
-    assert c == {"name": "metric", "value": pytest.approx(value), "op": op, "threshold": threshold,
-                 "margin": pytest.approx(margin, abs=1e-9), "passed": passed}
-    assert isinstance(c["passed"], bool) and isinstance(c["threshold"], float)
+    assert c.to_dict() == {"name": "metric", "value": pytest.approx(value), "op": op, "threshold": threshold,
+                           "margin": pytest.approx(margin, abs=1e-9), "passed": passed, "direction": "level"}
+    assert isinstance(c.passed, bool) and isinstance(c.threshold, float)
 
 
 def test_check_rounds_value_and_margin_to_six_places():
     c = check("F1 gain", 0.123456789, ">=", 0.1)
-    assert c["value"] == 0.123457 and c["margin"] == 0.023457
+    assert c.value == 0.123457 and c.margin == 0.023457
 
 
 def test_check_accepts_numpy_numbers():
     c = check("psi", np.float64(0.3), "<", np.float32(0.25))
-    assert c["passed"] is False and type(c["value"]) is float and c["margin"] == pytest.approx(-0.05, abs=1e-6)
+    assert c.passed is False and type(c.value) is float and c.margin == pytest.approx(-0.05, abs=1e-6)
 
 
 def test_check_fails_loudly_on_an_unknown_operator():
@@ -47,21 +50,21 @@ def test_check_fails_loudly_on_an_unknown_operator():
 
 
 def test_gate_passes_when_every_check_passes():
-    g = gate("F1 up, AUC not down", [("F1 gain", 0.02, ">=", -0.01), ("ROC-AUC drop", 0.001, "<=", 0.01)])
+    g = gate("F1 up, AUC not down", [check("F1 gain", 0.02, ">=", -0.01), check("ROC-AUC drop", 0.001, "<=", 0.01)])
     assert g["verdict"] == "pass" and g["rule"] == "F1 up, AUC not down"
     assert [c["name"] for c in g["checks"]] == ["F1 gain", "ROC-AUC drop"]
     assert all(c["passed"] for c in g["checks"])
 
 
 def test_gate_fails_when_any_check_fails():
-    g = gate("rule", [("F1 gain", -0.2, ">=", -0.01), ("ROC-AUC drop", 0.001, "<=", 0.01)])
+    g = gate("rule", [check("F1 gain", -0.2, ">=", -0.01), check("ROC-AUC drop", 0.001, "<=", 0.01)])
     assert g["verdict"] == "fail"
     assert [c["passed"] for c in g["checks"]] == [False, True]
     assert g["checks"][0]["margin"] == pytest.approx(-0.19)
 
 
 def test_gate_uses_the_given_verdict_when_it_stops_the_run():
-    checks = [("accuracy drop vs champion", 0.0, "<=", 0.02), ("max input PSI", 0.9, "<", 0.25)]
+    checks = [check("accuracy drop vs champion", 0.0, "<=", 0.02), check("max input PSI", 0.9, "<", 0.25)]
     assert gate("shadow", checks, "hold")["verdict"] == "hold"
     assert gate("shadow", checks[:1], "hold")["verdict"] == "pass"
 
@@ -86,13 +89,14 @@ def test_baseline_approves_every_claim(frame):
 # ---- intervals and the checks built on them ------------------------------------------------------------------
 def test_check_carries_its_interval_rounded():
     c = check("F1 change", -0.0021234567, ">=", -0.01, (-0.0051234567, 0.0009876543))
-    assert c["interval"] == [-0.005123, 0.000988]
-    assert "interval" not in check("max input PSI", 0.1, "<", 0.25)
-    assert gate("r", [("a", 0.1, ">=", 0.0, (0.05, 0.15))])["checks"][0]["interval"] == [0.05, 0.15]
+    assert c.interval == (-0.005123, 0.000988) and c.to_dict()["interval"] == [-0.005123, 0.000988]
+    assert check("max input PSI", 0.1, "<", 0.25).interval is None
+    assert "interval" not in check("max input PSI", 0.1, "<", 0.25).to_dict()
+    assert gate("r", [check("a", 0.1, ">=", 0.0, (0.05, 0.15))])["checks"][0]["interval"] == [0.05, 0.15]
 
 
 def test_describe_check_names_value_need_margin_and_interval():
-    text = G.describe_check(check("ROC-AUC change vs champion", -0.011, ">=", -0.005, (-0.0135, -0.0086)))
+    text = change("ROC-AUC", "change", "vs champion", -0.011, ">=", -0.005, (-0.0135, -0.0086)).describe()
     assert text == ("ROC-AUC change vs champion -0.0110 (needs lower bound >= -0.0050, margin -0.0085, "
                     "95% interval [-0.0135, -0.0086])")
 
@@ -100,15 +104,53 @@ def test_describe_check_names_value_need_margin_and_interval():
 def test_a_check_with_an_interval_passes_on_its_bound_not_on_the_point_estimate():
     # issue 21's case: F1 -0.0059 [-0.0094, -0.0023] against -0.005 would pass on the point estimate alone
     at_least = check("F1 change vs champion", -0.0049, ">=", -0.005, (-0.0094, -0.0023))
-    assert (at_least["passed"], at_least["margin"]) == (False, pytest.approx(-0.0044))
-    assert at_least["decided_on"] == "lower bound of the 95% interval"
+    assert (at_least.passed, at_least.margin) == (False, pytest.approx(-0.0044))
+    assert at_least.to_dict()["decided_on"] == "lower bound of the 95% interval"
     at_most = check("error rise", 0.009, "<=", 0.01, (0.004, 0.013))
-    assert (at_most["passed"], at_most["margin"]) == (False, pytest.approx(-0.003))
-    assert at_most["decided_on"] == "upper bound of the 95% interval"
+    assert (at_most.passed, at_most.margin) == (False, pytest.approx(-0.003))
+    assert at_most.to_dict()["decided_on"] == "upper bound of the 95% interval"
     clear = check("F1 change vs champion", 0.002, ">=", -0.005, (-0.001, 0.005))
-    assert (clear["passed"], clear["margin"]) == (True, pytest.approx(0.004))
-    assert "decided_on" not in check("max input PSI", 0.1, "<", 0.25)  # no interval: the value decides
-    assert gate("r", [("a", 0.0, ">=", -0.01, (-0.02, 0.01))])["verdict"] == "fail"
+    assert (clear.passed, clear.margin) == (True, pytest.approx(0.004))
+    assert "decided_on" not in check("max input PSI", 0.1, "<", 0.25).to_dict()  # no interval: the value decides
+    assert gate("r", [check("a", 0.0, ">=", -0.01, (-0.02, 0.01))])["verdict"] == "fail"
+
+
+# ---- directions: stored with the check, or derived once from an old check's name -----------------------------
+def test_a_change_is_named_by_its_parts_and_stored_with_its_direction():
+    rise = change("F1", "change", "vs champion", 0.012, ">=", -0.01, (0.002, 0.02))
+    assert (rise.name, rise.direction, rise.metric, rise.against) == (
+        "F1 change vs champion", Direction.RISE, "F1", "vs champion")
+    assert rise.to_dict() == {"name": "F1 change vs champion", "value": 0.012, "op": ">=", "threshold": -0.01,
+                              "margin": 0.012, "passed": True, "interval": [0.002, 0.02],
+                              "decided_on": "lower bound of the 95% interval", "direction": "rise",
+                              "metric": "F1", "against": "vs champion"}
+    assert change("cost", "saving", "per claim", 0.1, ">=", 0.0).direction is Direction.FALL
+    assert change("ROC-AUC", "drop", "vs champion", 0.1, "<=", 0.2).direction is Direction.FALL
+
+
+@pytest.mark.parametrize("made", [
+    change("F1", "gain", "over approve-every-claim", 0.03, ">=", 0.01, (0.01, 0.05)),
+    change("cost", "saving", "per claim over approve-every-claim", -0.02, ">=", 0.01, (-0.04, 0.0)),
+    check("max input PSI", 0.31, "<", 0.25),
+])
+def test_a_stored_check_reads_back_as_the_same_record(made):
+    assert read_check(json.loads(json.dumps(made.to_dict()))) == made
+
+
+@pytest.mark.parametrize("name, direction, metric, against", [
+    ("ROC-AUC change vs champion", Direction.RISE, "ROC-AUC", "vs champion"),
+    ("F1 gain over approve-every-claim", Direction.RISE, "F1", "over approve-every-claim"),
+    ("ROC-AUC drop", Direction.FALL, "ROC-AUC", "against the reference"),
+    ("accuracy drop vs champion", Direction.FALL, "accuracy", "vs champion"),
+    ("cost saving per claim over approve-every-claim", Direction.LEVEL, "", ""),  # the old names had no saving
+    ("max input PSI", Direction.LEVEL, "", ""),
+])
+def test_a_check_stored_before_directions_gets_one_from_its_name(name, direction, metric, against):
+    old = {"name": name, "value": -0.01, "op": ">=", "threshold": 0.0, "margin": -0.02, "passed": False,
+           "interval": [-0.02, 0.0], "decided_on": "lower bound of the 95% interval"}
+    c = read_check(old)
+    assert isinstance(c, Check) and (c.direction, c.metric, c.against) == (direction, metric, against)
+    assert (c.value, c.interval, c.margin, c.passed) == (-0.01, (-0.02, 0.0), -0.02, False)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +228,7 @@ def test_a_model_equal_to_the_champion_passes(holdout):
     boot = G.PairedBootstrap(y, 200, seed=1)
     g = gate("equal", G.versus_champion(boot, same, same, -0.005, -0.01))
     assert g["verdict"] == "pass"
-    assert [(c["value"], c["interval"]) for c in g["checks"]] == [(0.0, [0.0, 0.0])] * 2
+    assert [(c["value"], c["interval"], c["direction"]) for c in g["checks"]] == [(0.0, [0.0, 0.0], "rise")] * 2
 
 
 def test_with_no_champion_a_constant_predictor_fails_every_check(holdout):
@@ -225,6 +267,7 @@ def test_accuracy_versus_approve_every_claim(holdout):
     y = label_array(holdout).astype(bool)
     perfect = G.Scored(y.astype(float), 0.5)
     boot = G.PairedBootstrap(y, 200, seed=3)
-    name, value, op, threshold, interval = G.accuracy_versus(boot, perfect, None, 0.05, "approve-every-claim")
-    assert (name, op, threshold) == ("accuracy change vs approve-every-claim", ">=", 0.05)
-    assert value == pytest.approx(1 - y.mean()) and interval[0] <= value <= interval[1]
+    c = G.accuracy_versus(boot, perfect, None, 0.05, "approve-every-claim")
+    assert (c.name, c.op, c.threshold) == ("accuracy change vs approve-every-claim", ">=", 0.05)
+    assert (c.direction, c.metric, c.against) == (Direction.RISE, "accuracy", "vs approve-every-claim")
+    assert c.value == pytest.approx(1 - y.mean()) and c.interval[0] <= c.value <= c.interval[1]

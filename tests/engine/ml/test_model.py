@@ -138,6 +138,21 @@ def test_full_config_fits_the_artifact_budget():
     assert M.model_size_bytes(full, "skops") <= 10 * MB
 
 
+def test_a_saved_model_is_sized_from_its_save_not_serialised_again(quick_model, tmp_path, monkeypatch):
+    # CD logs the model (Tracking.log_and_register saves it) and then reports its size: one serialisation.
+    import mlflow.sklearn
+    fresh = M.train(generate_claims(2000, seed=3), QUICK)
+    aside = M.model_size_bytes(fresh)  # never saved: measured on a copy saved aside (and not remembered)
+    size = M.save_model(fresh, str(tmp_path / "model"))
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "model").rglob("*") if f.is_file())
+    assert size == on_disk and abs(size - aside) < 0.01 * size  # the same files, give or take their metadata
+    saves = []
+    monkeypatch.setattr(mlflow.sklearn, "save_model", lambda *a, **k: saves.append(a))
+    assert M.model_size_bytes(fresh) == size and saves == []
+    M.model_size_bytes(quick_model)  # a model never saved is still measured, by saving a copy
+    assert len(saves) == 1
+
+
 # ---- calibration ------------------------------------------------------------------------------------------------
 def test_calibration_on_unseen_claims_brings_the_ece_down_and_keeps_the_forest_inside():
     from engine.ml.monitor import calibration

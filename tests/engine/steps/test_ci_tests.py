@@ -8,6 +8,7 @@ import pytest
 from engine import pipeline, warm
 from engine.errors import GateFailed
 from engine.steps import ci_tests
+from tests.conftest import make_run, make_step
 
 WINDOW = pipeline.spec("commit_received").params()["default_window"]
 
@@ -17,8 +18,8 @@ class Context:
 
     def __init__(self, run_dir, modes=(), **params):
         self.params = {**pipeline.spec("ci_tests").params(), **params}
-        self.run = {"seed": 7, "dataset_window": WINDOW}
-        self.step = {"attempt": 1}
+        self.run = make_run(seed=7, dataset_window=WINDOW)
+        self.step = make_step("ci_tests", "running", attempt=1)
         self.run_dir, self.modes, self.lines = run_dir, set(modes), []
 
     def mode(self, name: str) -> bool:

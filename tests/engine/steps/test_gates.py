@@ -8,14 +8,13 @@ retry once the traffic is normal promotes v3.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
 import yaml
 
-from engine import pipeline
+from engine import Run, Step, pipeline
 from engine.config import CHALLENGER, CHAMPION, STAGING
 from engine.lab import Lab
 from engine.states import RunStatus
@@ -25,11 +24,18 @@ DRIFT = {"amount_scale": 1.8, "age_shift": 15}
 ALIASES = (CHALLENGER, STAGING, CHAMPION)
 
 
-def snap(lab: Lab, run_id: int) -> dict:
-    run = copy.deepcopy(lab.run(run_id))
-    run["by_name"] = {s["name"]: s for s in run["steps"]}
-    run["aliases"] = {a: lab.tracking.alias_version(a) for a in ALIASES}
-    return run
+@dataclass(frozen=True)
+class Snap:
+    """A run as it was at one moment, its steps by name, and where the aliases pointed then."""
+
+    run: Run
+    by_name: dict[str, Step]
+    aliases: dict[str, int | None]
+
+
+def snap(lab: Lab, run_id: int) -> Snap:
+    run = lab.run(run_id)
+    return Snap(run, {s.name: s for s in run.steps}, {a: lab.tracking.alias_version(a) for a in ALIASES})
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def world(tmp_path_factory, mlflow_template):
         lab.runner.run_until_idle()
         lab.approve(first, by="alice")
         lab.runner.run_until_idle()
-        assert lab.run(first)["status"] == RunStatus.PROMOTED.value
+        assert lab.run(first).status == RunStatus.PROMOTED.value
         yield lab, regression
     finally:
         lab.close()
@@ -125,21 +131,21 @@ def recovered(mlab, run_id, held):
 
 # ---- evaluate_vs_champion under metric_regression -------------------------------------------------------------
 def test_metric_regression_fails_the_promotion_gate(regressed):
-    assert regressed["failure_modes"] == ["metric_regression"]
-    assert regressed["status"] == RunStatus.FAILED.value
-    steps = regressed["by_name"]
-    assert steps["cd_full_train"]["status"] == "succeeded"
-    assert steps["cd_full_train"]["outputs"]["model_version"] == 2
+    assert regressed.run.failure_modes == ["metric_regression"]
+    assert regressed.run.status == RunStatus.FAILED.value
+    steps = regressed.by_name
+    assert steps["cd_full_train"].status == "succeeded"
+    assert steps["cd_full_train"].outputs["model_version"] == 2
     evaluation = steps["evaluate_vs_champion"]
-    assert evaluation["status"] == "failed"
-    assert [steps[n]["status"] for n in ("manual_approval", "deploy_staging", "shadow_monitor", "promote_prod")] \
+    assert evaluation.status == "failed"
+    assert [steps[n].status for n in ("manual_approval", "deploy_staging", "shadow_monitor", "promote_prod")] \
         == ["skipped"] * 4
-    assert regressed["aliases"] == {CHALLENGER: 2, STAGING: 1, CHAMPION: 1}
+    assert regressed.aliases == {CHALLENGER: 2, STAGING: 1, CHAMPION: 1}
 
 
 def test_metric_regression_fails_on_the_ranking_check(regressed):
-    evaluation = regressed["by_name"]["evaluate_vs_champion"]
-    out = evaluation["outputs"]
+    evaluation = regressed.by_name["evaluate_vs_champion"]
+    out = evaluation.outputs
     gate = out["gate"]
     params = pipeline.spec("evaluate_vs_champion").params()
     assert gate["verdict"] == "fail" and "champion v1" in gate["rule"]
@@ -153,6 +159,8 @@ def test_metric_regression_fails_on_the_ranking_check(regressed):
     # Decided on the interval's lower bound ("at least"): the margin is measured from it.
     assert auc["margin"] == pytest.approx(auc["interval"][0] - auc["threshold"], abs=1e-6) and auc["margin"] < 0
     assert auc["interval"][0] <= auc["value"] <= auc["interval"][1] < auc["threshold"]
+    # Stored with its direction, so a reader says it without parsing the name.
+    assert (auc["direction"], auc["metric"], auc["against"]) == ("rise", "ROC-AUC", "vs champion")
     # Its probabilities are calibrated and its threshold chosen on its own (equally flipped) validation split,
     # which recovers F1: the gate fails for the ranking, not for a shifted threshold.
     assert f1["passed"] is True and f1["threshold"] == params["min_f1_delta"]
@@ -160,7 +168,7 @@ def test_metric_regression_fails_on_the_ranking_check(regressed):
     assert f1["interval"][0] <= f1["value"] <= f1["interval"][1]
     assert gate["thresholds"] == {"challenger": challenger["threshold"], "champion": champion["threshold"]}
     assert gate["bootstrap"]["resamples"] == params["bootstrap_resamples"]
-    error = evaluation["error"]
+    error = evaluation.error
     assert error.startswith("promotion gate failed: ROC-AUC change vs champion") and "F1" not in error
     assert f"margin {auc['margin']:+.4f}" in error and f"{auc['value']:+.4f}" in error
     assert f"[{auc['interval'][0]:+.4f}, {auc['interval'][1]:+.4f}]" in error
@@ -169,44 +177,44 @@ def test_metric_regression_fails_on_the_ranking_check(regressed):
 def test_retrying_only_the_failed_step_fails_again(retried_same_step):
     start, run = retried_same_step
     assert start == "evaluate_vs_champion"
-    assert run["status"] == RunStatus.FAILED.value
-    assert run["failure_modes"] == []  # the mode is off now, but the challenger is still the flipped-label v2
-    steps = run["by_name"]
-    assert steps["cd_full_train"]["attempt"] == 1
-    assert (steps["evaluate_vs_champion"]["status"], steps["evaluate_vs_champion"]["attempt"]) == ("failed", 2)
-    assert steps["evaluate_vs_champion"]["outputs"]["challenger"]["version"] == 2
+    assert run.run.status == RunStatus.FAILED.value
+    assert run.run.failure_modes == []  # the mode is off now, but the challenger is still the flipped-label v2
+    steps = run.by_name
+    assert steps["cd_full_train"].attempt == 1
+    assert (steps["evaluate_vs_champion"].status, steps["evaluate_vs_champion"].attempt) == ("failed", 2)
+    assert steps["evaluate_vs_champion"].outputs["challenger"]["version"] == 2
 
 
 def test_retry_from_cd_full_train_reaches_the_manual_gate(retrained):
     start, run = retrained
     assert start == "cd_full_train"
-    assert run["status"] == RunStatus.AWAITING_APPROVAL.value
-    steps = run["by_name"]
-    assert (steps["cd_full_train"]["attempt"], steps["cd_full_train"]["outputs"]["model_version"]) == (2, 3)
-    gate = steps["evaluate_vs_champion"]["outputs"]["gate"]
+    assert run.run.status == RunStatus.AWAITING_APPROVAL.value
+    steps = run.by_name
+    assert (steps["cd_full_train"].attempt, steps["cd_full_train"].outputs["model_version"]) == (2, 3)
+    gate = steps["evaluate_vs_champion"].outputs["gate"]
     assert gate["verdict"] == "pass" and all(c["margin"] >= 0 for c in gate["checks"])
-    assert steps["manual_approval"]["status"] == "awaiting_approval"
-    assert run["aliases"] == {CHALLENGER: 3, STAGING: 1, CHAMPION: 1}
+    assert steps["manual_approval"].status == "awaiting_approval"
+    assert run.aliases == {CHALLENGER: 3, STAGING: 1, CHAMPION: 1}
 
 
 # ---- shadow_monitor under drifted traffic ---------------------------------------------------------------------
 def test_drifted_shadow_traffic_holds_the_run(held):
-    assert held["status"] == RunStatus.HELD.value
-    steps = held["by_name"]
-    assert steps["deploy_staging"]["status"] == "succeeded"
+    assert held.run.status == RunStatus.HELD.value
+    steps = held.by_name
+    assert steps["deploy_staging"].status == "succeeded"
     shadow = steps["shadow_monitor"]
-    assert shadow["status"] == "failed" and steps["promote_prod"]["status"] == "skipped"
-    out = shadow["outputs"]
+    assert shadow.status == "failed" and steps["promote_prod"].status == "skipped"
+    out = shadow.outputs
     assert out["gate"]["verdict"] == "hold"
     psi = next(c for c in out["gate"]["checks"] if c["name"] == "max input PSI")
-    assert psi["passed"] is False and psi["margin"] < 0 and psi["threshold"] == 0.25
+    assert psi["passed"] is False and psi["margin"] < 0 and psi["threshold"] == 0.25 and psi["direction"] == "level"
     assert out["drift"]["level"] == "major" and out["drift"]["max_psi"] >= 0.25
     assert out["staging_version"] == 3 and out["champion_version"] == 1
-    assert shadow["error"].startswith("shadow gate held the run:") and "max input PSI" in shadow["error"]
+    assert shadow.error.startswith("shadow gate held the run:") and "max input PSI" in shadow.error
 
 
 def test_shadow_accuracy_is_compared_at_each_models_own_threshold(held, retrained, mlab):
-    out = held["by_name"]["shadow_monitor"]["outputs"]
+    out = held.by_name["shadow_monitor"].outputs
     accuracy = next(c for c in out["gate"]["checks"] if c["name"] == "accuracy change vs champion")
     assert accuracy["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_delta"]
     assert accuracy["value"] == pytest.approx(out["accuracy"]["staging"] - out["accuracy"]["champion"], abs=1e-4)
@@ -215,14 +223,14 @@ def test_shadow_accuracy_is_compared_at_each_models_own_threshold(held, retraine
     tags = {v: mlab.tracking.client.get_model_version("claims-settlement-rf", str(v)).tags for v in (1, 3)}
     assert out["gate"]["thresholds"] == {"staging": pytest.approx(float(tags[3]["decision_threshold"]), abs=1e-6),
                                          "champion": pytest.approx(float(tags[1]["decision_threshold"]), abs=1e-6)}
-    evaluated = retrained[1]["by_name"]["evaluate_vs_champion"]["outputs"]["gate"]["thresholds"]
+    evaluated = retrained[1].by_name["evaluate_vs_champion"].outputs["gate"]["thresholds"]
     assert evaluated == {"challenger": out["gate"]["thresholds"]["staging"],
                          "champion": out["gate"]["thresholds"]["champion"]}
 
 
 def test_first_models_shadow_floor_comes_from_approve_every_claim(mlab):
-    first = next(r for r in mlab.runs() if r["message"] == "first model")
-    out = next(s for s in mlab.run(first["id"])["steps"] if s["name"] == "shadow_monitor")["outputs"]
+    first = next(r for r in mlab.runs() if r.message == "first model")
+    out = mlab.run(first.id).outputs_of("shadow_monitor")
     check = out["gate"]["checks"][0]
     assert check["name"] == "accuracy change vs approve-every-claim" and check["passed"] is True
     assert check["threshold"] == pipeline.spec("shadow_monitor").params()["min_accuracy_gain_first_model"]
@@ -235,19 +243,19 @@ def test_first_models_shadow_floor_comes_from_approve_every_claim(mlab):
 
 
 def test_a_hold_leaves_champion_where_it_was(held):
-    assert held["aliases"] == {CHALLENGER: 3, STAGING: 3, CHAMPION: 1}
+    assert held.aliases == {CHALLENGER: 3, STAGING: 3, CHAMPION: 1}
 
 
 def test_retry_with_normal_traffic_promotes(mlab, recovered):
     start, run = recovered
     assert start == "shadow_monitor"
-    assert run["status"] == RunStatus.PROMOTED.value
-    steps = run["by_name"]
-    assert (steps["shadow_monitor"]["status"], steps["shadow_monitor"]["attempt"]) == ("succeeded", 2)
-    assert steps["shadow_monitor"]["outputs"]["gate"]["verdict"] == "pass"
-    assert steps["shadow_monitor"]["outputs"]["drift"]["level"] != "major"
-    assert steps["deploy_staging"]["attempt"] == 1  # not re-deployed
-    assert steps["promote_prod"]["outputs"] == {"alias": CHAMPION, "version": 3, "previous_champion": 1,
+    assert run.run.status == RunStatus.PROMOTED.value
+    steps = run.by_name
+    assert (steps["shadow_monitor"].status, steps["shadow_monitor"].attempt) == ("succeeded", 2)
+    assert steps["shadow_monitor"].outputs["gate"]["verdict"] == "pass"
+    assert steps["shadow_monitor"].outputs["drift"]["level"] != "major"
+    assert steps["deploy_staging"].attempt == 1  # not re-deployed
+    assert steps["promote_prod"].outputs == {"alias": CHAMPION, "version": 3, "previous_champion": 1,
                                                 "shadow_tested_version": 3}
-    assert run["aliases"] == {CHALLENGER: 3, STAGING: 3, CHAMPION: 3}
+    assert run.aliases == {CHALLENGER: 3, STAGING: 3, CHAMPION: 3}
     assert [(h["version"], h["action"]) for h in mlab.champion_history()] == [(1, "promote"), (3, "promote")]

@@ -8,6 +8,7 @@ near two minutes on a loaded 2-core machine).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -29,19 +30,19 @@ def to_the_gate(lab: Lab, seed: int) -> int:
     lab.runner.run_until_idle()
     lab.continue_run(run_id, by="alice")
     lab.runner.run_until_idle()
-    assert lab.run(run_id)["status"] == RunStatus.AWAITING_APPROVAL.value
+    assert lab.run(run_id).status == RunStatus.AWAITING_APPROVAL.value
     return run_id
 
 
 def run_one(lab: Lab, name: str) -> None:
     """Claim and run the one queued step, which must be `name`."""
     step = lab.store.claim_step(lab.runner.worker_id)
-    assert step is not None and step["name"] == name, step
+    assert step is not None and step.name == name, step
     lab.runner.execute(step)
 
 
 def outputs(lab: Lab, run_id: int, name: str) -> dict:
-    return lab.store.step(run_id, name)["outputs"] or {}
+    return lab.store.step(run_id, name).outputs or {}
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_shadow_tests_the_runs_own_version_when_another_run_moved_staging(two_wa
     for run_id, version in ((a, va), (b, vb)):
         shadow, promoted = outputs(lab, run_id, "shadow_monitor"), outputs(lab, run_id, "promote_prod")
         assert shadow["tested_version"] == version, (run_id, shadow)
-        assert lab.run(run_id)["status"] == RunStatus.PROMOTED.value
+        assert lab.run(run_id).status == RunStatus.PROMOTED.value
         assert promoted["version"] == promoted["shadow_tested_version"] == version
 
 
@@ -84,12 +85,35 @@ def test_promotion_refuses_a_version_its_run_did_not_shadow_test(two_waiting):
                   .values(outputs={**shadow, "tested_version": vb}))
     run_one(lab, "promote_prod")
     step = lab.store.step(a, "promote_prod")
-    assert lab.run(a)["status"] == RunStatus.FAILED.value and step["status"] == "failed"
-    assert f"this run's shadow test scored version {vb}" in step["error"]
+    assert lab.run(a).status == RunStatus.FAILED.value and step.status == "failed"
+    assert f"this run's shadow test scored version {vb}" in step.error
     assert lab.tracking.alias_version(CHAMPION) == champion
 
 
 @pytest.mark.postgres
+def three_at_the_gate(lab: Lab, round_no: int, seeds) -> list[int]:
+    """Three runs waiting for approval, made by the workers. A challenger the gate stops (worse than the champion of
+    the moment, which every round changes) is honest ML, not the race under test: another seed takes its place."""
+    waiting: list[int] = []
+    while len(waiting) < 3:
+        made = [lab.commit(message=f"round {round_no}", seed=next(seeds), author="alice")
+                for _ in range(3 - len(waiting))]
+        wait_until(lambda: all(lab.run(r).status == "ci_complete" for r in made), interval=0.5,
+                   what=f"round {round_no}: CI")
+        for r in made:
+            lab.continue_run(r, by="alice")
+        wait_until(lambda: all(lab.run(r).status in RESTING for r in made), interval=0.5,
+                   what=f"round {round_no}: CD")
+        for r in made:
+            run = lab.run(r)
+            stopped = [(s.name, s.error) for s in run.steps if s.error]
+            assert run.status == "awaiting_approval" or [n for n, _ in stopped] == ["evaluate_vs_champion"], \
+                (round_no, r, run.status, stopped)
+            if run.status == "awaiting_approval":
+                waiting.append(r)
+    return waiting
+
+
 def test_three_workers_and_three_simultaneous_approvals_never_cross(pg_url, tmp_path, mlflow_template):
     lab = Lab(make_settings(tmp_path / "lab", pg_url, mlflow_template))
     procs = []
@@ -99,15 +123,9 @@ def test_three_workers_and_three_simultaneous_approvals_never_cross(pg_url, tmp_
         lab.runner.run_until_idle()
         env = cli_env(lab.settings)
         procs = [start_worker(env, tmp_path / f"worker-{i}.log") for i in range(3)]
+        seeds = itertools.count(60)
         for round_no in range(SHADOW_ROUNDS):
-            run_ids = [lab.commit(message=f"round {round_no} run {i}", seed=60 + 3 * round_no + i, author="alice")
-                       for i in range(3)]
-            wait_until(lambda: all(lab.run(r)["status"] == "ci_complete" for r in run_ids), interval=0.5,
-                       what=f"round {round_no}: CI")
-            for r in run_ids:
-                lab.continue_run(r, by="alice")
-            wait_until(lambda: all(lab.run(r)["status"] == "awaiting_approval" for r in run_ids), interval=0.5,
-                       what=f"round {round_no}: CD")
+            run_ids = three_at_the_gate(lab, round_no, seeds)
             barrier = threading.Barrier(3)
 
             def approve(run_id: int) -> None:
@@ -118,13 +136,13 @@ def test_three_workers_and_three_simultaneous_approvals_never_cross(pg_url, tmp_
                 t.start()
             for t in threads:
                 t.join(120)
-            wait_until(lambda: all(lab.run(r)["status"] in {s.value for s in RESTING} for r in run_ids),
+            wait_until(lambda: all(lab.run(r).status in {s.value for s in RESTING} for r in run_ids),
                        interval=0.5, what=f"round {round_no}: deployments")
             for r in run_ids:
                 version = outputs(lab, r, "cd_full_train")["model_version"]
                 shadow = outputs(lab, r, "shadow_monitor")
-                assert shadow.get("tested_version") == version, (round_no, r, shadow, lab.run(r)["status"])
-                assert lab.run(r)["status"] == RunStatus.PROMOTED.value, (round_no, r)
+                assert shadow.get("tested_version") == version, (round_no, r, shadow, lab.run(r).status)
+                assert lab.run(r).status == RunStatus.PROMOTED.value, (round_no, r)
                 assert outputs(lab, r, "promote_prod")["shadow_tested_version"] == version
         assert all(p.poll() is None for p in procs), "a worker exited early"
     finally:
