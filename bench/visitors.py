@@ -395,8 +395,9 @@ async def idle(server: Server, seconds: float, label: str) -> dict:
     return window.end()
 
 
-async def arrive(page, url: str, deadline: float) -> dict:
-    """One session's arrival: seconds from page.goto to the DAG visible and to the end of its first page run."""
+async def arrive(page, url: str, deadline: float, shown: str = DAG_PICTURE) -> dict:
+    """One session's arrival: seconds from page.goto to `shown` visible (the DAG; "dag_s") and to the end of its
+    first page run."""
     from playwright.async_api import Error as PlaywrightError
     t0, out = time.monotonic(), {"start": time.time(), "dag_s": None, "first_run_s": None}
 
@@ -404,7 +405,7 @@ async def arrive(page, url: str, deadline: float) -> dict:
         return max(1.0, (deadline - (time.monotonic() - t0)) * 1000)
     try:
         await page.goto(url, wait_until="commit", timeout=left_ms())
-        await page.locator(DAG_PICTURE).first.wait_for(state="visible", timeout=left_ms())
+        await page.locator(shown).first.wait_for(state="visible", timeout=left_ms())
         out["dag_s"] = round(time.monotonic() - t0, 3)
         await page.wait_for_function(FIRST_RUN_ENDED, polling=100, timeout=left_ms())
         out["first_run_s"] = round(time.monotonic() - t0, 3)
@@ -570,17 +571,9 @@ async def plain_arrivals(browser, n: int, args, logs: Path, label: str) -> dict:
             contexts.append(await browser.new_context(viewport=VIEWPORT))
             pages.append(await contexts[-1].new_page())
 
-        async def one(page) -> float | None:
-            t0 = time.monotonic()
-            try:
-                await page.goto(url, wait_until="commit", timeout=args.deadline * 1000)
-                await page.locator(PLAIN_SHOWN).wait_for(timeout=args.deadline * 1000)
-                await page.wait_for_function(FIRST_RUN_ENDED, polling=100, timeout=args.deadline * 1000)
-            except Exception:  # counted as missing, as for the lab
-                return None
-            return round(time.monotonic() - t0, 3)
         window = Window(proc.pid)
-        shown = await asyncio.gather(*(one(p) for p in pages))
+        shown = [a["first_run_s"] for a in await asyncio.gather(*(arrive(p, url, args.deadline, PLAIN_SHOWN)
+                                                                    for p in pages))]
         w = window.end()
     finally:
         await asyncio.gather(*(c.close() for c in contexts), return_exceptions=True)
