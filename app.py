@@ -19,7 +19,7 @@ from api.static_cache import StaticCache
 from engine.config import Settings
 from engine.errors import BadInput
 from engine.supervisor import Supervisor
-from ui import errors  # importing it masks passwords in every log record of this process
+from ui import busy, errors  # importing errors masks passwords in every log record of this process
 
 # Until the first st.navigation call, Streamlit treats an app with a pages/ folder beside its script in its older
 # multipage mode: the first visitor after a start who opened /registry got pages/registry.py alone, without
@@ -45,8 +45,11 @@ def embedded_worker() -> Supervisor | None:
 
 @asynccontextmanager
 async def lifespan(_app):
-    """Start the embedded worker with the server; stop it (its steps finish or go back to the queue) at the end."""
+    """Start the embedded worker with the server, its pages running below its steps (ui/busy.py); stop it (its
+    steps finish or go back to the queue) at the end."""
     supervisor = embedded_worker()
+    if supervisor is not None:
+        busy.yield_to_steps(supervisor.settings.page_nice)
     try:
         yield
     finally:

@@ -7,7 +7,8 @@ for the root, opens its websocket at /drift/_stcore/stream (refused, 403) and ke
 draws. So the HTML shell answered at a page's address carries the root instead, in the frontend's own setting for
 it (`window.__streamlit.BACKEND_BASE_URL`, its hook for hosts that serve the app elsewhere): the address's folder,
 worked out in the browser so that a proxy's path prefix is kept. A page's address is one path segment below the
-root (Streamlit allows no nested page paths); the root's own shell is answered as it is.
+root (Streamlit allows no nested page paths) and has no dot (a file's name, /favicon.png, has one and keeps its
+compression); the root's own shell is answered as it is.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class PageRoot:
     def __init__(self, app, base: str = ""):
         self.app = app
         base = base.strip("/")
-        self.page = re.compile("^" + (re.escape("/" + base) if base else "") + "/[^/]+$")
+        self.page = re.compile("^" + (re.escape("/" + base) if base else "") + "/[^/.]+$")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "GET" or not self.page.match(scope["path"]):

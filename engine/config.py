@@ -119,6 +119,7 @@ class Settings:
     shutdown_grace_seconds: float = 8.0     # SIGTERM: how long running steps get to finish before release
     app_worker: bool = True                 # LAB_APP_WORKER=0: the dashboard starts no worker (compose runs them)
     shared_read_seconds: float = 1.0        # how old a read shared by a server's sessions may be (0: not shared)
+    page_nice: int = 5                      # how far a server's page runs yield the CPU to its worker (0: not)
     demo: bool = False                      # LAB_DEMO=1: the guarded public demo
     demo_max_active_runs: int = 3           # queued or running runs in all
     demo_commit_interval: float = 30.0      # seconds between commits of one visitor
@@ -159,6 +160,7 @@ class Settings:
             shutdown_grace_seconds=_number(env, "LAB_SHUTDOWN_GRACE_SECONDS", 8.0),
             app_worker=_flag(env, "LAB_APP_WORKER", True),
             shared_read_seconds=_number(env, "LAB_SHARED_READ_SECONDS", 1.0, allow_zero=True),
+            page_nice=int(min(19, _number(env, "LAB_PAGE_NICE", 5, allow_zero=True))),
             demo=_flag(env, "LAB_DEMO", False),
             demo_max_active_runs=int(_number(env, "LAB_DEMO_MAX_ACTIVE_RUNS", 3)),
             demo_commit_interval=_number(env, "LAB_DEMO_COMMIT_INTERVAL", 30.0),

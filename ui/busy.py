@@ -1,4 +1,5 @@
-"""A busy server says so: at most a few full page runs at once, and a visitor whose page waits for one is told.
+"""A busy server says so: at most a few full page runs at once, and a visitor whose page waits for one is told;
+and page runs yield the CPU to the steps of the worker the server supervises (yield_to_steps).
 
 Page runs share one interpreter. Thirty arrivals drawn all at once take turns on the GIL and every visitor sees
 a blank page until the slowest finishes; drawn a couple at a time, each is done in a fraction of a second, and the
@@ -7,6 +8,7 @@ short, and a live panel must not stall behind arrivals.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -59,3 +61,14 @@ def _wait_for_slot():
         with _count_lock:
             _waiting -= 1
     return notice
+
+
+def yield_to_steps(nice: int) -> None:
+    """Give this thread, and every thread it starts from now on, the CPU priority `nice` (Linux threads inherit
+    their creator's). Called on the server's event loop once its worker's supervisor runs: the loop starts every
+    page run's thread, so all pages then run below the worker's steps, while the supervisor's own thread, started
+    before, keeps starting the worker at full priority. On a core both want, a step keeps most of it (a watched
+    run is not slowed by its watchers) and pages wait; on an idle core pages run as before."""
+    if nice > 0:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, max(nice, os.getpriority(os.PRIO_PROCESS, thread)))

@@ -19,6 +19,8 @@ ACTIONS = (("commit", "Fake commit", icons.COMMIT), ("continue", "Continue to CD
            ("approve", "Approve", icons.APPROVE), ("reject", "Reject", icons.REJECT),
            ("retry", "Retry", icons.RETRY), ("rollback", "Rollback", icons.ROLLBACK))
 MENU_KEY = "phone_more"  # the phone row's menu: open (True) or closed
+MENU_CHOICE = "_phone_choice"  # the action chosen in that menu, for the page run its click causes
+MODES_KEY = "fm_open"     # the wide row's Failure modes popover: open (True) or closed
 # The action a run's status calls for: the primary button (and the one shown beside the menu on a phone).
 NEXT_ACTION = {"ci_complete": "continue", "awaiting_approval": "approve", "failed": "retry", "held": "retry",
                "interrupted": "retry"}
@@ -184,11 +186,14 @@ def _actions(lab, run: Run | None) -> None:
         if _button(first, name, label, icon, allowed, primary, "phone"):
             clicked = name
         # Keyed and tracked, so that an action chosen in it closes it: it stayed open over the dialog it opened.
-        with menu, st.popover("More", icon=icons.MENU, width="stretch", key=MENU_KEY, on_change="rerun"):
-            for name, label, icon in ACTIONS:
-                if name != primary and _button(st, name, label, icon, allowed, primary, "phone", _close_menu):
-                    clicked = name
-            _failure_modes(lab, "fm_phone")
+        # Its content is drawn only while it is open (its opening reruns the page), like the failure modes'.
+        with menu, st.popover("More", icon=icons.MENU, width="stretch", key=MENU_KEY, on_change="rerun") as more:
+            if more.open:
+                for name, label, icon in ACTIONS:
+                    if name != primary:
+                        _button(st, name, label, icon, allowed, primary, "phone", _chosen_in_menu, (name,))
+                _failure_modes(lab, "fm_phone")
+        clicked = st.session_state.pop(MENU_CHOICE, None) or clicked
     if clicked == "continue":
         _continue(lab, run)
     elif clicked:
@@ -196,15 +201,18 @@ def _actions(lab, run: Run | None) -> None:
 
 
 def _button(where, name: str, label: str, icon: str, allowed: dict, primary: str, prefix: str,
-            on_click=None) -> bool:
+            on_click=None, args: tuple = ()) -> bool:
     reason = allowed.get(name)
     return where.button(label, key=f"{prefix}_{name}", icon=icon, type="primary" if name == primary else "secondary",
                         disabled=reason is not None, width="stretch", help=reason or dialogs.HELP[name],
-                        on_click=on_click)
+                        on_click=on_click, args=args)
 
 
-def _close_menu() -> None:
-    st.session_state[MENU_KEY] = False  # a callback runs before the menu is drawn again: it is drawn closed
+def _chosen_in_menu(name: str) -> None:
+    # A callback runs before the page: the menu is then drawn closed (it stayed open over the dialog it opened),
+    # and so without this button, whose click the page would no longer see. The choice is kept for it instead.
+    st.session_state[MENU_KEY] = False
+    st.session_state[MENU_CHOICE] = name
 
 
 def _continue(lab, run: Run) -> None:
@@ -216,10 +224,19 @@ def _continue(lab, run: Run) -> None:
 
 
 def _failure_modes(lab, prefix: str) -> None:
+    """The failure modes' toggles: in their own popover on the wide row ("fm"), else where they are called. A
+    closed popover's content is not drawn: a page run that would draw it costs every watching visitor's server
+    (a page drawn while a run moves), and its opening reruns the page."""
     modes = lab.failure_modes()
     on = sum(m["enabled"] for m in modes)
-    with st.popover(f"Failure modes ({on} on)" if on else "Failure modes", icon=icons.FAILURE_MODE,
-                    width="stretch") if prefix == "fm" else st.container():
+    if prefix == "fm":
+        holder = st.popover(f"Failure modes ({on} on)" if on else "Failure modes", icon=icons.FAILURE_MODE,
+                            width="stretch", key=MODES_KEY, on_change="rerun")
+        if not holder.open:
+            return
+    else:
+        holder = st.container()
+    with holder:
         st.caption("Each failure mode breaks something real in runs committed or retried from now on.")
         locked = common.operator_only(lab, "Turning a failure mode on or off")
         if locked:

@@ -26,6 +26,8 @@ def note_visit(path: str) -> None:
     """Called by the page script before each full page run: remember whether it is the first run of a visit to the
     page at `path` (a new tab, a link from another page, the menu)."""
     ss = st.session_state
+    # Two keys: `_visiting` names the page being visited, across its runs; `_arrived` is this run's answer, kept
+    # because by the time the page asks, `_visiting` already names it.
     ss["_arrived"], ss["_visiting"] = ss.get("_visiting") != path, path
 
 

@@ -28,11 +28,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics
 
 from engine.ml.claims import CATEGORICAL, NUMERIC, label_array
-from engine.ml.model import classification_metrics
 from engine.ml.threshold import Costs
+
+# scikit-learn (with scipy.stats, about 60 MB) is imported where a gate is computed, in the worker: the pages import
+# this module for Check and read_check, and the dashboard's server never trains or scores a gate.
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 CONFIDENCE = 0.95
@@ -150,6 +151,7 @@ def gate(rule: str, checks: list[Check], fail_verdict: str = "fail") -> dict:
 
 def baseline_metrics(frame: pd.DataFrame) -> dict:
     """Metrics of the approve-every-claim policy on `frame`: what a first model must beat."""
+    from engine.ml.model import classification_metrics
     return classification_metrics(label_array(frame), np.ones(len(frame)), 0.5)
 
 
@@ -237,6 +239,7 @@ def best_single_feature(frame: pd.DataFrame) -> tuple[str, float, np.ndarray]:
     approval rate in `frame`. Measured on the same rows it is scored on, so it is the best one column can do
     there: a floor built on it is strict, not lenient.
     """
+    from sklearn import metrics
     y = label_array(frame)
     candidates = {col: frame[col].to_numpy(np.float64) for col in NUMERIC}
     for col in CATEGORICAL:

@@ -72,3 +72,49 @@ def test_a_page_that_fails_gives_its_slot_back(notices):
             with busy.page_slot():
                 raise RuntimeError("the page failed")
     assert notices == []
+
+
+def _nice_of(thread_id: int) -> int:
+    import os
+    return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+
+def test_yielding_to_steps_lowers_the_thread_and_the_threads_it_starts_but_no_other():
+    """The server's event loop yields once; every page run's thread, which the loop starts later, inherits it.
+    Threads started before (the worker's supervisor, which starts the worker) keep their priority."""
+    seen = {}
+
+    def record(name: str) -> None:
+        seen[name] = _nice_of(threading.get_native_id())
+
+    def loop() -> None:
+        before = threading.Thread(target=lambda: (started.wait(), record("started before")))
+        before.start()
+        busy.yield_to_steps(7)
+        record("loop")
+        after = threading.Thread(target=record, args=("started after",))
+        after.start()
+        after.join()
+        started.set()
+        before.join()
+
+    started = threading.Event()
+    base = _nice_of(threading.get_native_id())
+    thread = threading.Thread(target=loop)
+    thread.start()
+    thread.join()
+    assert seen == {"loop": max(7, base), "started after": max(7, base), "started before": base}
+    assert _nice_of(threading.get_native_id()) == base  # the caller's own thread only, not the process
+
+
+def test_page_nice_is_read_from_the_environment_and_zero_turns_it_off():
+    from engine import BadInput
+    from engine.config import Settings
+    assert Settings.from_env({}).page_nice == 5
+    assert Settings.from_env({"LAB_PAGE_NICE": "0"}).page_nice == 0
+    assert Settings.from_env({"LAB_PAGE_NICE": "40"}).page_nice == 19  # the kernel's lowest priority
+    with pytest.raises(BadInput, match="LAB_PAGE_NICE='-3' must be 0 or more"):
+        Settings.from_env({"LAB_PAGE_NICE": "-3"})
+    before = _nice_of(threading.get_native_id())
+    busy.yield_to_steps(0)
+    assert _nice_of(threading.get_native_id()) == before

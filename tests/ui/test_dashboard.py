@@ -14,7 +14,7 @@ import pytest
 from engine import pipeline
 from tests.conftest import make_run, make_step
 from tests.ui.conftest import WAITING, arrive, errors_besides_the_drift_alert, step_picker, view_picker
-from ui import dag, explorer
+from ui import dag, explorer, header
 
 CI_STEPS = [s.name for s in pipeline.STEPS if s.stage == "CI"]
 TABS = ("Code", "Config", "Logs", "Outputs")
@@ -225,12 +225,15 @@ def test_log_filter_narrows_the_console_lines(app, seeded_dir, make_lab):
 
 def test_failure_mode_toggle_persists(app, make_lab):
     from streamlit.testing.v1 import AppTest
+    app.session_state[header.MODES_KEY] = True  # the person opened the popover
     app.run()
     app.toggle(key="fm_schema_validation").set_value(True).run()
     assert not app.exception
     modes = {m["name"]: m["enabled"] for m in make_lab().failure_modes()}
     assert modes["schema_validation"] and not modes["training_error"]
-    fresh = AppTest.from_file(app._script_path, default_timeout=180).run()  # a new browser session
+    fresh = AppTest.from_file(app._script_path, default_timeout=180)  # a new browser session
+    fresh.session_state[header.MODES_KEY] = True
+    fresh.run()
     assert fresh.toggle(key="fm_schema_validation").value is True
     assert fresh.toggle(key="fm_training_error").value is False
 

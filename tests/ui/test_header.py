@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.config import LIMITS
+from engine.failures import MODES
 from tests.conftest import make_run, wait_until
 from tests.ui.conftest import APP, WAITING, arrive, errors_besides_the_drift_alert, step_picker
 from ui import common, dialogs, header, icons
@@ -24,6 +25,8 @@ def _labelled(elements, label: str):
 
 
 def _check_buttons(app, lab, run) -> None:
+    app.session_state[header.MENU_KEY] = True  # the phone menu open, so its entries are drawn
+    app.run()
     allowed = {**lab.allowed_actions(run), "commit": None}
     allowed["rollback"] = allowed["rollback"] and common.rollback_blocked(lab)  # said truly after a rollback
     primary = header.NEXT_ACTION.get(run.status) if run else None
@@ -251,6 +254,7 @@ def test_a_reload_does_not_start_the_demo_pacing_over(app, make_lab, monkeypatch
 def test_in_the_demo_failure_modes_are_locked_until_the_operator_key_is_entered(app, make_lab, monkeypatch):
     monkeypatch.setenv("LAB_DEMO", "1")
     monkeypatch.setenv("LAB_OPERATOR_KEY", "the-key")
+    app.session_state[header.MODES_KEY] = True  # the person opened the popover
     app.run()
     toggle = app.toggle(key="fm_training_error")
     assert toggle.disabled and "needs the operator key (Demo autopilot page, Operator)" in toggle.help
@@ -294,3 +298,23 @@ def test_an_action_chosen_in_the_phone_menu_closes_the_menu_before_its_dialog_op
     assert not app.exception
     assert app.session_state[header.MENU_KEY] is False  # drawn closed: it covered the dialog's title and first field
     assert _labelled(app.text_input, "Commit message").value == ""  # the dialog is open, its form empty
+
+
+def test_closed_popovers_draw_nothing_inside_and_opening_one_draws_its_entries(app, seeded_dir):
+    """Every full page run of a visitor watching a run costs the server what it draws: a closed menu's buttons and
+    a closed popover's toggles were drawn (and sent) on every one of them. Opening either reruns the page."""
+    _, runs = seeded_dir
+    app.query_params["run"] = str(runs["failed"])  # Retry is the phone row's button; the rest are in More
+    app.run()
+    assert not app.exception
+    keys = {w.key for w in [*app.toggle, *app.button]}
+    assert not {k for k in keys if k.startswith(("fm_", "phone_"))} - {"phone_retry"}, sorted(keys)
+    assert app.session_state[header.MODES_KEY] is False and app.session_state[header.MENU_KEY] is False
+    app.session_state[header.MODES_KEY] = True  # the person opens Failure modes on the wide row
+    app.run()
+    assert {w.key for w in app.toggle if w.key.startswith("fm_")} == {f"fm_{m.name}" for m in MODES}
+    app.session_state[header.MENU_KEY] = True  # and the phone menu
+    app.run()
+    phone = {b.key for b in app.button if b.key.startswith("phone_")}
+    assert phone == {f"phone_{name}" for name, _, _ in header.ACTIONS}
+    assert any(t.key.startswith("fm_phone_") for t in app.toggle)
