@@ -29,7 +29,9 @@ For each repeat, for each N (repeats outermost, so a slow patch of the machine s
    page.goto to the DAG visible (the first paint or the component's drawing, bench.dashboard.DAG_PICTURE) and to the
    end of its first page run; a session that shows nothing within --deadline is counted, not fatal. Server and
    browser CPU over the arrivals, per arriving session, and the server's also net of its no-session background
-   (step 2's rate over the arrivals' window, which lasts as long as the slowest browser);
+   (step 2's rate over the arrivals' window, which lasts as long as the slowest browser), and net also of the rest
+   of the sessions already drawn (step 4's idle cost per session, times each session's time from the end of its
+   first page run to the end of the window): what arriving itself costs;
 4. after --settle-seconds, the server at rest with N sessions open for --idle-seconds: % of a core, and per idle
    session net of the 0-session background;
 5. the same CI run (same seed) watched by the N sessions; its duration is the run's own step timings (first step
@@ -624,6 +626,16 @@ def summarise(r: dict) -> dict:
         w = r["arrival_window"]
         s["server_cpu_per_arrival_net_s"] = round(
             (w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"]) / n, 3)
+    if arrivals and r.get("idle_0") and r.get("idle_n"):
+        # A session drawn early rests (its watch timer ticks) while the slowest browsers are still drawing theirs:
+        # that is what an open visitor costs, measured at rest as idle per session. Net of it too, what arriving
+        # costs: each session's rest from the end of its first page run to the end of the window.
+        w, t0 = r["arrival_window"], min(a["start"] for a in arrivals)
+        rested = sum(max(0.0, t0 + w["seconds"] - a["start"] - a["first_run_s"]) for a in arrivals
+                     if a["first_run_s"] is not None)
+        per_idle = (r["idle_n"]["server_core_pct"] - r["idle_0"]["server_core_pct"]) / n / 100
+        s.update(arrivals_rested_s=round(rested, 1), server_cpu_per_arrival_net_rest_s=round(
+            (w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"] - per_idle * rested) / n, 3))
     plain = r.get("plain") or {}
     if "browser_cpu_per_arrival_s" in plain:
         s.update(plain_arrived=plain["arrived"], plain_median_s=plain["median_s"], plain_slowest_s=plain["slowest_s"],
@@ -669,6 +681,7 @@ ROWS = (  # (key in the summary, what, unit)
     ("server_first_run_slowest_s", "first page run as the server timed it, slowest", "s"),
     ("server_cpu_per_arrival_s", "server CPU per arriving session", "s"),
     ("server_cpu_per_arrival_net_s", "the same, net of the no-session background", "s"),
+    ("server_cpu_per_arrival_net_rest_s", "the same, net also of drawn sessions' rest in the window", "s"),
     ("browser_cpu_per_arrival_s", "browser CPU per arriving session", "s"),
     ("browser_core_pct_arrivals", "browser CPU during arrivals, % of a core", "%"),
     ("plain_arrived", "reference, a plain one-line page: sessions shown", ""),
