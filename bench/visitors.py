@@ -624,18 +624,18 @@ def summarise(r: dict) -> dict:
         # The server's own background (the worker's tick) runs through the arrivals too, and the window is as long
         # as the slowest browser: net of it, what the arrivals themselves cost.
         w = r["arrival_window"]
-        s["server_cpu_per_arrival_net_s"] = round(
-            (w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"]) / n, 3)
-    if arrivals and r.get("idle_0") and r.get("idle_n"):
-        # A session drawn early rests (its watch timer ticks) while the slowest browsers are still drawing theirs:
-        # that is what an open visitor costs, measured at rest as idle per session. Net of it too, what arriving
-        # costs: each session's rest from the end of its first page run to the end of the window.
-        w, t0 = r["arrival_window"], min(a["start"] for a in arrivals)
-        rested = sum(max(0.0, t0 + w["seconds"] - a["start"] - a["first_run_s"]) for a in arrivals
-                     if a["first_run_s"] is not None)
-        per_idle = (r["idle_n"]["server_core_pct"] - r["idle_0"]["server_core_pct"]) / n / 100
-        s.update(arrivals_rested_s=round(rested, 1), server_cpu_per_arrival_net_rest_s=round(
-            (w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"] - per_idle * rested) / n, 3))
+        net = w["server_cpu_s"] - r["idle_0"]["server_core_pct"] / 100 * w["seconds"]
+        s["server_cpu_per_arrival_net_s"] = round(net / n, 3)
+        if r.get("idle_n"):
+            # A session drawn early rests (its watch timer ticks) while the slowest browsers are still drawing
+            # theirs: what an open visitor costs, measured at rest as idle per session. Net of it too, what arriving
+            # costs: each session's rest from the end of its first page run to the end of the window.
+            t0 = min(a["start"] for a in arrivals)
+            rested = sum(max(0.0, t0 + w["seconds"] - a["start"] - a["first_run_s"]) for a in arrivals
+                         if a["first_run_s"] is not None)
+            per_idle = (r["idle_n"]["server_core_pct"] - r["idle_0"]["server_core_pct"]) / n / 100
+            s.update(arrivals_rested_s=round(rested, 1),
+                     server_cpu_per_arrival_net_rest_s=round((net - per_idle * rested) / n, 3))
     plain = r.get("plain") or {}
     if "browser_cpu_per_arrival_s" in plain:
         s.update(plain_arrived=plain["arrived"], plain_median_s=plain["median_s"], plain_slowest_s=plain["slowest_s"],

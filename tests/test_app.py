@@ -58,8 +58,7 @@ def test_the_server_runs_one_worker_of_its_own_and_stops_it_with_itself(lab_sett
 
         os.kill(proc.pid, signal.SIGTERM)  # the server alone: its lifespan must stop the worker
         proc.wait(120)
-        wait_until(lambda: not Path(f"/proc/{worker}").exists() or
-                   "Z" in Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0],
+        wait_until(lambda: not Path(f"/proc/{worker}").exists() or "Z" in _stat(worker)[0],
                    what="the worker to stop with the server")
         # a stopped worker deregisters (the one killed above is listed until its heartbeat goes stale)
         assert not [w for w in lab.workers() if w["alive"] and w["pid"] == worker]
