@@ -10,7 +10,7 @@ so its extra rows are bulk-inserted copies, not pipeline runs. Rerun time is the
 runs after a warm-up; browser times are from navigation until the header, and the DAG's picture (its plain first
 paint or the component's drawing, ui/dag.py), are visible: the first page after the server starts is "cold", the
 median of the next `--pages` fresh pages "warm". Stale samples are taken 4 times a second, while a CI run
-committed from a second Lab is live on an open page, inside the pipeline and inspector fragment, over three CI
+committed from a second Lab is live on an open page, inside the pipeline and inspector fragment, over five CI
 runs: the share of samples with an element a rerun has not redrawn yet (Streamlit marks it data-stale="true") and
 the share with one the user sees faded (opacity below 1).
 """
@@ -52,8 +52,8 @@ def seed_large(data: Path, runs: int = 1000, log_lines: int = 100_000, mlflow_ru
     lab = Lab(Settings.from_env(lab_env(data)))
     real = lab.commit(seed=7, message="bench: real run")
     lab.runner.run_until_idle()
-    steps = lab.store.steps_of(real)
-    template = lab.store.get_run(real)
+    steps = [s.as_dict() for s in lab.store.steps_of(real)]
+    template = lab.store.get_run(real).as_dict()
     with lab.store.tx() as c:
         for i in range(runs - 1):
             run_id = c.execute(sa.insert(S.runs).values(
@@ -153,7 +153,7 @@ _STALE_IN_PANELS = """el => {
 }"""
 
 
-def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 120) -> dict:
+def stale_share(data: Path, runs: int = 5, every: float = 0.25, limit: float = 120) -> dict:
     """Samples taken `every` seconds while a CI run is live on an open page, over `runs` runs one after another:
     the share in which any element of the pipeline or the inspector is stale (a rerun has not redrawn it yet),
     and the share in which one shows faded. Each run is committed from a second Lab once the page is open, as a
@@ -161,6 +161,8 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
     from playwright.sync_api import sync_playwright
 
     from engine import Lab, Settings
+    from engine.states import RunStatus
+    active = (RunStatus.QUEUED, RunStatus.RUNNING)
     proc, url = _serve(data, LAB_TICK_SECONDS="0.5")
     samples, errors = [], []
     lab = Lab(Settings.from_env(lab_env(data)))
@@ -172,11 +174,12 @@ def stale_share(data: Path, runs: int = 3, every: float = 0.25, limit: float = 1
             page.get_by_text("Claim ML CI/CD Lab").first.wait_for(state="visible", timeout=60_000)
             for i in range(runs):
                 run_id = lab.commit(message=f"bench: stale samples {i + 1}")
-                page.get_by_text(f"run {run_id}:").first.wait_for(state="visible", timeout=60_000)
+                # Sampled from the commit on: the worker runs CI in about as long as the page takes to notice it.
                 deadline = time.monotonic() + limit
-                while time.monotonic() < deadline and lab.run(run_id).status in ("queued", "running"):
+                while time.monotonic() < deadline and lab.run(run_id).status in active:
                     samples.append(page.locator(".lab-dag").first.evaluate(_STALE_IN_PANELS))
                     page.wait_for_timeout(every * 1000)
+                page.get_by_text(f"run {run_id}:").first.wait_for(state="visible", timeout=60_000)
             browser.close()
     finally:
         lab.close()
