@@ -126,9 +126,9 @@ class Stream:
         label_delay = _check_int("label delay", state["label_delay"] if label_delay is None else label_delay,
                                  MAX_DELAY)
         self.lab.guard.operator(visitor, operator_key, "starting or changing the live stream")
-        # Loaded, not only looked up: a champion an older lab registered without a threshold cannot score
-        # (tracking.NotServable, a refusal saying what to do).
-        if self.lab.tracking.load_alias(CHAMPION)[0] is None:
+        # Checked servable, not only looked up: a champion an older lab registered without a threshold cannot
+        # score (tracking.NotServable, a refusal saying what to do). Not loaded: a page may be asking.
+        if self.lab.tracking.servable_alias(CHAMPION) is None:
             raise Refused("the stream is scored by the champion and there is none yet: promote a model first "
                           "(commit, continue, approve)")
         with self.store.tx() as c:

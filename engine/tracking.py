@@ -246,9 +246,27 @@ class Tracking:
         try:
             return _load(self.uri, int(version))
         except NotServable:
-            with contextlib.suppress(Exception):  # the mark is a courtesy; the refusal is what matters
-                self.client.set_model_version_tag(MODEL_NAME, str(version), SERVABLE_TAG, NotServable.MARK)
+            self._mark_unservable(version)
             raise
+
+    def servable_alias(self, alias: str = CHAMPION) -> int | None:
+        """The version `alias` points at (None when nobody holds it), checked servable from its MLmodel without
+        loading it: NotServable, the version marked, for one an older lab registered without a decision threshold.
+        A page process asks this (the stream's Start); loading the model there would bring in scikit-learn and
+        keep the model in memory, about 130 MB the process only needs to draw pages."""
+        version = self.alias_version(alias)
+        if version is None:
+            return None
+        with _fluent(self.uri):
+            flavor = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{version}").flavors.get("python_function")
+        if "threshold" not in ((flavor or {}).get("config") or {}):
+            self._mark_unservable(version)
+            raise NotServable(version)
+        return version
+
+    def _mark_unservable(self, version: int) -> None:
+        with contextlib.suppress(Exception):  # the mark is a courtesy; the refusal is what matters
+            self.client.set_model_version_tag(MODEL_NAME, str(version), SERVABLE_TAG, NotServable.MARK)
 
     def load_alias(self, alias: str = CHAMPION) -> tuple[int | None, ServedModel | None]:
         """(version, served model) for an alias, or (None, None)."""

@@ -130,7 +130,9 @@ def test_a_pages_address_answers_a_shell_that_names_the_apps_root(lab_settings, 
 def test_the_pages_import_no_scikit_learn(awaiting_lifecycle, lifecycle_copy):
     """The server only draws pages: scikit-learn (with scipy.stats, about 60 MB a process) belongs to the worker,
     which trains and scores. engine.ml.gates, which the pages read checks from, imports it where a gate is
-    computed. Drawn on a lab with champions, a rollback, a failed run and a run waiting with its gate evidence."""
+    computed. Drawn on a lab with champions, a rollback, a failed run and a run waiting with its gate evidence;
+    then the Claims panel's Start, which checks the champion servable without loading it (it loaded it, and
+    scikit-learn with it: 130 MB more in the app after the demo's lifecycle)."""
     import subprocess
     import sys
     script = (
@@ -146,7 +148,12 @@ def test_the_pages_import_no_scikit_learn(awaiting_lifecycle, lifecycle_copy):
         f"    at = AppTest.from_file({str(ROOT / 'navigation.py')!r}, default_timeout=300)\n"
         "    at.switch_page(f'pages/{page}.py').run()\n"
         "    assert not at.exception, (page, at.exception)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn')[:5])\n")
+        "at.switch_page('pages/dashboard.py').run()\n"
+        "at.button(key='stream_start').click().run()\n"
+        "assert not at.exception, at.exception\n"
+        "from ui.common import get_lab\n"
+        "assert get_lab().stream.state()['enabled']\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops'))[:5])\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**cli_env(lifecycle_copy(awaiting_lifecycle)), "LAB_APP_WORKER": "0"})
     assert done.returncode == 0, done.stderr[-3000:]
