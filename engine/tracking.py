@@ -257,11 +257,11 @@ class Tracking:
         version = self.alias_version(alias)
         if version is None:
             return None
-        with _fluent(self.uri):
-            flavor = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{version}").flavors.get("python_function")
-        if "threshold" not in ((flavor or {}).get("config") or {}):
+        try:
+            _check_servable(self.uri, version)
+        except NotServable:
             self._mark_unservable(version)
-            raise NotServable(version)
+            raise
         return version
 
     def _mark_unservable(self, version: int) -> None:
@@ -377,12 +377,17 @@ def _quiet_mlflow():
             lg.setLevel(level)
 
 
+def _check_servable(uri: str, version: int) -> None:
+    """NotServable unless the version's MLmodel gives its pyfunc a decision threshold (the serving contract of
+    engine/ml/serving_pyfunc.py): read from the model's metadata, without loading the model."""
+    with _fluent(uri):
+        flavor = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{version}").flavors.get("python_function", {})
+    if "threshold" not in (flavor.get("config") or {}):
+        raise NotServable(version)
+
+
 @functools.lru_cache(maxsize=8)
 def _load(uri: str, version: int) -> ServedModel:
+    _check_servable(uri, version)
     with _fluent(uri), _quiet_mlflow():
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
-    try:
-        pyfunc.unwrap_python_model().threshold
-    except (MlflowException, AttributeError):
-        raise NotServable(version) from None
-    return ServedModel(version, pyfunc)
+        return ServedModel(version, mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}"))
